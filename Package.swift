@@ -1,0 +1,55 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Each C library has exactly one owner module: libbpf → FlamespanBPF, libdw/libelf → FlamespanSymbolizer,
+// zlib → FlamespanExport. Nothing above those modules sees a C type.
+let package = Package(
+  name: "Flamespan",
+  platforms: [.macOS(.v13)],
+  products: [
+    .executable(name: "flamespan", targets: ["FlamespanCLI"])
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+  ],
+  targets: [
+    // Structs carried by the ring buffers, shared byte for byte with bpf/*.bpf.c.
+    .target(name: "CFlamespanABI"),
+    .systemLibrary(name: "CLibBPF", pkgConfig: "libbpf", providers: [.apt(["libbpf-dev"])]),
+    .systemLibrary(name: "CLibDW", pkgConfig: "libdw", providers: [.apt(["libdw-dev", "libelf-dev"])]),
+    .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+    .target(name: "CBPFShim", dependencies: ["CLibBPF"]),
+    .target(name: "FlamespanModel"),
+    .target(name: "FlamespanProcess", dependencies: ["FlamespanModel"]),
+    .target(name: "FlamespanSymbolizer", dependencies: ["FlamespanModel", "CLibDW"]),
+    .target(
+      name: "FlamespanBPF",
+      dependencies: ["FlamespanModel", "CFlamespanABI", "CLibBPF", "CBPFShim"],
+      plugins: ["BPFCompiler"]
+    ),
+    .target(
+      name: "FlamespanRecorder",
+      dependencies: ["FlamespanModel", "FlamespanProcess", "FlamespanSymbolizer", "FlamespanBPF"]
+    ),
+    .target(name: "FlamespanExport", dependencies: ["FlamespanModel", "CZlib"]),
+    .executableTarget(
+      name: "FlamespanCLI",
+      dependencies: [
+        "FlamespanModel", "FlamespanProcess", "FlamespanSymbolizer", "FlamespanBPF", "FlamespanRecorder",
+        "FlamespanExport",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]
+    ),
+    .plugin(name: "BPFCompiler", capability: .buildTool()),
+    .testTarget(name: "FlamespanModelTests", dependencies: ["FlamespanModel"]),
+    .testTarget(name: "FlamespanProcessTests", dependencies: ["FlamespanProcess"]),
+    .testTarget(name: "FlamespanSymbolizerTests", dependencies: ["FlamespanSymbolizer", "FlamespanModel"]),
+    .testTarget(name: "FlamespanExportTests", dependencies: ["FlamespanExport", "FlamespanModel"]),
+    .testTarget(name: "FlamespanBPFTests", dependencies: ["FlamespanBPF", "CFlamespanABI"]),
+    .testTarget(
+      name: "FlamespanEndToEndTests",
+      dependencies: ["FlamespanModel", "FlamespanExport"]
+    ),
+  ],
+  swiftLanguageModes: [.v6]
+)

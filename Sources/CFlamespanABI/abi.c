@@ -1,0 +1,1 @@
+#include "flamespan_abi.h"

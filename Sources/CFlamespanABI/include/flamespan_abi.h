@@ -1,0 +1,83 @@
+// The records that cross the BPF ring buffer and the maps shared with user space.
+// This header is the single source of truth: bpf/*.bpf.c include it after vmlinux.h, Swift imports it
+// through the CFlamespanABI module. Each size is pinned by a _Static_assert here and a MemoryLayout test
+// in Tests/FlamespanBPFTests, so a change on one side cannot go unnoticed on the other.
+#ifndef FLAMESPAN_ABI_H
+#define FLAMESPAN_ABI_H
+
+#ifndef __VMLINUX_H__
+#include <stdint.h>
+typedef uint8_t fs_u8;
+typedef uint32_t fs_u32;
+typedef int32_t fs_s32;
+typedef uint64_t fs_u64;
+#else
+typedef __u8 fs_u8;
+typedef __u32 fs_u32;
+typedef __s32 fs_s32;
+typedef __u64 fs_u64;
+#endif
+
+#define FS_MAX_STACK_DEPTH 127
+#define FS_COMM_LEN 16
+#define FS_TRACE_ID_LEN 16
+#define FS_SPAN_ID_LEN 8
+
+enum fs_event_kind {
+  FS_EVENT_SAMPLE = 1,
+  FS_EVENT_EXEC = 2,
+  FS_EVENT_EXIT = 3,
+};
+
+// Indexes into the per-CPU `fs_counters` array.
+enum fs_counter {
+  FS_COUNTER_SAMPLES = 0,          // samples written to the ring buffer
+  FS_COUNTER_RINGBUF_FULL = 1,     // samples lost because the ring buffer had no room
+  FS_COUNTER_KERNEL_STACK_ERR = 2, // bpf_get_stack failed for the kernel stack
+  FS_COUNTER_USER_STACK_ERR = 3,   // bpf_get_stack failed for the user stack
+  FS_COUNTER_IDLE = 4,             // samples that hit the idle task, not recorded
+  FS_COUNTER_FILTERED = 5,         // samples of processes outside the --pid set
+  FS_COUNTER_PROCESS_EVENTS_LOST = 6, // exec/exit notices lost to a full ring buffer
+  FS_COUNTER_TARGETS_FULL = 7,     // children that could not join the pid filter (map full)
+  FS_COUNTER_COUNT = 8,
+};
+
+// Value layout of the `traces_ctx_v1` map shared by OBI and the OpenTelemetry eBPF profiler, keyed by
+// pid_tgid (tgid << 32 | tid). A zero trace id means "no active span".
+struct fs_span_context {
+  fs_u8 trace_id[FS_TRACE_ID_LEN];
+  fs_u8 span_id[FS_SPAN_ID_LEN];
+};
+
+// One CPU sample. Stacks are leaf first; *_stack_bytes is what bpf_get_stack returned: a byte count, or a
+// negative errno when the stack could not be read.
+struct fs_sample {
+  fs_u32 kind; // FS_EVENT_SAMPLE
+  fs_u32 pid;  // thread group id
+  fs_u32 tid;
+  fs_u32 cpu;
+  fs_u64 time_ns; // CLOCK_MONOTONIC (bpf_ktime_get_ns)
+  fs_s32 kernel_stack_bytes;
+  fs_s32 user_stack_bytes;
+  struct fs_span_context span;
+  char comm[FS_COMM_LEN];
+  fs_u64 kernel_stack[FS_MAX_STACK_DEPTH];
+  fs_u64 user_stack[FS_MAX_STACK_DEPTH];
+};
+
+// A process exec'd or exited. User space snapshots /proc/PID/maps when it sees one, so that samples
+// taken before the image changed still resolve against the old one.
+struct fs_process_event {
+  fs_u32 kind; // FS_EVENT_EXEC or FS_EVENT_EXIT
+  fs_u32 pid;
+  fs_u32 tid;
+  fs_u32 reserved;
+  fs_u64 time_ns;
+  char comm[FS_COMM_LEN];
+};
+
+_Static_assert(sizeof(struct fs_span_context) == 24, "fs_span_context layout");
+_Static_assert(sizeof(struct fs_sample) == 2104, "fs_sample layout");
+_Static_assert(sizeof(struct fs_process_event) == 40, "fs_process_event layout");
+
+#endif

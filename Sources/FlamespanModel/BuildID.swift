@@ -1,0 +1,52 @@
+/// A GNU build id (the `NT_GNU_BUILD_ID` note): the identity of an ELF file that survives copies and renames.
+public struct BuildID: Hashable, Sendable, CustomStringConvertible {
+  public let bytes: [UInt8]
+
+  public init(bytes: [UInt8]) { self.bytes = bytes }
+
+  /// Parses lowercase or uppercase hex; nil for odd lengths or non-hex characters.
+  public init?(hex: String) {
+    guard let bytes = HexCoding.decode(hex) else { return nil }
+    self.bytes = bytes
+  }
+
+  public var hex: String { HexCoding.encode(bytes) }
+  public var description: String { hex }
+}
+
+public enum HexCoding {
+  private static let digits = Array("0123456789abcdef".utf8)
+
+  public static func encode(_ bytes: some Sequence<UInt8>) -> String {
+    var out: [UInt8] = []
+    out.reserveCapacity(bytes.underestimatedCount * 2)
+    for byte in bytes {
+      out.append(digits[Int(byte >> 4)])
+      out.append(digits[Int(byte & 0xf)])
+    }
+    return String(decoding: out, as: UTF8.self)
+  }
+
+  public static func decode(_ text: some StringProtocol) -> [UInt8]? {
+    let utf8 = Array(text.utf8)
+    guard utf8.count % 2 == 0 else { return nil }
+    var out: [UInt8] = []
+    out.reserveCapacity(utf8.count / 2)
+    var index = 0
+    while index < utf8.count {
+      guard let high = nibble(utf8[index]), let low = nibble(utf8[index + 1]) else { return nil }
+      out.append(high << 4 | low)
+      index += 2
+    }
+    return out
+  }
+
+  private static func nibble(_ c: UInt8) -> UInt8? {
+    switch c {
+    case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+    case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+    case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+    default: return nil
+    }
+  }
+}
