@@ -60,3 +60,41 @@ size_t fs_take_libbpf_messages(char *buffer, size_t capacity) {
   pthread_mutex_unlock(&messages_lock);
   return n;
 }
+
+#include <bpf/btf.h>
+
+int fs_set_rodata_variable(struct bpf_object *object, const char *name, const void *value, size_t size) {
+  struct bpf_map *map = NULL;
+  struct bpf_map *rodata = NULL;
+  while ((map = bpf_object__next_map(object, map)) != NULL) {
+    const char *map_name = bpf_map__name(map);
+    size_t length = strlen(map_name);
+    if (length >= 7 && strcmp(map_name + length - 7, ".rodata") == 0) {
+      rodata = map;
+      break;
+    }
+  }
+  struct btf *btf = bpf_object__btf(object);
+  if (!rodata || !btf)
+    return -ESRCH;
+  int section_id = btf__find_by_name_kind(btf, ".rodata", BTF_KIND_DATASEC);
+  if (section_id < 0)
+    return -ESRCH;
+  const struct btf_type *section = btf__type_by_id(btf, section_id);
+  const struct btf_var_secinfo *info = btf_var_secinfos(section);
+  for (int i = 0; i < btf_vlen(section); i++, info++) {
+    const struct btf_type *variable = btf__type_by_id(btf, info->type);
+    if (strcmp(btf__name_by_offset(btf, variable->name_off), name) != 0)
+      continue;
+    if (info->size != size)
+      return -EINVAL;
+    size_t data_size = 0;
+    // Before load this is the mmap-ed image libbpf will load from, so writing it configures the program.
+    char *data = (char *)bpf_map__initial_value(rodata, &data_size);
+    if (!data || info->offset + size > data_size)
+      return -EINVAL;
+    memcpy(data + info->offset, value, size);
+    return 0;
+  }
+  return -ENOENT;
+}

@@ -19,3 +19,10 @@ void fs_capture_libbpf_messages(int max_level);
 size_t fs_take_libbpf_messages(char *buffer, size_t capacity);
 
 #endif
+
+#ifndef FLAMESPAN_BPF_SHIM_RODATA
+#define FLAMESPAN_BPF_SHIM_RODATA
+// Writes a `const volatile` global of an opened (not yet loaded) object, found by name through the BTF of
+// its .rodata section. Returns 0, -ENOENT (no such variable), -EINVAL (size mismatch) or -ESRCH (no .rodata).
+int fs_set_rodata_variable(struct bpf_object *object, const char *name, const void *value, size_t size);
+#endif

@@ -1,1 +1,0 @@
-let placeholder = EmbeddedBPFObjects.profile
