@@ -1,0 +1,199 @@
+import CBPFShim
+import CFlamespanABI
+import CLibBPF
+import FlamespanModel
+import Foundation
+
+public struct SamplerConfiguration: Sendable {
+  /// Samples per second on each CPU.
+  public var frequency: Int
+  /// Thread groups to sample, with every process they fork; nil samples the whole machine.
+  public var pids: [Int32]?
+
+  public init(frequency: Int = 99, pids: [Int32]? = nil) {
+    self.frequency = frequency
+    self.pids = pids
+  }
+}
+
+/// The loaded and attached `profile.bpf.c`: one cpu-clock perf event per online CPU, the exec/exit/fork
+/// tracepoints, and the ring buffer they all write to. Lifecycle: init (open → configure → load → attach),
+/// `poll` until done, `close` (also on deinit).
+public final class CPUSampler {
+  public let configuration: SamplerConfiguration
+  /// CPUs with an attached perf event.
+  public private(set) var sampledCPUs: [Int] = []
+  /// CPUs listed online whose perf event could not be opened (they went offline meanwhile), with errno.
+  public private(set) var skippedCPUs: [(cpu: Int, errno: Int32)] = []
+
+  private var object: OpaquePointer?
+  private var links: [OpaquePointer] = []
+  private var perfEventFDs: [Int32] = []
+  private var ringBuffer: OpaquePointer?
+  private let dispatcher = RingBufferDispatcher()
+  private var targetsFD: Int32 = -1
+  private var countersFD: Int32 = -1
+
+  public init(configuration: SamplerConfiguration) throws(BPFError) {
+    self.configuration = configuration
+    if let missing = Privileges.missingForProfiling() {
+      throw BPFError(.missingPrivileges, errno: EPERM, context: "cannot load the sampler: \(missing)")
+    }
+    do {
+      try open()
+      try attach()
+    } catch {
+      close()
+      throw error
+    }
+  }
+
+  deinit { close() }
+
+  private func open() throws(BPFError) {
+    LibBPFLog.startCapturing()
+    let bytes = [UInt8](Data(base64Encoded: EmbeddedBPFObjects.profile)!)
+    object = bytes.withUnsafeBytes { fs_open_object_from_memory($0.baseAddress, $0.count, "flamespan_profile") }
+    guard let object else {
+      throw BPFError(.openObject, errno: errno, context: "cannot open the embedded sampler object", libbpfLog: LibBPFLog.take())
+    }
+    var filter = configuration.pids != nil
+    let status = fs_set_rodata_variable(object, "filter_by_pid", &filter, MemoryLayout<Bool>.size)
+    guard status == 0 else {
+      throw BPFError(.setConfiguration, errno: -status, context: "cannot set filter_by_pid in the sampler")
+    }
+    let loaded = bpf_object__load(object)
+    guard loaded == 0 else {
+      throw BPFError(.load, errno: -loaded, context: "the kernel refused the sampler program", libbpfLog: LibBPFLog.take())
+    }
+    targetsFD = try mapFD("targets")
+    countersFD = try mapFD("fs_counters")
+    for pid in configuration.pids ?? [] { try addTarget(pid: pid) }
+  }
+
+  private func mapFD(_ name: String) throws(BPFError) -> Int32 {
+    let fd = bpf_object__find_map_by_name(object, name).map { bpf_map__fd($0) } ?? -1
+    guard fd >= 0 else { throw BPFError(.openObject, errno: ENOENT, context: "the sampler object has no map \(name)") }
+    return fd
+  }
+
+  private func attach() throws(BPFError) {
+    for name in ["on_exec", "on_exit", "on_fork"] {
+      guard let program = bpf_object__find_program_by_name(object, name), let link = bpf_program__attach(program)
+      else {
+        throw BPFError(.attach, errno: errno, context: "cannot attach \(name)", libbpfLog: LibBPFLog.take())
+      }
+      links.append(link)
+    }
+    guard let sampleProgram = bpf_object__find_program_by_name(object, "sample_cpu") else {
+      throw BPFError(.openObject, errno: ENOENT, context: "the sampler object has no sample_cpu program")
+    }
+    for cpu in OnlineCPUs.read() {
+      let fd = fs_open_cpu_clock_event(Int32(cpu), UInt(configuration.frequency))
+      if fd < 0 {
+        // A CPU that went offline since we read the list is skipped, not fatal.
+        if -fd == ENODEV || -fd == ENXIO {
+          skippedCPUs.append((cpu, -fd))
+          continue
+        }
+        throw BPFError(.perfEventOpen, errno: -fd, context: "cannot open the cpu-clock perf event on CPU \(cpu)")
+      }
+      perfEventFDs.append(fd)
+      guard let link = bpf_program__attach_perf_event(sampleProgram, fd) else {
+        throw BPFError(.attach, errno: errno, context: "cannot attach the sampler to CPU \(cpu)", libbpfLog: LibBPFLog.take())
+      }
+      links.append(link)
+      sampledCPUs.append(cpu)
+    }
+    guard !sampledCPUs.isEmpty else { throw BPFError(.noCPUs, errno: ENODEV, context: "no online CPU could be sampled") }
+
+    let eventsFD = try mapFD("events")
+    let context = Unmanaged.passUnretained(dispatcher).toOpaque()
+    ringBuffer = ring_buffer__new(eventsFD, RingBufferDispatcher.callback, context, nil)
+    guard ringBuffer != nil else {
+      throw BPFError(.ringBuffer, errno: errno, context: "cannot open the sampler's ring buffer")
+    }
+  }
+
+  /// Adds a thread group (and what it forks from now on) to the sampled set. Only meaningful with `pids`.
+  public func addTarget(pid: Int32) throws(BPFError) {
+    var key = UInt32(bitPattern: pid)
+    var yes: UInt8 = 1
+    let status = bpf_map_update_elem(targetsFD, &key, &yes, UInt64(BPF_ANY))
+    guard status == 0 else {
+      throw BPFError(.mapUpdate, errno: -status, context: "cannot add pid \(pid) to the sampled set")
+    }
+  }
+
+  /// Waits up to `timeoutMilliseconds` for records and hands each to `handler`. Returns how many were handled.
+  /// An interrupted wait (a signal) returns 0 rather than failing.
+  @discardableResult
+  public func poll(timeoutMilliseconds: Int32, handler: (SamplerEvent) -> Void) throws(BPFError) -> Int {
+    guard let ringBuffer else { return 0 }
+    return try withoutActuallyEscaping(handler) { (escapable) throws(BPFError) -> Int in
+      dispatcher.handler = escapable
+      defer { dispatcher.handler = nil }
+      let result = ring_buffer__poll(ringBuffer, timeoutMilliseconds)
+      if result == -EINTR { return 0 }
+      guard result >= 0 else { throw BPFError(.ringBuffer, errno: -result, context: "reading the sampler's ring buffer failed") }
+      return Int(result)
+    }
+  }
+
+  /// Reads the per-CPU counters and sums them.
+  public func counters() -> SamplerCounters {
+    var totals = SamplerCounters()
+    let possible = Int(libbpf_num_possible_cpus())
+    guard countersFD >= 0, possible > 0 else { return totals }
+    var values = [UInt64](repeating: 0, count: possible)
+    func read(_ counter: fs_counter) -> UInt64 {
+      var key = UInt32(counter.rawValue)
+      guard bpf_map_lookup_elem(countersFD, &key, &values) == 0 else { return 0 }
+      return values.reduce(0, &+)
+    }
+    totals.samples = read(FS_COUNTER_SAMPLES)
+    totals.ringBufferFull = read(FS_COUNTER_RINGBUF_FULL)
+    totals.kernelStackErrors = read(FS_COUNTER_KERNEL_STACK_ERR)
+    totals.userStackErrors = read(FS_COUNTER_USER_STACK_ERR)
+    totals.idle = read(FS_COUNTER_IDLE)
+    totals.filtered = read(FS_COUNTER_FILTERED)
+    totals.processEventsLost = read(FS_COUNTER_PROCESS_EVENTS_LOST)
+    totals.targetsFull = read(FS_COUNTER_TARGETS_FULL)
+    return totals
+  }
+
+  /// Detaches every program and frees every kernel object. Safe to call twice.
+  public func close() {
+    if let ringBuffer { ring_buffer__free(ringBuffer) }
+    ringBuffer = nil
+    for link in links { bpf_link__destroy(link) }
+    links.removeAll()
+    for fd in perfEventFDs { Glibc.close(fd) }
+    perfEventFDs.removeAll()
+    if let object { bpf_object__close(object) }
+    object = nil
+  }
+}
+
+/// Bridges libbpf's C callback to a Swift closure; the closure is only set for the duration of one poll.
+final class RingBufferDispatcher {
+  var handler: ((SamplerEvent) -> Void)?
+
+  static let callback: @convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, Int) -> Int32 = {
+    context, data, size in
+    guard let context, let data else { return 0 }
+    let dispatcher = Unmanaged<RingBufferDispatcher>.fromOpaque(context).takeUnretainedValue()
+    dispatcher.handler?(EventDecoder.decode(UnsafeRawBufferPointer(start: data, count: size)))
+    return 0
+  }
+}
+
+enum LibBPFLog {
+  static func startCapturing() { fs_capture_libbpf_messages(Int32(LIBBPF_WARN.rawValue)) }
+
+  static func take() -> String {
+    var buffer = [CChar](repeating: 0, count: 16384)
+    let count = fs_take_libbpf_messages(&buffer, buffer.count)
+    return String(decoding: buffer.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+  }
+}

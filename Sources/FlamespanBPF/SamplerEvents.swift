@@ -1,0 +1,65 @@
+import FlamespanModel
+
+/// One CPU sample as the kernel captured it, before any symbolization.
+public struct RawSample: Sendable {
+  public var pid: Int32
+  public var tid: Int32
+  public var cpu: UInt32
+  /// CLOCK_MONOTONIC nanoseconds.
+  public var timeNanos: UInt64
+  public var threadName: String
+  /// Leaf first.
+  public var kernelStack: [UInt64]
+  /// Leaf first.
+  public var userStack: [UInt64]
+  /// Positive errno when the kernel could not read that stack.
+  public var kernelStackErrno: Int32?
+  public var userStackErrno: Int32?
+  /// The span active on the thread when the sample was taken (the L7 tracer's `traces_ctx_v1` entry).
+  public var span: SpanContext?
+
+  public init(
+    pid: Int32, tid: Int32, cpu: UInt32, timeNanos: UInt64, threadName: String, kernelStack: [UInt64],
+    userStack: [UInt64], kernelStackErrno: Int32? = nil, userStackErrno: Int32? = nil, span: SpanContext? = nil
+  ) {
+    self.pid = pid
+    self.tid = tid
+    self.cpu = cpu
+    self.timeNanos = timeNanos
+    self.threadName = threadName
+    self.kernelStack = kernelStack
+    self.userStack = userStack
+    self.kernelStackErrno = kernelStackErrno
+    self.userStackErrno = userStackErrno
+    self.span = span
+  }
+}
+
+public enum ProcessChange: Sendable, Equatable {
+  case exec
+  case exit
+}
+
+public enum SamplerEvent: Sendable {
+  case sample(RawSample)
+  case process(ProcessChange, pid: Int32, timeNanos: UInt64, name: String)
+  /// A record we could not decode; counted, never fatal.
+  case malformed(size: Int)
+}
+
+/// What the kernel side counted, summed over CPUs.
+public struct SamplerCounters: Sendable, Equatable {
+  public var samples: UInt64 = 0
+  public var ringBufferFull: UInt64 = 0
+  public var kernelStackErrors: UInt64 = 0
+  public var userStackErrors: UInt64 = 0
+  public var idle: UInt64 = 0
+  public var filtered: UInt64 = 0
+  public var processEventsLost: UInt64 = 0
+  public var targetsFull: UInt64 = 0
+
+  public init() {}
+
+  /// Samples that were taken but never reached user space.
+  public var lostSamples: UInt64 { ringBufferFull }
+}

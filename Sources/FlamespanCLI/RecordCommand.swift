@@ -1,0 +1,112 @@
+import ArgumentParser
+import FlamespanExport
+import FlamespanModel
+import FlamespanRecorder
+import Glibc
+
+struct RecordCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "record",
+    abstract: "Sample CPU stacks and write pprof, folded stacks or an SVG flame graph.",
+    discussion: """
+      Without --pid or a command, every CPU of the machine is sampled. Each output's format follows its
+      extension: .pb.gz (gzipped pprof), .folded (collapsed stacks), .svg (interactive flame graph).
+      Repeat --output to write several. Ctrl-C stops early and still writes every output.
+
+      Examples:
+        flamespan record --duration 10s -o profile.pb.gz -o flame.svg
+        flamespan record --frequency 999 -o cmd.folded -- ./samples/bin/hotpaths 3
+        flamespan record --pid 1234 --pid 5678 -d 2m -o services.pb.gz
+
+      Needs root, or CAP_BPF and CAP_PERFMON, and a kernel with BTF (/sys/kernel/btf/vmlinux).
+      """
+  )
+
+  @Option(name: [.short, .long], help: ArgumentHelp("Process to sample, with all its threads and children (repeatable).", valueName: "pid"))
+  var pid: [Int32] = []
+
+  @Option(name: [.customShort("F"), .long], help: ArgumentHelp("Samples per second on each CPU.", valueName: "hz"))
+  var frequency: Int = 99
+
+  @Option(
+    name: [.short, .long],
+    help: ArgumentHelp("Stop after this long: plain seconds or with a unit (8, 8s, 500ms, 2m).", valueName: "duration"))
+  var duration: String?
+
+  @Option(name: [.short, .long], help: ArgumentHelp("Output file; the extension picks the format (repeatable).", valueName: "path"))
+  var output: [String] = []
+
+  @Option(help: "Title of the SVG flame graph.")
+  var title: String = "Flamespan CPU profile"
+
+  @Flag(name: .shortAndLong, help: "No progress line.")
+  var quiet = false
+
+  @Argument(parsing: .postTerminator, help: ArgumentHelp("Command to launch and profile until it exits (after --).", valueName: "command"))
+  var command: [String] = []
+
+  func validate() throws {
+    guard !output.isEmpty else {
+      throw ValidationError("give at least one --output, for example: -o profile.pb.gz -o flame.svg")
+    }
+    guard (1...10_000).contains(frequency) else {
+      throw ValidationError("--frequency must be between 1 and 10000 Hz (got \(frequency))")
+    }
+    if let duration, DurationText.nanoseconds(duration) == nil {
+      throw ValidationError("--duration '\(duration)' is not a duration: use seconds or a unit, such as 8, 8s, 500ms or 2m")
+    }
+    for path in output {
+      do { try ProfileExporter.validateOutputPath(path) } catch { throw ValidationError(error.description) }
+    }
+  }
+
+  func run() throws {
+    var options = RecordingOptions()
+    options.frequency = frequency
+    options.pids = pid.isEmpty ? nil : pid
+    options.durationNanos = duration.flatMap(DurationText.nanoseconds)
+    options.command = command.isEmpty ? nil : command
+
+    StopSignal.install()
+    let showProgress = !quiet && isatty(STDERR_FILENO) != 0
+    let scope =
+      options.command.map { "`\($0.joined(separator: " "))`" }
+      ?? options.pids.map { "pid \($0.map(String.init).joined(separator: ", "))" } ?? "the whole machine"
+    Console.error("Sampling \(scope) at \(frequency) Hz\(duration.map { " for \($0)" } ?? ""); Ctrl-C to stop.")
+
+    let recording: Recording
+    do {
+      recording = try Recorder(options: options).record(shouldStop: StopSignal.requested) { progress in
+        guard showProgress else { return }
+        Console.progress(
+          String(
+            format: "recording %.0fs · %d samples · %llu lost · %d processes", Double(progress.elapsedNanos) / 1e9,
+            progress.samples, progress.lostSamples, progress.processes))
+      }
+    } catch {
+      if showProgress { Console.progress(nil) }
+      Console.error("flamespan record: \(error.description)")
+      throw ExitCode(1)
+    }
+    if showProgress { Console.progress(nil) }
+
+    Console.error(RecordSummaryText.render(recording))
+    var failed = false
+    for path in output {
+      do {
+        try ProfileExporter.write(recording.profile, to: path, title: title)
+        Console.error("Wrote \(path)\(Self.readingHint(for: path))")
+      } catch {
+        Console.error("flamespan record: cannot write \(path): \(error.description)")
+        failed = true
+      }
+    }
+    if failed { throw ExitCode(1) }
+  }
+
+  static func readingHint(for path: String) -> String {
+    if path.hasSuffix(".pb.gz") { return "  (view: go tool pprof -http=: \(path))" }
+    if path.hasSuffix(".svg") { return "  (open it in a browser)" }
+    return ""
+  }
+}

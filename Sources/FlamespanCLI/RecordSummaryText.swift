@@ -1,0 +1,45 @@
+import FlamespanModel
+import FlamespanRecorder
+import Glibc
+
+/// The end-of-run report: what was sampled, what was lost, and where the CPU went.
+enum RecordSummaryText {
+  static func render(_ recording: Recording, topCount: Int = 10) -> String {
+    let summary = recording.summary
+    let seconds = Double(summary.durationNanos) / 1e9
+    var lines: [String] = []
+    lines.append(
+      String(
+        format: "Recorded %.2f s at %d Hz on %d CPU%@: %d samples from %d process%@.", seconds, summary.frequency,
+        summary.sampledCPUs.count, summary.sampledCPUs.count == 1 ? "" : "s", summary.samplesReceived,
+        summary.processes, summary.processes == 1 ? "" : "es"))
+    lines.append(
+      String(
+        format: "A fully busy CPU gives %.0f samples in that time; the machine's maximum was %.0f.",
+        summary.expectedSamplesPerBusyCPU, summary.expectedSamplesPerBusyCPU * Double(summary.sampledCPUs.count)))
+    let counters = summary.counters
+    lines.append(
+      "Lost samples: \(summary.lostSamples) (ring buffer full \(counters.ringBufferFull), undecodable \(summary.malformedRecords)). "
+        + "Stack read errors: kernel \(counters.kernelStackErrors), user \(counters.userStackErrors).")
+    if summary.processesGoneBeforeMaps > 0 {
+      lines.append(
+        "\(summary.processesGoneBeforeMaps) process(es) exited before their mappings were read; their user frames are unknown.")
+    }
+    if let status = summary.commandExitStatus {
+      lines.append("The command exited with status \(status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)).")
+    }
+    let total = max(recording.profile.totalCount, 1)
+    let top = recording.profile.topFunctions(limit: topCount)
+    if !top.isEmpty {
+      lines.append("Top functions by self samples:")
+      lines.append("   self   total  function")
+      for share in top {
+        lines.append(
+          String(
+            format: "  %5.1f%%  %5.1f%%  %@", 100 * Double(share.selfCount) / Double(total),
+            100 * Double(share.totalCount) / Double(total), share.name))
+      }
+    }
+    return lines.joined(separator: "\n")
+  }
+}

@@ -1,0 +1,117 @@
+import FlamespanBPF
+import FlamespanModel
+import FlamespanProcess
+import FlamespanSymbolizer
+import Glibc
+
+public struct Recording: Sendable {
+  public var profile: Profile
+  public var summary: RecordingSummary
+}
+
+/// One recording session: load and attach the sampler, stream samples until a stop condition, then
+/// symbolize everything in one batch and hand back the profile.
+public final class Recorder {
+  public let options: RecordingOptions
+
+  public init(options: RecordingOptions) {
+    self.options = options
+  }
+
+  /// Runs until `shouldStop` returns true, the duration passes, the launched command exits, or every
+  /// --pid process is gone. `progress` is called about once a second.
+  public func record(
+    shouldStop: () -> Bool, progress: (RecordingProgress) -> Void = { _ in }
+  ) throws(RecordError) -> Recording {
+    for pid in options.pids ?? [] where !ProcessInspector.exists(pid: pid) {
+      throw RecordError(.noSuchProcess, errno: ESRCH, message: "no process with pid \(pid)")
+    }
+    let filtering = options.pids != nil || options.command != nil
+    let sampler: CPUSampler
+    do {
+      sampler = try CPUSampler(
+        configuration: SamplerConfiguration(frequency: options.frequency, pids: filtering ? (options.pids ?? []) : nil))
+    } catch {
+      throw RecordError(error)
+    }
+    defer { sampler.close() }
+
+    let tracker = ProcessTracker()
+    for pid in options.pids ?? [] { tracker.snapshot(pid: pid, at: ProcessTracker.monotonicNanos()) }
+    var launched: CommandLauncher?
+    if let command = options.command {
+      let launcher = try CommandLauncher(arguments: command)
+      launched = launcher
+      do { try sampler.addTarget(pid: launcher.pid) } catch { throw RecordError(error) }
+    }
+
+    let wallStart = Self.realtimeNanos()
+    let start = ProcessTracker.monotonicNanos()
+    var aggregator = SampleAggregator()
+    var malformed = 0
+    var lastProgress = start
+    let handle = { (event: SamplerEvent) in
+      switch event {
+      case .sample(let sample):
+        if !tracker.hasSnapshot(pid: sample.pid) { tracker.snapshot(pid: sample.pid, at: sample.timeNanos) }
+        aggregator.add(sample)
+      case .process(.exec, let pid, let time, _):
+        aggregator.noteExec(pid: pid)
+        tracker.snapshot(pid: pid, at: time)
+      case .process(.exit, let pid, let time, _):
+        if !tracker.hasSnapshot(pid: pid) { tracker.snapshot(pid: pid, at: time) }
+      case .malformed:
+        malformed += 1
+      }
+    }
+
+    while true {
+      do { try sampler.poll(timeoutMilliseconds: 100, handler: handle) } catch { throw RecordError(error) }
+      let now = ProcessTracker.monotonicNanos()
+      if shouldStop() { break }
+      if let limit = options.durationNanos, now - start >= limit { break }
+      if let launched, launched.hasExited() { break }
+      if launched == nil, let pids = options.pids, !pids.isEmpty,
+        pids.allSatisfy({ !ProcessInspector.exists(pid: $0) })
+      {
+        break
+      }
+      if now - lastProgress >= 1_000_000_000 {
+        lastProgress = now
+        progress(
+          RecordingProgress(
+            elapsedNanos: now - start, samples: aggregator.sampleCount,
+            lostSamples: sampler.counters().lostSamples, processes: aggregator.processes.count))
+      }
+    }
+    let elapsed = ProcessTracker.monotonicNanos() - start
+    // Records already in the ring buffer belong to this recording.
+    do {
+      while try sampler.poll(timeoutMilliseconds: 0, handler: handle) > 0 {}
+    } catch {
+      throw RecordError(error)
+    }
+    let counters = sampler.counters()
+    let sampledCPUs = sampler.sampledCPUs
+    sampler.close()
+    launched?.waitForExit()
+
+    let symbolizer = Symbolizer(options: options.symbolizer)
+    let samples = StackResolver(tracker: tracker, symbolizer: symbolizer).resolve(aggregator.tallies)
+    let summary = RecordingSummary(
+      durationNanos: elapsed, frequency: options.frequency, sampledCPUs: sampledCPUs,
+      samplesReceived: aggregator.sampleCount, counters: counters, malformedRecords: malformed,
+      processes: aggregator.processes.count, mapsSnapshots: tracker.snapshotsTaken,
+      processesGoneBeforeMaps: tracker.processesGone, commandExitStatus: launched?.exitStatus)
+    let profile = Profile(
+      samples: samples, periodNanos: Int64(1_000_000_000 / max(options.frequency, 1)),
+      startTimeNanos: wallStart, durationNanos: Int64(elapsed), comments: summary.comments)
+    return Recording(profile: profile, summary: summary)
+  }
+
+  static func realtimeNanos() -> Int64 {
+    var time = timespec()
+    clock_gettime(CLOCK_REALTIME, &time)
+    return Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
+  }
+}

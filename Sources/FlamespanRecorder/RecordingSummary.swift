@@ -1,0 +1,65 @@
+import FlamespanBPF
+import FlamespanModel
+
+public struct RecordingSummary: Sendable {
+  public var durationNanos: UInt64
+  public var frequency: Int
+  public var sampledCPUs: [Int]
+  /// Samples that reached user space.
+  public var samplesReceived: Int
+  public var counters: SamplerCounters
+  /// Ring-buffer records we could not decode.
+  public var malformedRecords: Int
+  public var processes: Int
+  public var mapsSnapshots: Int
+  public var processesGoneBeforeMaps: Int
+  public var commandExitStatus: Int32?
+
+  /// Samples that were taken in the kernel but are not in the profile.
+  public var lostSamples: UInt64 { counters.lostSamples + UInt64(malformedRecords) }
+
+  /// What one fully busy CPU yields over the recording: frequency × duration.
+  public var expectedSamplesPerBusyCPU: Double {
+    Double(frequency) * Double(durationNanos) / 1e9
+  }
+
+  /// Carried into the profile so the numbers travel with it.
+  public var comments: [String] {
+    [
+      "flamespan: \(samplesReceived) samples at \(frequency) Hz over \(String(format: "%.2f", Double(durationNanos) / 1e9)) s on CPUs \(sampledCPUs.map(String.init).joined(separator: ","))",
+      "lost samples: \(lostSamples) (ring buffer full: \(counters.ringBufferFull), undecodable: \(malformedRecords)); kernel stack errors: \(counters.kernelStackErrors); user stack errors: \(counters.userStackErrors)",
+    ]
+  }
+}
+
+/// A function's share of the samples, for the end-of-run summary.
+public struct FunctionShare: Sendable, Equatable {
+  public var name: String
+  /// Samples where it was the leaf function.
+  public var selfCount: Int64
+  /// Samples where it was anywhere on the stack.
+  public var totalCount: Int64
+}
+
+extension Profile {
+  /// The functions with the most self samples. Inline frames count under their real function's name too,
+  /// as perf reports them.
+  public func topFunctions(limit: Int) -> [FunctionShare] {
+    var selfCounts: [String: Int64] = [:]
+    var totalCounts: [String: Int64] = [:]
+    for sample in samples {
+      guard let leaf = sample.stack.first else { continue }
+      selfCounts[leaf.displayName, default: 0] += sample.count
+      var seen: Set<String> = []
+      for location in sample.stack where seen.insert(location.displayName).inserted {
+        totalCounts[location.displayName, default: 0] += sample.count
+      }
+    }
+    return
+      selfCounts
+      .map { FunctionShare(name: $0.key, selfCount: $0.value, totalCount: totalCounts[$0.key] ?? $0.value) }
+      .sorted { ($0.selfCount, $1.name) > ($1.selfCount, $0.name) }
+      .prefix(limit)
+      .map { $0 }
+  }
+}

@@ -1,0 +1,43 @@
+import FlamespanBPF
+import FlamespanModel
+
+/// Counts identical raw samples as they arrive, so memory grows with distinct stacks, not with time.
+/// Symbolization happens once per distinct address at the end.
+struct SampleAggregator {
+  struct Key: Hashable {
+    var pid: Int32
+    var tid: Int32
+    var threadName: String
+    var kernelStack: [UInt64]
+    var userStack: [UInt64]
+    var userStackErrno: Int32?
+    var span: SpanContext?
+    /// Bumped at each exec of the process: the same addresses mean other code after an exec.
+    var image: Int
+  }
+
+  struct Tally {
+    var count: Int64
+    /// When the first sample of this key was taken: which maps snapshot resolves it.
+    var firstTimeNanos: UInt64
+  }
+
+  private(set) var tallies: [Key: Tally] = [:]
+  private(set) var sampleCount = 0
+  private(set) var processes: Set<Int32> = []
+  private var images: [Int32: Int] = [:]
+
+  mutating func add(_ sample: RawSample) {
+    sampleCount += 1
+    processes.insert(sample.pid)
+    let key = Key(
+      pid: sample.pid, tid: sample.tid, threadName: sample.threadName, kernelStack: sample.kernelStack,
+      userStack: sample.userStack, userStackErrno: sample.userStackErrno, span: sample.span,
+      image: images[sample.pid, default: 0])
+    tallies[key, default: Tally(count: 0, firstTimeNanos: sample.timeNanos)].count += 1
+  }
+
+  mutating func noteExec(pid: Int32) {
+    images[pid, default: 0] += 1
+  }
+}

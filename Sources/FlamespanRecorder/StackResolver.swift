@@ -1,0 +1,113 @@
+import FlamespanModel
+import FlamespanProcess
+import FlamespanSymbolizer
+import Glibc
+
+/// Turns aggregated raw stacks into symbolized profile samples, batching every address by the file it
+/// belongs to so each file is opened and searched once.
+struct StackResolver {
+  let tracker: ProcessTracker
+  let symbolizer: Symbolizer
+
+  /// A user address placed in its mapping. Return addresses (every frame but the leaf) are looked up one byte
+  /// back, so the line shown is the call, not the instruction after it.
+  private struct Placement: Hashable {
+    var mapping: Mapping
+    var lookupAddress: UInt64
+  }
+
+  func resolve(_ tallies: [SampleAggregator.Key: SampleAggregator.Tally]) -> [ProfileSample] {
+    var batches: [Mapping: Set<UInt64>] = [:]
+    var kernelAddresses: Set<UInt64> = []
+    var placements: [SampleAggregator.Key: [Placement?]] = [:]
+
+    for (key, tally) in tallies {
+      for (index, address) in key.kernelStack.enumerated() {
+        kernelAddresses.insert(index == 0 ? address : address - 1)
+      }
+      var placed: [Placement?] = []
+      for (index, address) in key.userStack.enumerated() {
+        guard let mapping = tracker.mapping(pid: key.pid, address: address, at: tally.firstTimeNanos) else {
+          placed.append(nil)
+          continue
+        }
+        let lookup = index == 0 || address == 0 ? address : address - 1
+        placed.append(Placement(mapping: mapping, lookupAddress: lookup))
+        if mapping.kind == .file { batches[mapping, default: []].insert(lookup) }
+      }
+      placements[key] = placed
+    }
+
+    var userResolved: [Placement: ResolvedLocation] = [:]
+    for (mapping, addresses) in batches {
+      let sorted = addresses.sorted()
+      for (address, location) in zip(sorted, symbolizer.symbolize(mapping: mapping, addresses: sorted)) {
+        userResolved[Placement(mapping: mapping, lookupAddress: address)] = location
+      }
+    }
+    let kernelSorted = kernelAddresses.sorted()
+    var kernelResolved: [UInt64: ResolvedLocation] = [:]
+    for (address, location) in zip(kernelSorted, symbolizer.symbolizeKernel(addresses: kernelSorted)) {
+      kernelResolved[address] = location
+    }
+
+    var merged: [ProfileSample: Int64] = [:]
+    for (key, tally) in tallies {
+      var stack: [ResolvedLocation] = []
+      for (index, address) in key.kernelStack.enumerated() {
+        var location =
+          kernelResolved[index == 0 ? address : address - 1]
+          ?? ResolvedLocation(address: address, mapping: .kernel, frames: [], unknownReason: "not in kallsyms")
+        location.address = address
+        stack.append(location)
+      }
+      let placed = placements[key] ?? []
+      for (address, placement) in zip(key.userStack, placed) {
+        stack.append(userLocation(address: address, placement: placement, key: key, resolved: userResolved))
+      }
+      if let errno = key.userStackErrno, key.userStack.isEmpty {
+        stack.append(Self.marker("[user stack unreadable: \(String(cString: strerror(errno)))]"))
+      }
+      if stack.isEmpty { stack.append(Self.marker("[no stack]")) }
+      let sample = ProfileSample(
+        stack: stack, pid: key.pid, tid: key.tid, threadName: key.threadName, span: key.span, count: 0)
+      merged[sample, default: 0] += tally.count
+    }
+    return merged.map { sample, count in
+      var sample = sample
+      sample.count = count
+      return sample
+    }
+  }
+
+  private func userLocation(
+    address: UInt64, placement: Placement?, key: SampleAggregator.Key, resolved: [Placement: ResolvedLocation]
+  ) -> ResolvedLocation {
+    guard let placement else {
+      let reason =
+        tracker.hasSnapshot(pid: key.pid)
+        ? "address is in no executable mapping"
+        : "process exited before its mappings could be read"
+      return ResolvedLocation(address: address, mapping: nil, frames: [], unknownReason: reason)
+    }
+    if var location = resolved[placement] {
+      location.address = address
+      location.mapping = placement.mapping
+      return location
+    }
+    let reason: String
+    switch placement.mapping.kind {
+    case .deletedFile: reason = "file was deleted after it was mapped"
+    case .vdso: reason = "vDSO"
+    case .anonymous: reason = "anonymous executable memory (JIT or generated code)"
+    case .special: reason = "special mapping \(placement.mapping.path)"
+    case .kernel, .file: reason = "not symbolized"
+    }
+    return ResolvedLocation(address: address, mapping: placement.mapping, frames: [], unknownReason: reason)
+  }
+
+  /// A synthetic frame that says what is missing; bracketed so no one takes it for a function.
+  static func marker(_ text: String) -> ResolvedLocation {
+    ResolvedLocation(address: 0, mapping: nil, frames: [SourceFrame(function: text)], unknownReason: text)
+  }
+}
