@@ -41,14 +41,16 @@ let package = Package(
       ]
     ),
     .plugin(name: "BPFCompiler", capability: .buildTool()),
+    // Locating the package, building samples/, running the CLI and gating real-BPF tests on privileges.
+    .target(name: "FlamespanTestSupport", path: "Tests/FlamespanTestSupport"),
     .testTarget(name: "FlamespanModelTests", dependencies: ["FlamespanModel"]),
     .testTarget(name: "FlamespanProcessTests", dependencies: ["FlamespanProcess"]),
     .testTarget(name: "FlamespanSymbolizerTests", dependencies: ["FlamespanSymbolizer", "FlamespanModel"]),
     .testTarget(name: "FlamespanExportTests", dependencies: ["FlamespanExport", "FlamespanModel"]),
-    .testTarget(name: "FlamespanBPFTests", dependencies: ["FlamespanBPF", "CFlamespanABI"]),
+    .testTarget(name: "FlamespanBPFTests", dependencies: ["FlamespanBPF", "CFlamespanABI", "FlamespanTestSupport"]),
     .testTarget(
       name: "FlamespanEndToEndTests",
-      dependencies: ["FlamespanModel", "FlamespanExport"]
+      dependencies: ["FlamespanModel", "FlamespanExport", "FlamespanTestSupport"]
     ),
   ],
   swiftLanguageModes: [.v6]

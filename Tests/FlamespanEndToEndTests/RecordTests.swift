@@ -1,0 +1,145 @@
+import FlamespanTestSupport
+import Foundation
+import Testing
+
+/// `flamespan record` run as a user would run it, on the real kernel, against workloads built from
+/// samples/. Serialized: they measure CPU shares, so they must not compete with each other for the cores.
+@Suite(.serialized) struct RecordTests {
+  static let samples: Result<URL, TestFailure> = {
+    do {
+      let directory = try TestEnvironment.temporaryDirectory("samples")
+      return .success(try TestEnvironment.buildSamples(into: directory))
+    } catch let failure as TestFailure {
+      return .failure(failure)
+    } catch {
+      return .failure(TestFailure("\(error)"))
+    }
+  }()
+
+  func sample(_ name: String) throws -> String {
+    try Self.samples.get().appendingPathComponent(name).path
+  }
+
+  func record(_ arguments: [String]) throws -> Run.Result {
+    try Run.command([TestEnvironment.flamespanBinary, "record"] + arguments)
+  }
+
+  @Test func hotPathSharesMatchPerfWithinFivePoints() throws {
+    guard TestEnvironment.bpfAvailable(for: #function), TestEnvironment.toolAvailable("perf", for: #function) else {
+      #expect(!TestEnvironment.isCI, "CI runs as root with perf installed")
+      return
+    }
+    let out = try TestEnvironment.temporaryDirectory("hotpaths")
+    let folded = out.appendingPathComponent("hot.folded")
+    let result = try record(["-F", "499", "-q", "-o", folded.path, "--", try sample("hotpaths"), "3"])
+    #expect(result.status == 0, "stderr: \(result.stderr)")
+    let profile = try FoldedProfile(contentsOf: folded)
+    let ours = profile.count { $0.first == "hotpaths" }
+    let heavy = profile.selfCount(of: "hot_path_heavy", allowingInline: ["mix_step"])
+    let light = profile.selfCount(of: "hot_path_light", allowingInline: ["mix_step"])
+    #expect(ours > 1000, "only \(ours) samples of hotpaths")
+    let ourHeavy = 100 * Double(heavy) / Double(ours)
+    let ourLight = 100 * Double(light) / Double(ours)
+
+    let perfData = out.appendingPathComponent("perf.data").path
+    let perfRun = try Run.command(["perf", "record", "-q", "-F", "499", "-g", "-o", perfData, "--", try sample("hotpaths"), "3"])
+    #expect(perfRun.status == 0, "perf record: \(perfRun.stderr)")
+    let report = try Run.command([
+      "perf", "report", "-i", perfData, "--stdio", "--no-children", "--sort", "sym", "-g", "none", "--percent-limit", "0",
+    ])
+    let perfHeavy = try #require(Self.perfPercent(of: "hot_path_heavy", in: report.stdout), "\(report.stdout)")
+    let perfLight = try #require(Self.perfPercent(of: "hot_path_light", in: report.stdout), "\(report.stdout)")
+    print("hot_path_heavy: flamespan \(ourHeavy)% perf \(perfHeavy)%; hot_path_light: flamespan \(ourLight)% perf \(perfLight)%")
+    #expect(abs(ourHeavy - perfHeavy) <= 5)
+    #expect(abs(ourLight - perfLight) <= 5)
+    // The workload is built for a 3:1 split.
+    #expect(abs(ourHeavy - 75) <= 7)
+
+    // Frame-pointer stacks read main → run_workload → hot path, with the inline helper on top.
+    let complete = profile.count { frames in
+      guard let main = frames.firstIndex(of: "main") else { return false }
+      return Array(frames[main...].prefix(3)) == ["main", "run_workload", "hot_path_heavy"]
+    }
+    #expect(Double(complete) >= 0.95 * Double(heavy), "\(complete) of \(heavy) heavy samples reach main")
+    #expect(profile.count { $0.suffix(2) == ["hot_path_heavy", "mix_step"] } > 0, "no inline mix_step frame")
+  }
+
+  static func perfPercent(of symbol: String, in report: String) -> Double? {
+    for line in report.split(separator: "\n") where line.hasSuffix(" \(symbol)") {
+      let field = line.split(separator: " ").first { $0.hasSuffix("%") }
+      if let field, let value = Double(field.dropLast()) { return value }
+    }
+    return nil
+  }
+
+  @Test func atLeastNinetyFivePercentOfExpectedSamplesArrive() throws {
+    guard TestEnvironment.bpfAvailable(for: #function) else {
+      #expect(!TestEnvironment.isCI)
+      return
+    }
+    let out = try TestEnvironment.temporaryDirectory("rate")
+    let folded = out.appendingPathComponent("rate.folded")
+    // /usr/bin/time reports the CPU time the workload really got, which is what the samples must cover.
+    let result = try record([
+      "-F", "99", "-q", "-o", folded.path, "--", "/usr/bin/time", "-f", "cpu-seconds %U %S", try sample("hotpaths"), "3", "2",
+    ])
+    #expect(result.status == 0, "stderr: \(result.stderr)")
+    let line = try #require(result.stderr.split(separator: "\n").first { $0.hasPrefix("cpu-seconds") })
+    let parts = line.split(separator: " ").compactMap { Double($0) }
+    let cpuSeconds = parts.reduce(0, +)
+    let profile = try FoldedProfile(contentsOf: folded)
+    let got = profile.count { $0.first == "hotpaths" }
+    let expected = cpuSeconds * 99
+    print("samples: \(got) of \(Int(expected)) expected from \(cpuSeconds) CPU seconds (\(100 * Double(got) / expected)%)")
+    #expect(Double(got) >= 0.95 * expected)
+    #expect(result.stderr.contains("Lost samples: 0"), "summary: \(result.stderr)")
+  }
+
+  @Test func processExitingMidRecordingStillGetsSymbolized() throws {
+    guard TestEnvironment.bpfAvailable(for: #function) else {
+      #expect(!TestEnvironment.isCI)
+      return
+    }
+    let out = try TestEnvironment.temporaryDirectory("exit")
+    let folded = out.appendingPathComponent("machine.folded")
+    let recorder = Process()
+    recorder.executableURL = URL(fileURLWithPath: TestEnvironment.flamespanBinary)
+    recorder.arguments = ["record", "-q", "-d", "3s", "-o", folded.path]
+    recorder.standardError = FileHandle.nullDevice
+    try recorder.run()
+    Thread.sleep(forTimeInterval: 1.0)
+    let workload = try Run.command([try sample("hotpaths"), "1"])
+    #expect(workload.status == 0)
+    recorder.waitUntilExit()
+    #expect(recorder.terminationStatus == 0)
+    let profile = try FoldedProfile(contentsOf: folded)
+    let hot = profile.count { $0.first == "hotpaths" && $0.contains("hot_path_heavy") && $0.contains("main") }
+    let anyHotpaths = profile.count { $0.first == "hotpaths" }
+    #expect(anyHotpaths > 50, "the exited process left only \(anyHotpaths) samples")
+    #expect(Double(hot) >= 0.6 * Double(anyHotpaths), "\(hot) of \(anyHotpaths) samples symbolized to hot_path_heavy")
+  }
+
+  @Test func ctrlCStopsEarlyAndStillWritesEveryOutput() throws {
+    guard TestEnvironment.bpfAvailable(for: #function) else {
+      #expect(!TestEnvironment.isCI)
+      return
+    }
+    let out = try TestEnvironment.temporaryDirectory("sigint")
+    let paths = ["a.pb.gz", "a.folded", "a.svg"].map { out.appendingPathComponent($0).path }
+    let recorder = Process()
+    recorder.executableURL = URL(fileURLWithPath: TestEnvironment.flamespanBinary)
+    recorder.arguments = ["record", "-q", "-d", "60"] + paths.flatMap { ["-o", $0] }
+    recorder.standardError = FileHandle.nullDevice
+    let started = Date()
+    try recorder.run()
+    Thread.sleep(forTimeInterval: 1.5)
+    kill(recorder.processIdentifier, SIGINT)
+    recorder.waitUntilExit()
+    #expect(recorder.terminationStatus == 0)
+    #expect(Date().timeIntervalSince(started) < 30)
+    for path in paths {
+      let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+      #expect(size > 0, "\(path) missing or empty")
+    }
+  }
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs what Flamespan needs on Debian 12 and makes the kernel interfaces it uses available.
+# Idempotent: each step is skipped when already done. Needs root.
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup.sh: run as root (sudo $0): it installs Debian packages and mounts tracefs" >&2
+  exit 1
+fi
+
+# Build: libbpf/libdw/libelf/zlib headers, bpftool (vmlinux.h), make for samples.
+# Tests and benchmarks: golang-go (go tool pprof reads our pprof), linux-perf (the reference profiler),
+# curl, wrk, nginx and python3 (real HTTP peers), binutils (readelf), util-linux (setpriv).
+packages=(
+  libbpf-dev libdw-dev libelf-dev libunwind-dev zlib1g-dev pkg-config bpftool make clang
+  golang-go linux-perf curl wrk nginx-light python3 binutils util-linux time
+)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+# Debian's clang is only a fallback: the Swift toolchain ships one, which the BPF build prefers.
+if command -v clang >/dev/null 2>&1; then
+  missing=("${missing[@]/clang/}")
+fi
+missing=($(printf '%s\n' "${missing[@]}" | grep -v '^$' || true))
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "==> Installing: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! command -v swift >/dev/null 2>&1; then
+  echo "setup.sh: the Swift toolchain (6.x) is not on PATH; install it from swift.org and retry" >&2
+  exit 1
+fi
+if [ ! -r /sys/kernel/btf/vmlinux ]; then
+  echo "setup.sh: /sys/kernel/btf/vmlinux is missing: Flamespan needs a kernel built with CONFIG_DEBUG_INFO_BTF=y" >&2
+  exit 1
+fi
+# libbpf resolves tracepoint ids through tracefs.
+if [ -z "$(ls -A /sys/kernel/tracing 2>/dev/null)" ]; then
+  echo "==> Mounting tracefs at /sys/kernel/tracing"
+  mount -t tracefs tracefs /sys/kernel/tracing
+fi
+if ! mountpoint -q /sys/fs/bpf; then
+  mount -t bpf bpf /sys/fs/bpf || echo "note: could not mount bpffs at /sys/fs/bpf (only needed for pinning)" >&2
+fi
