@@ -1,0 +1,41 @@
+import FlamespanModel
+
+/// One box of a flame graph or one element of a folded line: a function, an unresolved address, or the
+/// thread the stack ran on.
+struct FlameFrame: Hashable {
+  enum Kind: Hashable {
+    case thread
+    case user
+    case kernel
+    /// An address with no symbol, shown by where it lies (`[vdso]`, `libx.so+0x1234`).
+    case unresolved
+  }
+  var name: String
+  var kind: Kind
+}
+
+enum StackFrames {
+  /// The sample's stack from the root down: the thread name first (like `perf script | stackcollapse`), then
+  /// each location's inline chain expanded outer function first.
+  static func rootFirst(_ sample: ProfileSample) -> [FlameFrame] {
+    var frames: [FlameFrame] = []
+    frames.reserveCapacity(sample.stack.count + 1)
+    frames.append(FlameFrame(name: threadLabel(sample), kind: .thread))
+    for location in sample.stack.reversed() {
+      let isKernel = location.mapping?.kind == .kernel
+      if location.frames.isEmpty {
+        frames.append(
+          FlameFrame(name: location.displayName, kind: isKernel ? .kernel : .unresolved))
+        continue
+      }
+      for frame in location.frames.reversed() {
+        frames.append(FlameFrame(name: frame.function, kind: isKernel ? .kernel : .user))
+      }
+    }
+    return frames
+  }
+
+  static func threadLabel(_ sample: ProfileSample) -> String {
+    sample.threadName.isEmpty ? "[tid \(sample.tid)]" : sample.threadName
+  }
+}

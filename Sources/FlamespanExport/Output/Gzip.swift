@@ -1,0 +1,131 @@
+import CZlib
+
+/// gzip compression through zlib, the container pprof files use.
+public enum Gzip {
+  /// Decompressed output larger than this is refused, so a tiny hostile file cannot exhaust memory.
+  public static let maximumDecompressedSize = 1 << 31
+
+  public static func isGzip(_ bytes: [UInt8]) -> Bool {
+    bytes.count >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b
+  }
+
+  public static func compress(_ bytes: [UInt8]) throws(ExportError) -> [UInt8] {
+    var stream = z_stream()
+    // 15 + 16: the largest window, wrapped in a gzip header and trailer instead of zlib's.
+    let initResult = deflateInit2_(
+      &stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY, zlibVersion(),
+      Int32(MemoryLayout<z_stream>.size))
+    guard initResult == Z_OK else {
+      throw ExportError(
+        code: .compressionFailed, message: "deflateInit2 failed: \(zlibMessage(initResult, stream))"
+      )
+    }
+    defer { deflateEnd(&stream) }
+
+    var output = [UInt8]()
+    output.reserveCapacity(bytes.count / 4 + 64)
+    var chunk = [UInt8](repeating: 0, count: 1 << 16)
+    var result: Int32 = Z_OK
+    var consumed = 0
+    var input = bytes
+    repeat {
+      // zlib counts in 32-bit uInt, so feed very large inputs in slices.
+      let sliceLength = min(input.count - consumed, Int(UInt32.max))
+      let flush = consumed + sliceLength == input.count ? Z_FINISH : Z_NO_FLUSH
+      result = input.withUnsafeMutableBufferPointer { inputBuffer in
+        chunk.withUnsafeMutableBufferPointer { chunkBuffer in
+          stream.next_in = inputBuffer.baseAddress.map { $0 + consumed }
+          stream.avail_in = uInt(sliceLength)
+          var stepResult: Int32 = Z_OK
+          repeat {
+            stream.next_out = chunkBuffer.baseAddress
+            stream.avail_out = uInt(chunkBuffer.count)
+            stepResult = deflate(&stream, flush)
+            if stepResult == Z_STREAM_ERROR { return stepResult }
+            output.append(contentsOf: chunkBuffer[0..<(chunkBuffer.count - Int(stream.avail_out))])
+          } while stream.avail_out == 0
+          stream.next_in = nil
+          stream.next_out = nil
+          return stepResult
+        }
+      }
+      consumed += sliceLength
+    } while consumed < input.count && result != Z_STREAM_ERROR
+    guard result == Z_STREAM_END else {
+      throw ExportError(
+        code: .compressionFailed, message: "deflate failed: \(zlibMessage(result, stream))")
+    }
+    return output
+  }
+
+  /// Accepts gzip or zlib framing (zlib detects which from the header).
+  public static func decompress(_ bytes: [UInt8]) throws(ExportError) -> [UInt8] {
+    guard !bytes.isEmpty else {
+      throw ExportError(code: .decompressionFailed, message: "no data")
+    }
+    var stream = z_stream()
+    let initResult = inflateInit2_(
+      &stream, 15 + 32, zlibVersion(), Int32(MemoryLayout<z_stream>.size))
+    guard initResult == Z_OK else {
+      throw ExportError(
+        code: .decompressionFailed,
+        message: "inflateInit2 failed: \(zlibMessage(initResult, stream))")
+    }
+    defer { inflateEnd(&stream) }
+    guard bytes.count <= Int(UInt32.max) else {
+      throw ExportError(code: .decompressionFailed, message: "compressed input larger than 4 GiB")
+    }
+
+    var output = [UInt8]()
+    output.reserveCapacity(bytes.count * 4)
+    var chunk = [UInt8](repeating: 0, count: 1 << 16)
+    var input = bytes
+    var tooLarge = false
+    let result: Int32 = input.withUnsafeMutableBufferPointer { inputBuffer in
+      chunk.withUnsafeMutableBufferPointer { chunkBuffer in
+        stream.next_in = inputBuffer.baseAddress
+        stream.avail_in = uInt(inputBuffer.count)
+        var stepResult: Int32 = Z_OK
+        repeat {
+          stream.next_out = chunkBuffer.baseAddress
+          stream.avail_out = uInt(chunkBuffer.count)
+          stepResult = inflate(&stream, Z_NO_FLUSH)
+          let produced = chunkBuffer.count - Int(stream.avail_out)
+          output.append(contentsOf: chunkBuffer[0..<produced])
+          if output.count > maximumDecompressedSize {
+            tooLarge = true
+            break
+          }
+          // Z_BUF_ERROR with input left over cannot happen with a fresh output chunk; with no input left
+          // it means the stream ended early.
+        } while stepResult == Z_OK && (stream.avail_in > 0 || stream.avail_out == 0)
+        stream.next_in = nil
+        stream.next_out = nil
+        return stepResult
+      }
+    }
+    if tooLarge {
+      throw ExportError(
+        code: .decompressionFailed,
+        message: "decompressed data exceeds \(maximumDecompressedSize) bytes")
+    }
+    switch result {
+    case Z_STREAM_END:
+      return output
+    case Z_OK, Z_BUF_ERROR:
+      throw ExportError(
+        code: .decompressionFailed,
+        message:
+          "truncated gzip data: input ended after \(bytes.count) bytes before the end of the stream"
+      )
+    default:
+      throw ExportError(
+        code: .decompressionFailed, message: "corrupt gzip data: \(zlibMessage(result, stream))")
+    }
+  }
+
+  private static func zlibMessage(_ code: Int32, _ stream: z_stream) -> String {
+    if let message = stream.msg { return "\(String(cString: message)) (zlib \(code))" }
+    return "zlib error \(code)"
+  }
+}

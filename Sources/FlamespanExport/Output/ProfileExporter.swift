@@ -1,0 +1,54 @@
+import FlamespanModel
+
+/// Writes a profile to a file in the format its extension names.
+public enum ProfileExporter {
+  /// Renders `profile` and replaces `path` atomically. `title` heads the SVG flame graph.
+  public static func write(_ profile: Profile, to path: String, title: String) throws(ExportError) {
+    let format = try OutputFormat(path: path)
+    try checkDirectory(of: path)
+    let bytes: [UInt8]
+    switch format {
+    case .pprof: bytes = try Gzip.compress(PprofEncoder.encode(profile))
+    case .folded: bytes = Array(FoldedStacks.render(profile).utf8)
+    case .svg: bytes = Array(FlameGraphSVG.render(profile, title: title).utf8)
+    }
+    try AtomicFile.write(bytes, to: path)
+  }
+
+  /// Checks that the path is writable before a long recording starts (creates+removes nothing permanent; checks the dir
+  /// exists and is writable and the extension is known)
+  public static func validateOutputPath(_ path: String) throws(ExportError) {
+    _ = try OutputFormat(path: path)
+    try checkDirectory(of: path)
+    if case (.directory, _) = SystemCalls.kind(of: path) {
+      throw ExportError(code: .notWritable, path: path, message: "is a directory, not a file")
+    }
+    try AtomicFile.probeWritable(directoryOf: path)
+  }
+
+  private static func checkDirectory(of path: String) throws(ExportError) {
+    let directory = AtomicFile.directory(of: path)
+    switch SystemCalls.kind(of: directory) {
+    case (.directory, _): return
+    case (.missing, let code):
+      throw ExportError(
+        code: .directoryMissing, path: directory, errno: code,
+        message: "the output directory does not exist")
+    case (.other, nil):
+      throw ExportError(code: .directoryMissing, path: directory, message: "is not a directory")
+    case (.other, let code):
+      throw ExportError(
+        code: .notWritable, path: directory, errno: code,
+        message: "cannot inspect the output directory")
+    }
+  }
+
+  /// Reads a pprof file (gzipped or not) back into a profile, for `drill` and other readers.
+  public static func readPprof(from path: String) throws(ExportError) -> Profile {
+    switch SystemCalls.readWholeFile(path) {
+    case .success(let bytes): return try PprofDecoder.decode(bytes)
+    case .failure(let failure):
+      throw ExportError(code: .readFailed, path: path, errno: failure.code, message: "cannot read")
+    }
+  }
+}

@@ -1,0 +1,93 @@
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+/// The only place this module talks to the C library for files, so errno handling lives in one spot.
+/// An errno value carried through `Result`.
+struct SystemErrno: Error {
+  var code: Int32
+}
+
+enum SystemCalls {
+  static func errorText(_ code: Int32) -> String {
+    guard let text = strerror(code) else { return "error \(code)" }
+    return String(cString: text)
+  }
+
+  static let alreadyExists = EEXIST
+
+  enum PathKind { case missing, directory, other }
+
+  /// What is at `path`, following symlinks, with the errno when stat failed.
+  static func kind(of path: String) -> (PathKind, Int32?) {
+    var info = stat()
+    if stat(path, &info) != 0 {
+      let code = errno
+      return (code == ENOENT || code == ENOTDIR ? .missing : .other, code)
+    }
+    return ((info.st_mode & S_IFMT) == S_IFDIR ? .directory : .other, nil)
+  }
+
+  /// Creates a file that did not exist before, readable by everyone like an ordinary output file.
+  static func createExclusive(_ path: String) -> Result<Int32, SystemErrno> {
+    let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+    return fd >= 0 ? .success(fd) : .failure(SystemErrno(code: errno))
+  }
+
+  /// Writes all of `bytes`, retrying short writes and interrupted calls.
+  static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Int32? {
+    var written = 0
+    while written < bytes.count {
+      let result = bytes.withUnsafeBytes { buffer in
+        write(fd, buffer.baseAddress! + written, buffer.count - written)
+      }
+      if result < 0 {
+        if errno == EINTR { continue }
+        return errno
+      }
+      written += result
+    }
+    return nil
+  }
+
+  static func sync(_ fd: Int32) -> Int32? { fsync(fd) == 0 ? nil : errno }
+
+  static func close(_ fd: Int32) -> Int32? {
+    #if canImport(Glibc)
+      return Glibc.close(fd) == 0 ? nil : errno
+    #else
+      return Darwin.close(fd) == 0 ? nil : errno
+    #endif
+  }
+
+  static func rename(_ from: String, _ to: String) -> Int32? {
+    #if canImport(Glibc)
+      return Glibc.rename(from, to) == 0 ? nil : errno
+    #else
+      return Darwin.rename(from, to) == 0 ? nil : errno
+    #endif
+  }
+
+  static func remove(_ path: String) { unlink(path) }
+
+  static var processID: Int32 { getpid() }
+
+  static func readWholeFile(_ path: String) -> Result<[UInt8], SystemErrno> {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return .failure(SystemErrno(code: errno)) }
+    defer { _ = close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+      let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+      if count < 0 {
+        if errno == EINTR { continue }
+        return .failure(SystemErrno(code: errno))
+      }
+      if count == 0 { return .success(bytes) }
+      bytes.append(contentsOf: chunk[0..<count])
+    }
+  }
+}
