@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# How much does whole-machine profiling slow a CPU-bound program down?
+#
+# Runs a fixed amount of integer work on every CPU (samples/spin) with no profiler (baseline), under
+# `flamespan record --frequency 99`, and under `perf record -F 99 -a -g`, interleaved round by round so that
+# drift in the machine (thermal, noisy neighbours) hits every configuration alike. Reports the median wall time
+# of the load in each configuration, its slowdown against the baseline, and the profilers' own CPU time.
+#
+# Environment:
+#   FLAMESPAN       profiler binary                  (default .build/release/flamespan)
+#   PROFILERS       which profilers to compare       (default "flamespan perf")
+#   ROUNDS          rounds of A B C                  (default 5, at least 5 for a meaningful median)
+#   THREADS         load threads                     (default: number of CPUs)
+#   TARGET_SECONDS  wall time of one baseline run    (default 6; used to size ITERATIONS)
+#   ITERATIONS      per-thread work; skips sizing    (default: sized from a calibration run)
+#   SETTLE          seconds a profiler gets to attach before the load starts (default 3)
+#   OUT             directory for logs and profiles  (default: a new temp directory)
+set -euo pipefail
+
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$REPO_ROOT"
+
+FLAMESPAN=${FLAMESPAN:-.build/release/flamespan}
+PROFILERS=${PROFILERS:-"flamespan perf"}
+ROUNDS=${ROUNDS:-5}
+THREADS=${THREADS:-$(nproc)}
+TARGET_SECONDS=${TARGET_SECONDS:-6}
+ITERATIONS=${ITERATIONS:-}
+SETTLE=${SETTLE:-3}
+OUT=${OUT:-$(mktemp -d /tmp/flamespan-overhead.XXXXXX)}
+CLOCK_TICKS=$(getconf CLK_TCK)
+
+fail() {
+  echo "run.sh: $*" >&2
+  exit 1
+}
+
+[[ $(id -u) -eq 0 ]] || fail "whole-machine profiling needs root"
+for profiler in $PROFILERS; do
+  case $profiler in
+    flamespan) [[ -x $FLAMESPAN ]] || fail "no flamespan binary at $FLAMESPAN (swift build -c release, or set FLAMESPAN)" ;;
+    perf) command -v perf >/dev/null || fail "perf is not installed (apt-get install linux-perf)" ;;
+    *) fail "unknown profiler '$profiler' in PROFILERS (known: flamespan perf)" ;;
+  esac
+done
+mkdir -p "$OUT"
+
+make -s -C samples
+SPIN=samples/bin/spin
+
+now_ns() { date +%s%N; }
+
+# Wall seconds of one run of the load, printed with millisecond precision.
+run_load() {
+  local begin end
+  begin=$(now_ns)
+  "$SPIN" "$ITERATIONS" "$THREADS" >>"$OUT/load.log"
+  end=$(now_ns)
+  awk -v b="$begin" -v e="$end" 'BEGIN { printf "%.3f\n", (e - b) / 1e9 }'
+}
+
+# User plus system CPU seconds a process has used so far.
+cpu_seconds() {
+  # Field 2 (comm) may contain spaces, so count fields from after its closing parenthesis.
+  local stat
+  stat=$(<"/proc/$1/stat")
+  stat=${stat##*) }
+  awk -v ticks="$CLOCK_TICKS" '{ printf "%.3f\n", ($12 + $13) / ticks }' <<<"$stat"
+}
+
+median() {
+  sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) exit 1; if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+start_profiler() {
+  local round=$2
+  case $1 in
+    flamespan)
+      "$FLAMESPAN" record --frequency 99 --duration 600 --output "$OUT/flamespan-$round.pb.gz" \
+        >"$OUT/flamespan-$round.log" 2>&1 &
+      ;;
+    perf)
+      perf record -F 99 -a -g -o "$OUT/perf-$round.data" >"$OUT/perf-$round.log" 2>&1 &
+      ;;
+  esac
+  PROFILER_PID=$!
+  sleep "$SETTLE"
+  kill -0 "$PROFILER_PID" 2>/dev/null || fail "$1 exited before the load started; see $OUT/$1-$round.log"
+}
+
+# Stops the profiler with SIGINT as a user would, recording its CPU time during the load and how long it took
+# to finish writing its output afterwards.
+stop_profiler() {
+  local name=$1 round=$2 cpu begin end
+  cpu=$(cpu_seconds "$PROFILER_PID")
+  begin=$(now_ns)
+  kill -INT "$PROFILER_PID"
+  local status=0
+  wait "$PROFILER_PID" || status=$?
+  # 130 is the conventional status of a program that ends on SIGINT.
+  if [[ $status -ne 0 && $status -ne 130 ]]; then
+    echo "note: $name exited with status $status in round $round (see $OUT/$name-$round.log)" >&2
+  fi
+  end=$(now_ns)
+  echo "$cpu" >>"$OUT/$name.cpu"
+  awk -v b="$begin" -v e="$end" 'BEGIN { printf "%.3f\n", (e - b) / 1e9 }' >>"$OUT/$name.shutdown"
+  # Profiles are kept for inspection, but perf.data files are large.
+  [[ $name == perf ]] && rm -f "$OUT/perf-$round.data"
+  return 0
+}
+
+cleanup() {
+  if [[ -n ${PROFILER_PID:-} ]] && kill -0 "$PROFILER_PID" 2>/dev/null; then
+    kill -INT "$PROFILER_PID" 2>/dev/null || true
+    wait "$PROFILER_PID" 2>/dev/null || true
+  fi
+}
+trap cleanup EXIT
+
+if [[ -z $ITERATIONS ]]; then
+  probe=200000000
+  "$SPIN" "$probe" "$THREADS" >/dev/null # warm caches and frequency governor
+  begin=$(now_ns)
+  "$SPIN" "$probe" "$THREADS" >/dev/null
+  end=$(now_ns)
+  ITERATIONS=$(awk -v p="$probe" -v b="$begin" -v e="$end" -v t="$TARGET_SECONDS" \
+    'BEGIN { printf "%d\n", p * t / ((e - b) / 1e9) }')
+fi
+
+configurations="baseline $PROFILERS"
+echo "load: $SPIN $ITERATIONS $THREADS; rounds: $ROUNDS; order per round: $configurations; output: $OUT"
+for round in $(seq 1 "$ROUNDS"); do
+  for configuration in $configurations; do
+    if [[ $configuration == baseline ]]; then
+      seconds=$(run_load)
+    else
+      start_profiler "$configuration" "$round"
+      seconds=$(run_load)
+      stop_profiler "$configuration" "$round"
+      PROFILER_PID=
+    fi
+    echo "$seconds" >>"$OUT/$configuration.wall"
+    printf 'round %d  %-10s %8.3f s\n' "$round" "$configuration" "$seconds"
+  done
+done
+
+label() {
+  case $1 in
+    baseline) echo "no profiler" ;;
+    flamespan) echo "flamespan record -F 99" ;;
+    perf) echo "perf record -F 99 -a -g" ;;
+  esac
+}
+
+baseline=$(median <"$OUT/baseline.wall")
+echo
+printf '%-26s %12s %10s %16s %14s\n' configuration "median wall" slowdown "profiler CPU" "stop time"
+printf '%-26s %10.3f s %10s %16s %14s\n' "$(label baseline)" "$baseline" "-" "-" "-"
+declare -A slowdowns
+for profiler in $PROFILERS; do
+  wall=$(median <"$OUT/$profiler.wall")
+  cpu=$(median <"$OUT/$profiler.cpu")
+  shutdown=$(median <"$OUT/$profiler.shutdown")
+  slowdown=$(awk -v w="$wall" -v b="$baseline" 'BEGIN { printf "%.2f", (w / b - 1) * 100 }')
+  slowdowns[$profiler]=$slowdown
+  printf '%-26s %10.3f s %9s%% %14s s %12s s\n' "$(label "$profiler")" "$wall" "$slowdown" "$cpu" "$shutdown"
+done
+if [[ -n ${slowdowns[flamespan]:-} && -n ${slowdowns[perf]:-} ]]; then
+  awk -v f="${slowdowns[flamespan]}" -v p="${slowdowns[perf]}" 'BEGIN {
+    if (p > 0) printf "\nflamespan slowdown / perf slowdown = %.2f\n", f / p
+    else printf "\nperf showed no measurable slowdown (%s%%); ratio not meaningful\n", p
+  }'
+fi
+echo "(profiler CPU: user+system seconds the profiler used while the load ran, median; stop time: SIGINT to exit)"
+echo "raw wall times: $OUT/*.wall"
