@@ -1,0 +1,3 @@
+enum RustV0Demangler {
+  static func demangle(_ name: String) -> String? { nil }
+}
