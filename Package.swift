@@ -16,7 +16,8 @@ let package = Package(
     // Structs carried by the ring buffers, shared byte for byte with bpf/*.bpf.c.
     .target(name: "CFlamespanABI"),
     .systemLibrary(name: "CLibBPF", pkgConfig: "libbpf", providers: [.apt(["libbpf-dev"])]),
-    .systemLibrary(name: "CLibDW", pkgConfig: "libdw", providers: [.apt(["libdw-dev", "libelf-dev"])]),
+    .systemLibrary(
+      name: "CLibDW", pkgConfig: "libdw", providers: [.apt(["libdw-dev", "libelf-dev"])]),
     .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
     .target(name: "CBPFShim", dependencies: ["CLibBPF"]),
     .target(name: "FlamespanModel"),
@@ -35,7 +36,8 @@ let package = Package(
     .executableTarget(
       name: "FlamespanCLI",
       dependencies: [
-        "FlamespanModel", "FlamespanProcess", "FlamespanSymbolizer", "FlamespanBPF", "FlamespanRecorder",
+        "FlamespanModel", "FlamespanProcess", "FlamespanSymbolizer", "FlamespanBPF",
+        "FlamespanRecorder",
         "FlamespanExport",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
@@ -45,9 +47,12 @@ let package = Package(
     .target(name: "FlamespanTestSupport", path: "Tests/FlamespanTestSupport"),
     .testTarget(name: "FlamespanModelTests", dependencies: ["FlamespanModel"]),
     .testTarget(name: "FlamespanProcessTests", dependencies: ["FlamespanProcess"]),
-    .testTarget(name: "FlamespanSymbolizerTests", dependencies: ["FlamespanSymbolizer", "FlamespanModel"]),
+    .testTarget(
+      name: "FlamespanSymbolizerTests", dependencies: ["FlamespanSymbolizer", "FlamespanModel"]),
     .testTarget(name: "FlamespanExportTests", dependencies: ["FlamespanExport", "FlamespanModel"]),
-    .testTarget(name: "FlamespanBPFTests", dependencies: ["FlamespanBPF", "CFlamespanABI", "FlamespanTestSupport"]),
+    .testTarget(
+      name: "FlamespanBPFTests",
+      dependencies: ["FlamespanBPF", "CFlamespanABI", "FlamespanTestSupport"]),
     .testTarget(
       name: "FlamespanEndToEndTests",
       dependencies: ["FlamespanModel", "FlamespanExport", "FlamespanTestSupport"]

@@ -7,11 +7,18 @@
 #include <bpf/bpf_tracing.h>
 #include "flamespan_abi.h"
 
+// errno values (vmlinux.h carries types, not macros).
+#define ENOMEM 12
+#define EEXIST 17
+
 char LICENSE[] SEC("license") = "GPL";
 
 // Set by user space before load.
 const volatile bool filter_by_pid = false;
 const volatile bool include_idle = false;
+// Count distinct stacks in maps instead of streaming every sample (no timestamps, no span ids; see
+// docs/architecture.md for the measured trade-off).
+const volatile bool aggregate_in_kernel = false;
 
 struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -42,6 +49,20 @@ struct {
   __type(value, struct fs_span_context);
 } traces_ctx_v1 SEC(".maps");
 
+struct {
+  __uint(type, BPF_MAP_TYPE_STACK_TRACE);
+  __uint(max_entries, 16384);
+  __uint(key_size, sizeof(__u32));
+  __uint(value_size, FS_MAX_STACK_DEPTH * sizeof(__u64));
+} stack_traces SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 32768);
+  __type(key, struct fs_aggregate_key);
+  __type(value, __u64);
+} stack_counts SEC(".maps");
+
 static __always_inline void count(__u32 counter) {
   __u64 *value = bpf_map_lookup_elem(&fs_counters, &counter);
   if (value)
@@ -50,6 +71,37 @@ static __always_inline void count(__u32 counter) {
 
 static __always_inline bool is_target(__u32 pid) {
   return !filter_by_pid || bpf_map_lookup_elem(&targets, &pid) != NULL;
+}
+
+// -EEXIST (a hash collision in the stack map) and -ENOMEM (map full) lose the stack but not the sample:
+// it is still counted, under the negative id, so totals stay right.
+static __always_inline int aggregate(struct bpf_perf_event_data *ctx, __u32 pid, __u32 tid) {
+  struct fs_aggregate_key key = {};
+  key.pid = pid;
+  key.tid = tid;
+  bpf_get_current_comm(key.comm, sizeof(key.comm));
+  key.kernel_stack_id = bpf_get_stackid(ctx, &stack_traces, 0);
+  key.user_stack_id = bpf_get_stackid(ctx, &stack_traces, BPF_F_USER_STACK);
+  if (key.kernel_stack_id == -EEXIST || key.kernel_stack_id == -ENOMEM || key.user_stack_id == -EEXIST ||
+      key.user_stack_id == -ENOMEM)
+    count(FS_COUNTER_STACK_MAP_FULL);
+  __u64 *value = bpf_map_lookup_elem(&stack_counts, &key);
+  if (value) {
+    __sync_fetch_and_add(value, 1);
+  } else {
+    __u64 one = 1;
+    if (bpf_map_update_elem(&stack_counts, &key, &one, BPF_NOEXIST) != 0) {
+      value = bpf_map_lookup_elem(&stack_counts, &key);
+      if (value)
+        __sync_fetch_and_add(value, 1);
+      else {
+        count(FS_COUNTER_COUNTS_FULL);
+        return 0;
+      }
+    }
+  }
+  count(FS_COUNTER_SAMPLES);
+  return 0;
 }
 
 SEC("perf_event")
@@ -66,6 +118,9 @@ int sample_cpu(struct bpf_perf_event_data *ctx) {
     count(FS_COUNTER_FILTERED);
     return 0;
   }
+
+  if (aggregate_in_kernel)
+    return aggregate(ctx, pid, tid);
 
   struct fs_sample *sample = bpf_ringbuf_reserve(&events, sizeof(*sample), 0);
   if (!sample) {

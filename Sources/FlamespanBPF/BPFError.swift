@@ -40,7 +40,8 @@ public struct BPFError: Error, CustomStringConvertible, Sendable {
   /// What the user can do about it, when we know.
   public var hint: String? {
     if code == .missingPrivileges || errno == EPERM || errno == EACCES {
-      return "Flamespan needs root, or the capabilities CAP_BPF and CAP_PERFMON (e.g. `sudo flamespan …`)."
+      return
+        "Flamespan needs root, or the capabilities CAP_BPF and CAP_PERFMON (e.g. `sudo flamespan …`)."
     }
     if code == .perfEventOpen && errno == ENOENT {
       return "this kernel has no software cpu-clock perf event (CONFIG_PERF_EVENTS)."

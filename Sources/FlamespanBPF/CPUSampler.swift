@@ -9,10 +9,14 @@ public struct SamplerConfiguration: Sendable {
   public var frequency: Int
   /// Thread groups to sample, with every process they fork; nil samples the whole machine.
   public var pids: [Int32]?
+  /// Count distinct stacks in kernel maps instead of streaming each sample: less work per sample, but no
+  /// per-sample time or span, and mappings are only read at the end.
+  public var aggregateInKernel: Bool
 
-  public init(frequency: Int = 99, pids: [Int32]? = nil) {
+  public init(frequency: Int = 99, pids: [Int32]? = nil, aggregateInKernel: Bool = false) {
     self.frequency = frequency
     self.pids = pids
+    self.aggregateInKernel = aggregateInKernel
   }
 }
 
@@ -37,7 +41,8 @@ public final class CPUSampler {
   public init(configuration: SamplerConfiguration) throws(BPFError) {
     self.configuration = configuration
     if let missing = Privileges.missingForProfiling() {
-      throw BPFError(.missingPrivileges, errno: EPERM, context: "cannot load the sampler: \(missing)")
+      throw BPFError(
+        .missingPrivileges, errno: EPERM, context: "cannot load the sampler: \(missing)")
     }
     do {
       try open()
@@ -53,40 +58,57 @@ public final class CPUSampler {
   private func open() throws(BPFError) {
     LibBPFLog.startCapturing()
     let bytes = [UInt8](Data(base64Encoded: EmbeddedBPFObjects.profile)!)
-    object = bytes.withUnsafeBytes { fs_open_object_from_memory($0.baseAddress, $0.count, "flamespan_profile") }
+    object = bytes.withUnsafeBytes {
+      fs_open_object_from_memory($0.baseAddress, $0.count, "flamespan_profile")
+    }
     guard let object else {
-      throw BPFError(.openObject, errno: errno, context: "cannot open the embedded sampler object", libbpfLog: LibBPFLog.take())
+      throw BPFError(
+        .openObject, errno: errno, context: "cannot open the embedded sampler object",
+        libbpfLog: LibBPFLog.take())
     }
-    var filter = configuration.pids != nil
-    let status = fs_set_rodata_variable(object, "filter_by_pid", &filter, MemoryLayout<Bool>.size)
-    guard status == 0 else {
-      throw BPFError(.setConfiguration, errno: -status, context: "cannot set filter_by_pid in the sampler")
-    }
+    try setReadOnly("filter_by_pid", configuration.pids != nil)
+    try setReadOnly("aggregate_in_kernel", configuration.aggregateInKernel)
     let loaded = bpf_object__load(object)
     guard loaded == 0 else {
-      throw BPFError(.load, errno: -loaded, context: "the kernel refused the sampler program", libbpfLog: LibBPFLog.take())
+      throw BPFError(
+        .load, errno: -loaded, context: "the kernel refused the sampler program",
+        libbpfLog: LibBPFLog.take())
     }
     targetsFD = try mapFD("targets")
     countersFD = try mapFD("fs_counters")
     for pid in configuration.pids ?? [] { try addTarget(pid: pid) }
   }
 
+  private func setReadOnly(_ name: String, _ value: Bool) throws(BPFError) {
+    var value = value
+    let status = fs_set_rodata_variable(object, name, &value, MemoryLayout<Bool>.size)
+    guard status == 0 else {
+      throw BPFError(
+        .setConfiguration, errno: -status, context: "cannot set \(name) in the sampler")
+    }
+  }
+
   private func mapFD(_ name: String) throws(BPFError) -> Int32 {
     let fd = bpf_object__find_map_by_name(object, name).map { bpf_map__fd($0) } ?? -1
-    guard fd >= 0 else { throw BPFError(.openObject, errno: ENOENT, context: "the sampler object has no map \(name)") }
+    guard fd >= 0 else {
+      throw BPFError(.openObject, errno: ENOENT, context: "the sampler object has no map \(name)")
+    }
     return fd
   }
 
   private func attach() throws(BPFError) {
     for name in ["on_exec", "on_exit", "on_fork"] {
-      guard let program = bpf_object__find_program_by_name(object, name), let link = bpf_program__attach(program)
+      guard let program = bpf_object__find_program_by_name(object, name),
+        let link = bpf_program__attach(program)
       else {
-        throw BPFError(.attach, errno: errno, context: "cannot attach \(name)", libbpfLog: LibBPFLog.take())
+        throw BPFError(
+          .attach, errno: errno, context: "cannot attach \(name)", libbpfLog: LibBPFLog.take())
       }
       links.append(link)
     }
     guard let sampleProgram = bpf_object__find_program_by_name(object, "sample_cpu") else {
-      throw BPFError(.openObject, errno: ENOENT, context: "the sampler object has no sample_cpu program")
+      throw BPFError(
+        .openObject, errno: ENOENT, context: "the sampler object has no sample_cpu program")
     }
     for cpu in OnlineCPUs.read() {
       let fd = fs_open_cpu_clock_event(Int32(cpu), UInt(configuration.frequency))
@@ -96,16 +118,21 @@ public final class CPUSampler {
           skippedCPUs.append((cpu, -fd))
           continue
         }
-        throw BPFError(.perfEventOpen, errno: -fd, context: "cannot open the cpu-clock perf event on CPU \(cpu)")
+        throw BPFError(
+          .perfEventOpen, errno: -fd, context: "cannot open the cpu-clock perf event on CPU \(cpu)")
       }
       perfEventFDs.append(fd)
       guard let link = bpf_program__attach_perf_event(sampleProgram, fd) else {
-        throw BPFError(.attach, errno: errno, context: "cannot attach the sampler to CPU \(cpu)", libbpfLog: LibBPFLog.take())
+        throw BPFError(
+          .attach, errno: errno, context: "cannot attach the sampler to CPU \(cpu)",
+          libbpfLog: LibBPFLog.take())
       }
       links.append(link)
       sampledCPUs.append(cpu)
     }
-    guard !sampledCPUs.isEmpty else { throw BPFError(.noCPUs, errno: ENODEV, context: "no online CPU could be sampled") }
+    guard !sampledCPUs.isEmpty else {
+      throw BPFError(.noCPUs, errno: ENODEV, context: "no online CPU could be sampled")
+    }
 
     let eventsFD = try mapFD("events")
     let context = Unmanaged.passUnretained(dispatcher).toOpaque()
@@ -121,21 +148,27 @@ public final class CPUSampler {
     var yes: UInt8 = 1
     let status = bpf_map_update_elem(targetsFD, &key, &yes, UInt64(BPF_ANY))
     guard status == 0 else {
-      throw BPFError(.mapUpdate, errno: -status, context: "cannot add pid \(pid) to the sampled set")
+      throw BPFError(
+        .mapUpdate, errno: -status, context: "cannot add pid \(pid) to the sampled set")
     }
   }
 
   /// Waits up to `timeoutMilliseconds` for records and hands each to `handler`. Returns how many were handled.
   /// An interrupted wait (a signal) returns 0 rather than failing.
   @discardableResult
-  public func poll(timeoutMilliseconds: Int32, handler: (SamplerEvent) -> Void) throws(BPFError) -> Int {
+  public func poll(timeoutMilliseconds: Int32, handler: (SamplerEvent) -> Void) throws(BPFError)
+    -> Int
+  {
     guard let ringBuffer else { return 0 }
     return try withoutActuallyEscaping(handler) { (escapable) throws(BPFError) -> Int in
       dispatcher.handler = escapable
       defer { dispatcher.handler = nil }
       let result = ring_buffer__poll(ringBuffer, timeoutMilliseconds)
       if result == -EINTR { return 0 }
-      guard result >= 0 else { throw BPFError(.ringBuffer, errno: -result, context: "reading the sampler's ring buffer failed") }
+      guard result >= 0 else {
+        throw BPFError(
+          .ringBuffer, errno: -result, context: "reading the sampler's ring buffer failed")
+      }
       return Int(result)
     }
   }
@@ -159,7 +192,54 @@ public final class CPUSampler {
     totals.filtered = read(FS_COUNTER_FILTERED)
     totals.processEventsLost = read(FS_COUNTER_PROCESS_EVENTS_LOST)
     totals.targetsFull = read(FS_COUNTER_TARGETS_FULL)
+    totals.stackMapFull = read(FS_COUNTER_STACK_MAP_FULL)
+    totals.countsFull = read(FS_COUNTER_COUNTS_FULL)
     return totals
+  }
+
+  /// In-kernel aggregation mode: every distinct (thread, stacks) with its count, read from the maps. Call
+  /// after the last poll; the stacks of negative ids (not stored) come back empty with their errno.
+  public func takeKernelAggregates() -> [(sample: RawSample, count: UInt64)] {
+    guard configuration.aggregateInKernel, let object,
+      let countsMap = bpf_object__find_map_by_name(object, "stack_counts"),
+      let stacksMap = bpf_object__find_map_by_name(object, "stack_traces")
+    else { return [] }
+    let countsFD = bpf_map__fd(countsMap)
+    let stacksFD = bpf_map__fd(stacksMap)
+    var results: [(RawSample, UInt64)] = []
+    var key = fs_aggregate_key()
+    var previous: fs_aggregate_key? = nil
+    while true {
+      let status: Int32 =
+        if var previousKey = previous {
+          bpf_map_get_next_key(countsFD, &previousKey, &key)
+        } else {
+          bpf_map_get_next_key(countsFD, nil, &key)
+        }
+      guard status == 0 else { break }
+      previous = key
+      var count: UInt64 = 0
+      guard bpf_map_lookup_elem(countsFD, &key, &count) == 0 else { continue }
+      let kernel = Self.readStack(stacksFD, id: key.kernel_stack_id)
+      let user = Self.readStack(stacksFD, id: key.user_stack_id)
+      let sample = RawSample(
+        pid: Int32(bitPattern: key.pid), tid: Int32(bitPattern: key.tid), cpu: 0, timeNanos: 0,
+        threadName: withUnsafeBytes(of: key.comm) { EventDecoder.cString($0) }, kernelStack: kernel,
+        userStack: user,
+        kernelStackErrno: key.kernel_stack_id < 0 && key.kernel_stack_id != -EFAULT
+          ? -key.kernel_stack_id : nil,
+        userStackErrno: key.user_stack_id < 0 ? -key.user_stack_id : nil)
+      results.append((sample, count))
+    }
+    return results
+  }
+
+  private static func readStack(_ fd: Int32, id: Int32) -> [UInt64] {
+    guard id >= 0 else { return [] }
+    var key = UInt32(id)
+    var frames = [UInt64](repeating: 0, count: Int(FS_MAX_STACK_DEPTH))
+    guard bpf_map_lookup_elem(fd, &key, &frames) == 0 else { return [] }
+    return Array(frames.prefix { $0 != 0 })
   }
 
   /// Detaches every program and frees every kernel object. Safe to call twice.
@@ -179,13 +259,14 @@ public final class CPUSampler {
 final class RingBufferDispatcher {
   var handler: ((SamplerEvent) -> Void)?
 
-  static let callback: @convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, Int) -> Int32 = {
-    context, data, size in
-    guard let context, let data else { return 0 }
-    let dispatcher = Unmanaged<RingBufferDispatcher>.fromOpaque(context).takeUnretainedValue()
-    dispatcher.handler?(EventDecoder.decode(UnsafeRawBufferPointer(start: data, count: size)))
-    return 0
-  }
+  static let callback:
+    @convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, Int) -> Int32 = {
+      context, data, size in
+      guard let context, let data else { return 0 }
+      let dispatcher = Unmanaged<RingBufferDispatcher>.fromOpaque(context).takeUnretainedValue()
+      dispatcher.handler?(EventDecoder.decode(UnsafeRawBufferPointer(start: data, count: size)))
+      return 0
+    }
 }
 
 enum LibBPFLog {

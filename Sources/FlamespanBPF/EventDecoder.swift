@@ -5,18 +5,25 @@ import FlamespanModel
 /// short or foreign record becomes `.malformed` instead of a read past its end.
 enum EventDecoder {
   static func decode(_ record: UnsafeRawBufferPointer) -> SamplerEvent {
-    guard record.count >= 4, let base = record.baseAddress else { return .malformed(size: record.count) }
+    guard record.count >= 4, let base = record.baseAddress else {
+      return .malformed(size: record.count)
+    }
     let kind = base.loadUnaligned(as: UInt32.self)
     switch kind {
     case UInt32(FS_EVENT_SAMPLE.rawValue):
-      guard record.count >= MemoryLayout<fs_sample>.size else { return .malformed(size: record.count) }
+      guard record.count >= MemoryLayout<fs_sample>.size else {
+        return .malformed(size: record.count)
+      }
       return .sample(decodeSample(base))
     case UInt32(FS_EVENT_EXEC.rawValue), UInt32(FS_EVENT_EXIT.rawValue):
-      guard record.count >= MemoryLayout<fs_process_event>.size else { return .malformed(size: record.count) }
+      guard record.count >= MemoryLayout<fs_process_event>.size else {
+        return .malformed(size: record.count)
+      }
       let event = base.loadUnaligned(as: fs_process_event.self)
       let name = withUnsafeBytes(of: event.comm) { cString($0) }
       let change: ProcessChange = kind == UInt32(FS_EVENT_EXEC.rawValue) ? .exec : .exit
-      return .process(change, pid: Int32(bitPattern: event.pid), timeNanos: event.time_ns, name: name)
+      return .process(
+        change, pid: Int32(bitPattern: event.pid), timeNanos: event.time_ns, name: name)
     default:
       return .malformed(size: record.count)
     }

@@ -22,7 +22,9 @@ public enum Privileges {
   }
 
   static func effectiveCapabilities() -> UInt64? {
-    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else {
+      return nil
+    }
     for line in status.split(separator: "\n") where line.hasPrefix("CapEff:") {
       let hex = line.dropFirst("CapEff:".count).trimmingCharacters(in: .whitespaces)
       return UInt64(hex, radix: 16)

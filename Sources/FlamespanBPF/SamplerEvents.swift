@@ -19,8 +19,10 @@ public struct RawSample: Sendable {
   public var span: SpanContext?
 
   public init(
-    pid: Int32, tid: Int32, cpu: UInt32, timeNanos: UInt64, threadName: String, kernelStack: [UInt64],
-    userStack: [UInt64], kernelStackErrno: Int32? = nil, userStackErrno: Int32? = nil, span: SpanContext? = nil
+    pid: Int32, tid: Int32, cpu: UInt32, timeNanos: UInt64, threadName: String,
+    kernelStack: [UInt64],
+    userStack: [UInt64], kernelStackErrno: Int32? = nil, userStackErrno: Int32? = nil,
+    span: SpanContext? = nil
   ) {
     self.pid = pid
     self.tid = tid
@@ -57,9 +59,13 @@ public struct SamplerCounters: Sendable, Equatable {
   public var filtered: UInt64 = 0
   public var processEventsLost: UInt64 = 0
   public var targetsFull: UInt64 = 0
+  /// In-kernel aggregation: stacks that could not be stored (map full or hash collision); the sample counts.
+  public var stackMapFull: UInt64 = 0
+  /// In-kernel aggregation: samples lost because the counts map was full.
+  public var countsFull: UInt64 = 0
 
   public init() {}
 
   /// Samples that were taken but never reached user space.
-  public var lostSamples: UInt64 { ringBufferFull }
+  public var lostSamples: UInt64 { ringBufferFull + countsFull }
 }

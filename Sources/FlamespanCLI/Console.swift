@@ -3,13 +3,23 @@ import Glibc
 /// Messages for people go to stderr, so stdout stays clean for data (`symbolize` writes JSON there).
 enum Console {
   static func error(_ text: String) {
-    fputs(text + "\n", stderr)
+    write(text + "\n")
   }
 
   /// A single self-overwriting status line on a terminal; nil clears it.
   static func progress(_ text: String?) {
-    fputs("\r\u{1B}[2K" + (text ?? ""), stderr)
-    fflush(stderr)
+    write("\r\u{1B}[2K" + (text ?? ""))
+  }
+
+  /// Unbuffered, so progress and errors show at once and in order.
+  private static func write(_ text: String) {
+    var bytes = Array(text.utf8)[...]
+    while !bytes.isEmpty {
+      let written = bytes.withUnsafeBytes { Glibc.write(STDERR_FILENO, $0.baseAddress, $0.count) }
+      if written < 0 && errno == EINTR { continue }
+      guard written > 0 else { return }
+      bytes = bytes.dropFirst(written)
+    }
   }
 }
 

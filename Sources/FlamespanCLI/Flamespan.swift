@@ -4,7 +4,8 @@ import ArgumentParser
 struct Flamespan: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "flamespan",
-    abstract: "A whole-machine CPU profiler for Linux: eBPF sampling, DWARF symbolization, pprof and flame graphs.",
+    abstract:
+      "A whole-machine CPU profiler for Linux: eBPF sampling, DWARF symbolization, pprof and flame graphs.",
     discussion: """
       Typical use (as root, or with CAP_BPF and CAP_PERFMON):
         flamespan record --duration 10s -o profile.pb.gz -o flame.svg      whole machine for 10 seconds
@@ -14,6 +15,6 @@ struct Flamespan: ParsableCommand {
 
       Read the results with `go tool pprof -http=: profile.pb.gz`, or open the .svg in a browser.
       """,
-    subcommands: [RecordCommand.self, SymbolizeCommand.self]
+    subcommands: [RecordCommand.self]
   )
 }

@@ -22,41 +22,65 @@ struct RecordCommand: ParsableCommand {
       """
   )
 
-  @Option(name: [.short, .long], help: ArgumentHelp("Process to sample, with all its threads and children (repeatable).", valueName: "pid"))
+  @Option(
+    name: [.short, .long],
+    help: ArgumentHelp(
+      "Process to sample, with all its threads and children (repeatable).", valueName: "pid"))
   var pid: [Int32] = []
 
-  @Option(name: [.customShort("F"), .long], help: ArgumentHelp("Samples per second on each CPU.", valueName: "hz"))
+  @Option(
+    name: [.customShort("F"), .long],
+    help: ArgumentHelp("Samples per second on each CPU.", valueName: "hz"))
   var frequency: Int = 99
 
   @Option(
     name: [.short, .long],
-    help: ArgumentHelp("Stop after this long: plain seconds or with a unit (8, 8s, 500ms, 2m).", valueName: "duration"))
+    help: ArgumentHelp(
+      "Stop after this long: plain seconds or with a unit (8, 8s, 500ms, 2m).",
+      valueName: "duration"))
   var duration: String?
 
-  @Option(name: [.short, .long], help: ArgumentHelp("Output file; the extension picks the format (repeatable).", valueName: "path"))
+  @Option(
+    name: [.short, .long],
+    help: ArgumentHelp(
+      "Output file; the extension picks the format (repeatable).", valueName: "path"))
   var output: [String] = []
 
   @Option(help: "Title of the SVG flame graph.")
   var title: String = "Flamespan CPU profile"
 
+  @Flag(
+    help: ArgumentHelp(
+      "Count stacks in kernel maps instead of streaming each sample (cheaper; no span ids, and processes that exit before the end lose their user frames)."
+    ))
+  var kernelAggregation = false
+
   @Flag(name: .shortAndLong, help: "No progress line.")
   var quiet = false
 
-  @Argument(parsing: .postTerminator, help: ArgumentHelp("Command to launch and profile until it exits (after --).", valueName: "command"))
+  @Argument(
+    parsing: .postTerminator,
+    help: ArgumentHelp(
+      "Command to launch and profile until it exits (after --).", valueName: "command"))
   var command: [String] = []
 
   func validate() throws {
     guard !output.isEmpty else {
-      throw ValidationError("give at least one --output, for example: -o profile.pb.gz -o flame.svg")
+      throw ValidationError(
+        "give at least one --output, for example: -o profile.pb.gz -o flame.svg")
     }
     guard (1...10_000).contains(frequency) else {
       throw ValidationError("--frequency must be between 1 and 10000 Hz (got \(frequency))")
     }
     if let duration, DurationText.nanoseconds(duration) == nil {
-      throw ValidationError("--duration '\(duration)' is not a duration: use seconds or a unit, such as 8, 8s, 500ms or 2m")
+      throw ValidationError(
+        "--duration '\(duration)' is not a duration: use seconds or a unit, such as 8, 8s, 500ms or 2m"
+      )
     }
     for path in output {
-      do { try ProfileExporter.validateOutputPath(path) } catch { throw ValidationError(error.description) }
+      do { try ProfileExporter.validateOutputPath(path) } catch {
+        throw ValidationError(error.description)
+      }
     }
   }
 
@@ -66,21 +90,26 @@ struct RecordCommand: ParsableCommand {
     options.pids = pid.isEmpty ? nil : pid
     options.durationNanos = duration.flatMap(DurationText.nanoseconds)
     options.command = command.isEmpty ? nil : command
+    options.aggregateInKernel = kernelAggregation
 
     StopSignal.install()
     let showProgress = !quiet && isatty(STDERR_FILENO) != 0
     let scope =
       options.command.map { "`\($0.joined(separator: " "))`" }
-      ?? options.pids.map { "pid \($0.map(String.init).joined(separator: ", "))" } ?? "the whole machine"
-    Console.error("Sampling \(scope) at \(frequency) Hz\(duration.map { " for \($0)" } ?? ""); Ctrl-C to stop.")
+      ?? options.pids.map { "pid \($0.map(String.init).joined(separator: ", "))" }
+      ?? "the whole machine"
+    Console.error(
+      "Sampling \(scope) at \(frequency) Hz\(duration.map { " for \($0)" } ?? ""); Ctrl-C to stop.")
 
     let recording: Recording
     do {
-      recording = try Recorder(options: options).record(shouldStop: StopSignal.requested) { progress in
+      recording = try Recorder(options: options).record(shouldStop: StopSignal.requested) {
+        progress in
         guard showProgress else { return }
         Console.progress(
           String(
-            format: "recording %.0fs · %d samples · %llu lost · %d processes", Double(progress.elapsedNanos) / 1e9,
+            format: "recording %.0fs · %d samples · %llu lost · %d processes",
+            Double(progress.elapsedNanos) / 1e9,
             progress.samples, progress.lostSamples, progress.processes))
       }
     } catch {

@@ -10,23 +10,30 @@ enum RecordSummaryText {
     var lines: [String] = []
     lines.append(
       String(
-        format: "Recorded %.2f s at %d Hz on %d CPU%@: %d samples from %d process%@.", seconds, summary.frequency,
-        summary.sampledCPUs.count, summary.sampledCPUs.count == 1 ? "" : "s", summary.samplesReceived,
+        format: "Recorded %.2f s at %d Hz on %d CPU%@: %d samples from %d process%@.", seconds,
+        summary.frequency,
+        summary.sampledCPUs.count, summary.sampledCPUs.count == 1 ? "" : "s",
+        summary.samplesReceived,
         summary.processes, summary.processes == 1 ? "" : "es"))
     lines.append(
       String(
         format: "A fully busy CPU gives %.0f samples in that time; the machine's maximum was %.0f.",
-        summary.expectedSamplesPerBusyCPU, summary.expectedSamplesPerBusyCPU * Double(summary.sampledCPUs.count)))
+        summary.expectedSamplesPerBusyCPU,
+        summary.expectedSamplesPerBusyCPU * Double(summary.sampledCPUs.count)))
     let counters = summary.counters
     lines.append(
       "Lost samples: \(summary.lostSamples) (ring buffer full \(counters.ringBufferFull), undecodable \(summary.malformedRecords)). "
-        + "Stack read errors: kernel \(counters.kernelStackErrors), user \(counters.userStackErrors).")
+        + "Stack read errors: kernel \(counters.kernelStackErrors), user \(counters.userStackErrors)."
+    )
     if summary.processesGoneBeforeMaps > 0 {
       lines.append(
-        "\(summary.processesGoneBeforeMaps) process(es) exited before their mappings were read; their user frames are unknown.")
+        "\(summary.processesGoneBeforeMaps) process(es) exited before their mappings were read; their user frames are unknown."
+      )
     }
     if let status = summary.commandExitStatus {
-      lines.append("The command exited with status \(status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)).")
+      lines.append(
+        "The command exited with status \(status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f))."
+      )
     }
     let total = max(recording.profile.totalCount, 1)
     let top = recording.profile.topFunctions(limit: topCount)

@@ -10,7 +10,9 @@ public struct SourceFrame: Hashable, Sendable {
   /// 0 when unknown.
   public var column: Int
 
-  public init(function: String, systemName: String? = nil, file: String? = nil, line: Int = 0, column: Int = 0) {
+  public init(
+    function: String, systemName: String? = nil, file: String? = nil, line: Int = 0, column: Int = 0
+  ) {
     self.function = function
     self.systemName = systemName
     self.file = file
@@ -30,7 +32,9 @@ public struct ResolvedLocation: Hashable, Sendable {
   /// Why `frames` is empty, for people reading the profile: "no mapping", "[vdso]", "corrupt DWARF: …".
   public var unknownReason: String?
 
-  public init(address: UInt64, mapping: Mapping?, frames: [SourceFrame], unknownReason: String? = nil) {
+  public init(
+    address: UInt64, mapping: Mapping?, frames: [SourceFrame], unknownReason: String? = nil
+  ) {
     self.address = address
     self.mapping = mapping
     self.frames = frames

@@ -16,7 +16,8 @@ final class CommandLauncher {
     let status = posix_spawnp(&childPid, program, nil, nil, cArguments, environ)
     guard status == 0 else {
       throw RecordError(
-        .launchFailed, errno: status, message: "cannot start `\(program)` (is it installed and on PATH?)")
+        .launchFailed, errno: status,
+        message: "cannot start `\(program)` (is it installed and on PATH?)")
     }
     pid = childPid
   }

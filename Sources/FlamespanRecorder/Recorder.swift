@@ -30,14 +30,18 @@ public final class Recorder {
     let sampler: CPUSampler
     do {
       sampler = try CPUSampler(
-        configuration: SamplerConfiguration(frequency: options.frequency, pids: filtering ? (options.pids ?? []) : nil))
+        configuration: SamplerConfiguration(
+          frequency: options.frequency, pids: filtering ? (options.pids ?? []) : nil,
+          aggregateInKernel: options.aggregateInKernel))
     } catch {
       throw RecordError(error)
     }
     defer { sampler.close() }
 
     let tracker = ProcessTracker()
-    for pid in options.pids ?? [] { tracker.snapshot(pid: pid, at: ProcessTracker.monotonicNanos()) }
+    for pid in options.pids ?? [] {
+      tracker.snapshot(pid: pid, at: ProcessInspector.monotonicNanos())
+    }
     var launched: CommandLauncher?
     if let command = options.command {
       let launcher = try CommandLauncher(arguments: command)
@@ -46,18 +50,21 @@ public final class Recorder {
     }
 
     let wallStart = Self.realtimeNanos()
-    let start = ProcessTracker.monotonicNanos()
+    let start = ProcessInspector.monotonicNanos()
     var aggregator = SampleAggregator()
     var malformed = 0
+    var rescans = MapsRescanPolicy()
     var lastProgress = start
     let handle = { (event: SamplerEvent) in
       switch event {
       case .sample(let sample):
-        if !tracker.hasSnapshot(pid: sample.pid) { tracker.snapshot(pid: sample.pid, at: sample.timeNanos) }
+        if rescans.refreshIfNeeded(for: sample, tracker: tracker) {
+          aggregator.noteSnapshot(pid: sample.pid, time: sample.timeNanos)
+        }
         aggregator.add(sample)
       case .process(.exec, let pid, let time, _):
         aggregator.noteExec(pid: pid)
-        tracker.snapshot(pid: pid, at: time)
+        if tracker.snapshot(pid: pid, at: time) { aggregator.noteSnapshot(pid: pid, time: time) }
       case .process(.exit, let pid, let time, _):
         if !tracker.hasSnapshot(pid: pid) { tracker.snapshot(pid: pid, at: time) }
       case .malformed:
@@ -66,8 +73,10 @@ public final class Recorder {
     }
 
     while true {
-      do { try sampler.poll(timeoutMilliseconds: 100, handler: handle) } catch { throw RecordError(error) }
-      let now = ProcessTracker.monotonicNanos()
+      do { try sampler.poll(timeoutMilliseconds: 100, handler: handle) } catch {
+        throw RecordError(error)
+      }
+      let now = ProcessInspector.monotonicNanos()
       if shouldStop() { break }
       if let limit = options.durationNanos, now - start >= limit { break }
       if let launched, launched.hasExited() { break }
@@ -84,12 +93,16 @@ public final class Recorder {
             lostSamples: sampler.counters().lostSamples, processes: aggregator.processes.count))
       }
     }
-    let elapsed = ProcessTracker.monotonicNanos() - start
+    let elapsed = ProcessInspector.monotonicNanos() - start
     // Records already in the ring buffer belong to this recording.
     do {
       while try sampler.poll(timeoutMilliseconds: 0, handler: handle) > 0 {}
     } catch {
       throw RecordError(error)
+    }
+    for (sample, count) in sampler.takeKernelAggregates() {
+      if !tracker.hasSnapshot(pid: sample.pid) { tracker.snapshot(pid: sample.pid, at: 0) }
+      aggregator.add(sample, count: Int64(count))
     }
     let counters = sampler.counters()
     let sampledCPUs = sampler.sampledCPUs
@@ -97,7 +110,7 @@ public final class Recorder {
     launched?.waitForExit()
 
     let symbolizer = Symbolizer(options: options.symbolizer)
-    let samples = StackResolver(tracker: tracker, symbolizer: symbolizer).resolve(aggregator.tallies)
+    let samples = StackResolver(tracker: tracker, symbolizer: symbolizer).resolve(aggregator)
     let summary = RecordingSummary(
       durationNanos: elapsed, frequency: options.frequency, sampledCPUs: sampledCPUs,
       samplesReceived: aggregator.sampleCount, counters: counters, malformedRecords: malformed,

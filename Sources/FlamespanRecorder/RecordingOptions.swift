@@ -11,6 +11,8 @@ public struct RecordingOptions: Sendable {
   /// A command to launch and profile until it exits.
   public var command: [String]?
   public var symbolizer = SymbolizerOptions()
+  /// Count stacks in kernel maps rather than streaming samples; see `SamplerConfiguration.aggregateInKernel`.
+  public var aggregateInKernel = false
 
   public init() {}
 }

@@ -57,7 +57,10 @@ extension Profile {
     }
     return
       selfCounts
-      .map { FunctionShare(name: $0.key, selfCount: $0.value, totalCount: totalCounts[$0.key] ?? $0.value) }
+      .map {
+        FunctionShare(
+          name: $0.key, selfCount: $0.value, totalCount: totalCounts[$0.key] ?? $0.value)
+      }
       .sorted { ($0.selfCount, $1.name) > ($1.selfCount, $0.name) }
       .prefix(limit)
       .map { $0 }

@@ -27,17 +27,36 @@ struct SampleAggregator {
   private(set) var processes: Set<Int32> = []
   private var images: [Int32: Int] = [:]
 
-  mutating func add(_ sample: RawSample) {
-    sampleCount += 1
+  mutating func add(_ sample: RawSample, count: Int64 = 1) {
+    sampleCount += Int(count)
     processes.insert(sample.pid)
     let key = Key(
-      pid: sample.pid, tid: sample.tid, threadName: sample.threadName, kernelStack: sample.kernelStack,
+      pid: sample.pid, tid: sample.tid, threadName: sample.threadName,
+      kernelStack: sample.kernelStack,
       userStack: sample.userStack, userStackErrno: sample.userStackErrno, span: sample.span,
       image: images[sample.pid, default: 0])
-    tallies[key, default: Tally(count: 0, firstTimeNanos: sample.timeNanos)].count += 1
+    tallies[key, default: Tally(count: 0, firstTimeNanos: sample.timeNanos)].count += count
   }
 
   mutating func noteExec(pid: Int32) {
     images[pid, default: 0] += 1
   }
+
+  /// Within one image mappings only grow (the loader and dlopen add code), so the newest snapshot taken
+  /// during an image resolves every sample of it, including those taken before the loader finished.
+  mutating func noteSnapshot(pid: Int32, time: UInt64) {
+    newestSnapshot[ImageKey(pid: pid, image: images[pid, default: 0])] = time
+  }
+
+  /// When to look up the mappings of the samples under `key`.
+  func resolutionTime(for key: Key, tally: Tally) -> UInt64 {
+    max(newestSnapshot[ImageKey(pid: key.pid, image: key.image)] ?? 0, tally.firstTimeNanos)
+  }
+
+  private struct ImageKey: Hashable {
+    var pid: Int32
+    var image: Int
+  }
+
+  private var newestSnapshot: [ImageKey: UInt64] = [:]
 }

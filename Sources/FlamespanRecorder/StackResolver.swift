@@ -16,7 +16,8 @@ struct StackResolver {
     var lookupAddress: UInt64
   }
 
-  func resolve(_ tallies: [SampleAggregator.Key: SampleAggregator.Tally]) -> [ProfileSample] {
+  func resolve(_ aggregator: SampleAggregator) -> [ProfileSample] {
+    let tallies = aggregator.tallies
     var batches: [Mapping: Set<UInt64>] = [:]
     var kernelAddresses: Set<UInt64> = []
     var placements: [SampleAggregator.Key: [Placement?]] = [:]
@@ -26,8 +27,9 @@ struct StackResolver {
         kernelAddresses.insert(index == 0 ? address : address - 1)
       }
       var placed: [Placement?] = []
+      let time = aggregator.resolutionTime(for: key, tally: tally)
       for (index, address) in key.userStack.enumerated() {
-        guard let mapping = tracker.mapping(pid: key.pid, address: address, at: tally.firstTimeNanos) else {
+        guard let mapping = tracker.mapping(pid: key.pid, address: address, at: time) else {
           placed.append(nil)
           continue
         }
@@ -41,13 +43,17 @@ struct StackResolver {
     var userResolved: [Placement: ResolvedLocation] = [:]
     for (mapping, addresses) in batches {
       let sorted = addresses.sorted()
-      for (address, location) in zip(sorted, symbolizer.symbolize(mapping: mapping, addresses: sorted)) {
+      for (address, location) in zip(
+        sorted, symbolizer.symbolize(mapping: mapping, addresses: sorted))
+      {
         userResolved[Placement(mapping: mapping, lookupAddress: address)] = location
       }
     }
     let kernelSorted = kernelAddresses.sorted()
     var kernelResolved: [UInt64: ResolvedLocation] = [:]
-    for (address, location) in zip(kernelSorted, symbolizer.symbolizeKernel(addresses: kernelSorted)) {
+    for (address, location) in zip(
+      kernelSorted, symbolizer.symbolizeKernel(addresses: kernelSorted))
+    {
       kernelResolved[address] = location
     }
 
@@ -57,20 +63,23 @@ struct StackResolver {
       for (index, address) in key.kernelStack.enumerated() {
         var location =
           kernelResolved[index == 0 ? address : address - 1]
-          ?? ResolvedLocation(address: address, mapping: .kernel, frames: [], unknownReason: "not in kallsyms")
+          ?? ResolvedLocation(
+            address: address, mapping: .kernel, frames: [], unknownReason: "not in kallsyms")
         location.address = address
         stack.append(location)
       }
       let placed = placements[key] ?? []
       for (address, placement) in zip(key.userStack, placed) {
-        stack.append(userLocation(address: address, placement: placement, key: key, resolved: userResolved))
+        stack.append(
+          userLocation(address: address, placement: placement, key: key, resolved: userResolved))
       }
       if let errno = key.userStackErrno, key.userStack.isEmpty {
         stack.append(Self.marker("[user stack unreadable: \(String(cString: strerror(errno)))]"))
       }
       if stack.isEmpty { stack.append(Self.marker("[no stack]")) }
       let sample = ProfileSample(
-        stack: stack, pid: key.pid, tid: key.tid, threadName: key.threadName, span: key.span, count: 0)
+        stack: stack, pid: key.pid, tid: key.tid, threadName: key.threadName, span: key.span,
+        count: 0)
       merged[sample, default: 0] += tally.count
     }
     return merged.map { sample, count in
@@ -81,7 +90,8 @@ struct StackResolver {
   }
 
   private func userLocation(
-    address: UInt64, placement: Placement?, key: SampleAggregator.Key, resolved: [Placement: ResolvedLocation]
+    address: UInt64, placement: Placement?, key: SampleAggregator.Key,
+    resolved: [Placement: ResolvedLocation]
   ) -> ResolvedLocation {
     guard let placement else {
       let reason =
@@ -103,11 +113,13 @@ struct StackResolver {
     case .special: reason = "special mapping \(placement.mapping.path)"
     case .kernel, .file: reason = "not symbolized"
     }
-    return ResolvedLocation(address: address, mapping: placement.mapping, frames: [], unknownReason: reason)
+    return ResolvedLocation(
+      address: address, mapping: placement.mapping, frames: [], unknownReason: reason)
   }
 
   /// A synthetic frame that says what is missing; bracketed so no one takes it for a function.
   static func marker(_ text: String) -> ResolvedLocation {
-    ResolvedLocation(address: 0, mapping: nil, frames: [SourceFrame(function: text)], unknownReason: text)
+    ResolvedLocation(
+      address: 0, mapping: nil, frames: [SourceFrame(function: text)], unknownReason: text)
   }
 }

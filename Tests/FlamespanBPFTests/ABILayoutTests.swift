@@ -9,13 +9,15 @@ import Testing
     #expect(MemoryLayout<fs_span_context>.size == 24)
     #expect(MemoryLayout<fs_sample>.size == 2104)
     #expect(MemoryLayout<fs_process_event>.size == 40)
+    #expect(MemoryLayout<fs_aggregate_key>.size == 32)
   }
 
   @Test func stacksSitWhereTheBPFProgramWritesThem() {
     #expect(MemoryLayout<fs_sample>.offset(of: \fs_sample.span) == 32)
     #expect(MemoryLayout<fs_sample>.offset(of: \fs_sample.comm) == 56)
     #expect(MemoryLayout<fs_sample>.offset(of: \fs_sample.kernel_stack) == 72)
-    #expect(MemoryLayout<fs_sample>.offset(of: \fs_sample.user_stack) == 72 + 8 * Int(FS_MAX_STACK_DEPTH))
+    #expect(
+      MemoryLayout<fs_sample>.offset(of: \fs_sample.user_stack) == 72 + 8 * Int(FS_MAX_STACK_DEPTH))
   }
 
   @Test func onlineCPUListsParse() {

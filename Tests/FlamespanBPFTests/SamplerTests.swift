@@ -18,7 +18,7 @@ import Testing
     let stop = ManagedAtomicFlag()
     let spinner = Thread {
       var x: UInt64 = 1
-      while !stop.isSet { x = x &* 6364136223846793005 &+ 1442695040888963407 }
+      while !stop.isSet { x = x &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407 }
       blackHole(x)
     }
     spinner.start()

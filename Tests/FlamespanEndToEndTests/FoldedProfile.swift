@@ -7,7 +7,8 @@ struct FoldedProfile {
   init(contentsOf url: URL) throws {
     let text = try String(contentsOf: url, encoding: .utf8)
     stacks = text.split(separator: "\n").compactMap { line in
-      guard let space = line.lastIndex(of: " "), let count = Int(line[line.index(after: space)...]) else {
+      guard let space = line.lastIndex(of: " "), let count = Int(line[line.index(after: space)...])
+      else {
         return nil
       }
       return (line[..<space].split(separator: ";").map(String.init), count)

@@ -27,7 +27,9 @@ import Testing
   @Test func unknownExtensionListsTheFormats() throws {
     let result = try record(["-d", "1", "-o", "/tmp/profile.txt"])
     #expect(result.status != 0)
-    #expect(result.stderr.contains(".pb.gz") && result.stderr.contains(".svg"), "stderr: \(result.stderr)")
+    #expect(
+      result.stderr.contains(".pb.gz") && result.stderr.contains(".svg"), "stderr: \(result.stderr)"
+    )
   }
 
   @Test func badDurationSaysWhatIsAccepted() throws {

@@ -25,13 +25,17 @@ import Testing
   }
 
   @Test func hotPathSharesMatchPerfWithinFivePoints() throws {
-    guard TestEnvironment.bpfAvailable(for: #function), TestEnvironment.toolAvailable("perf", for: #function) else {
+    guard TestEnvironment.bpfAvailable(for: #function),
+      TestEnvironment.toolAvailable("perf", for: #function)
+    else {
       #expect(!TestEnvironment.isCI, "CI runs as root with perf installed")
       return
     }
     let out = try TestEnvironment.temporaryDirectory("hotpaths")
     let folded = out.appendingPathComponent("hot.folded")
-    let result = try record(["-F", "499", "-q", "-o", folded.path, "--", try sample("hotpaths"), "3"])
+    let result = try record([
+      "-F", "499", "-q", "-o", folded.path, "--", try sample("hotpaths"), "3",
+    ])
     #expect(result.status == 0, "stderr: \(result.stderr)")
     let profile = try FoldedProfile(contentsOf: folded)
     let ours = profile.count { $0.first == "hotpaths" }
@@ -42,14 +46,21 @@ import Testing
     let ourLight = 100 * Double(light) / Double(ours)
 
     let perfData = out.appendingPathComponent("perf.data").path
-    let perfRun = try Run.command(["perf", "record", "-q", "-F", "499", "-g", "-o", perfData, "--", try sample("hotpaths"), "3"])
+    let perfRun = try Run.command([
+      "perf", "record", "-q", "-F", "499", "-g", "-o", perfData, "--", try sample("hotpaths"), "3",
+    ])
     #expect(perfRun.status == 0, "perf record: \(perfRun.stderr)")
     let report = try Run.command([
-      "perf", "report", "-i", perfData, "--stdio", "--no-children", "--sort", "sym", "-g", "none", "--percent-limit", "0",
+      "perf", "report", "-i", perfData, "--stdio", "--no-children", "--sort", "sym", "-g", "none",
+      "--percent-limit", "0",
     ])
-    let perfHeavy = try #require(Self.perfPercent(of: "hot_path_heavy", in: report.stdout), "\(report.stdout)")
-    let perfLight = try #require(Self.perfPercent(of: "hot_path_light", in: report.stdout), "\(report.stdout)")
-    print("hot_path_heavy: flamespan \(ourHeavy)% perf \(perfHeavy)%; hot_path_light: flamespan \(ourLight)% perf \(perfLight)%")
+    let perfHeavy = try #require(
+      Self.perfPercent(of: "hot_path_heavy", in: report.stdout), "\(report.stdout)")
+    let perfLight = try #require(
+      Self.perfPercent(of: "hot_path_light", in: report.stdout), "\(report.stdout)")
+    print(
+      "hot_path_heavy: flamespan \(ourHeavy)% perf \(perfHeavy)%; hot_path_light: flamespan \(ourLight)% perf \(perfLight)%"
+    )
     #expect(abs(ourHeavy - perfHeavy) <= 5)
     #expect(abs(ourLight - perfLight) <= 5)
     // The workload is built for a 3:1 split.
@@ -60,8 +71,11 @@ import Testing
       guard let main = frames.firstIndex(of: "main") else { return false }
       return Array(frames[main...].prefix(3)) == ["main", "run_workload", "hot_path_heavy"]
     }
-    #expect(Double(complete) >= 0.95 * Double(heavy), "\(complete) of \(heavy) heavy samples reach main")
-    #expect(profile.count { $0.suffix(2) == ["hot_path_heavy", "mix_step"] } > 0, "no inline mix_step frame")
+    #expect(
+      Double(complete) >= 0.95 * Double(heavy), "\(complete) of \(heavy) heavy samples reach main")
+    #expect(
+      profile.count { $0.suffix(2) == ["hot_path_heavy", "mix_step"] } > 0,
+      "no inline mix_step frame")
   }
 
   static func perfPercent(of symbol: String, in report: String) -> Double? {
@@ -81,16 +95,20 @@ import Testing
     let folded = out.appendingPathComponent("rate.folded")
     // /usr/bin/time reports the CPU time the workload really got, which is what the samples must cover.
     let result = try record([
-      "-F", "99", "-q", "-o", folded.path, "--", "/usr/bin/time", "-f", "cpu-seconds %U %S", try sample("hotpaths"), "3", "2",
+      "-F", "99", "-q", "-o", folded.path, "--", "/usr/bin/time", "-f", "cpu-seconds %U %S",
+      try sample("hotpaths"), "3", "2",
     ])
     #expect(result.status == 0, "stderr: \(result.stderr)")
-    let line = try #require(result.stderr.split(separator: "\n").first { $0.hasPrefix("cpu-seconds") })
+    let line = try #require(
+      result.stderr.split(separator: "\n").first { $0.hasPrefix("cpu-seconds") })
     let parts = line.split(separator: " ").compactMap { Double($0) }
     let cpuSeconds = parts.reduce(0, +)
     let profile = try FoldedProfile(contentsOf: folded)
     let got = profile.count { $0.first == "hotpaths" }
     let expected = cpuSeconds * 99
-    print("samples: \(got) of \(Int(expected)) expected from \(cpuSeconds) CPU seconds (\(100 * Double(got) / expected)%)")
+    print(
+      "samples: \(got) of \(Int(expected)) expected from \(cpuSeconds) CPU seconds (\(100 * Double(got) / expected)%)"
+    )
     #expect(Double(got) >= 0.95 * expected)
     #expect(result.stderr.contains("Lost samples: 0"), "summary: \(result.stderr)")
   }
@@ -113,10 +131,14 @@ import Testing
     recorder.waitUntilExit()
     #expect(recorder.terminationStatus == 0)
     let profile = try FoldedProfile(contentsOf: folded)
-    let hot = profile.count { $0.first == "hotpaths" && $0.contains("hot_path_heavy") && $0.contains("main") }
+    let hot = profile.count {
+      $0.first == "hotpaths" && $0.contains("hot_path_heavy") && $0.contains("main")
+    }
     let anyHotpaths = profile.count { $0.first == "hotpaths" }
     #expect(anyHotpaths > 50, "the exited process left only \(anyHotpaths) samples")
-    #expect(Double(hot) >= 0.6 * Double(anyHotpaths), "\(hot) of \(anyHotpaths) samples symbolized to hot_path_heavy")
+    #expect(
+      Double(hot) >= 0.6 * Double(anyHotpaths),
+      "\(hot) of \(anyHotpaths) samples symbolized to hot_path_heavy")
   }
 
   @Test func ctrlCStopsEarlyAndStillWritesEveryOutput() throws {

@@ -17,8 +17,12 @@ import Testing
   @Test func displayNameNeverInventsAFunction() {
     let vdso = Mapping(start: 0x1000, limit: 0x2000, fileOffset: 0, path: "[vdso]", kind: .vdso)
     #expect(ResolvedLocation(address: 0x1010, mapping: vdso, frames: []).displayName == "[vdso]")
-    let lib = Mapping(start: 0x1000, limit: 0x2000, fileOffset: 0x3000, path: "/usr/lib/libx.so", kind: .deletedFile)
-    #expect(ResolvedLocation(address: 0x1010, mapping: lib, frames: []).displayName == "libx.so+0x3010")
-    #expect(ResolvedLocation(address: 0x10, mapping: nil, frames: []).displayName == "[unknown] 0x10")
+    let lib = Mapping(
+      start: 0x1000, limit: 0x2000, fileOffset: 0x3000, path: "/usr/lib/libx.so", kind: .deletedFile
+    )
+    #expect(
+      ResolvedLocation(address: 0x1010, mapping: lib, frames: []).displayName == "libx.so+0x3010")
+    #expect(
+      ResolvedLocation(address: 0x10, mapping: nil, frames: []).displayName == "[unknown] 0x10")
   }
 }

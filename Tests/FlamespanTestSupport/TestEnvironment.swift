@@ -7,7 +7,9 @@ public enum TestEnvironment {
     var url = URL(fileURLWithPath: #filePath)
     while url.path != "/" {
       url.deleteLastPathComponent()
-      if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url }
+      if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) {
+        return url
+      }
     }
     fatalError("Package.swift not found above \(#filePath)")
   }()
@@ -34,7 +36,8 @@ public enum TestEnvironment {
   public static func toolAvailable(_ name: String, for test: String) -> Bool {
     if which(name) != nil { return true }
     if isCI {
-      FileHandle.standardError.write(Data("FAIL under CI: \(test): \(name) is not installed\n".utf8))
+      FileHandle.standardError.write(
+        Data("FAIL under CI: \(test): \(name) is not installed\n".utf8))
       return false
     }
     print("SKIPPED \(test): \(name) is not installed (scripts/setup.sh installs it)")
@@ -42,7 +45,8 @@ public enum TestEnvironment {
   }
 
   public static func which(_ name: String) -> String? {
-    let paths = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin") + ":/usr/sbin:/sbin"
+    let paths =
+      (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin") + ":/usr/sbin:/sbin"
     for directory in paths.split(separator: ":") {
       let candidate = "\(directory)/\(name)"
       if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
@@ -52,7 +56,9 @@ public enum TestEnvironment {
 
   /// The `flamespan` binary: $FLAMESPAN_BIN, else the debug build next to the tests.
   public static var flamespanBinary: String {
-    if let path = ProcessInfo.processInfo.environment["FLAMESPAN_BIN"], !path.isEmpty { return path }
+    if let path = ProcessInfo.processInfo.environment["FLAMESPAN_BIN"], !path.isEmpty {
+      return path
+    }
     for configuration in ["debug", "release"] {
       let path = packageRoot.appendingPathComponent(".build/\(configuration)/flamespan").path
       if FileManager.default.isExecutableFile(atPath: path) { return path }
@@ -71,7 +77,10 @@ public enum TestEnvironment {
   /// Builds samples/ into `directory` with its Makefile and returns the directory.
   public static func buildSamples(into directory: URL) throws -> URL {
     let result = try Run.command(
-      ["make", "-s", "-C", packageRoot.appendingPathComponent("samples").path, "BIN=\(directory.path)"])
+      [
+        "make", "-s", "-C", packageRoot.appendingPathComponent("samples").path,
+        "BIN=\(directory.path)",
+      ])
     guard result.status == 0 else {
       throw TestFailure("building samples failed: \(result.stderr)")
     }

@@ -39,7 +39,9 @@ enum fs_counter {
   FS_COUNTER_FILTERED = 5,         // samples of processes outside the --pid set
   FS_COUNTER_PROCESS_EVENTS_LOST = 6, // exec/exit notices lost to a full ring buffer
   FS_COUNTER_TARGETS_FULL = 7,     // children that could not join the pid filter (map full)
-  FS_COUNTER_COUNT = 8,
+  FS_COUNTER_STACK_MAP_FULL = 8,   // in-kernel aggregation: stack map full or hash collision
+  FS_COUNTER_COUNTS_FULL = 9,      // in-kernel aggregation: counts map full, sample lost
+  FS_COUNTER_COUNT = 10,
 };
 
 // Value layout of the `traces_ctx_v1` map shared by OBI and the OpenTelemetry eBPF profiler, keyed by
@@ -65,6 +67,16 @@ struct fs_sample {
   fs_u64 user_stack[FS_MAX_STACK_DEPTH];
 };
 
+// Key of the in-kernel aggregation mode's `stack_counts` map: one entry per distinct (thread, stacks).
+// Stack ids index the `stack_traces` map, or are a negative errno when that stack could not be stored.
+struct fs_aggregate_key {
+  fs_u32 pid;
+  fs_u32 tid;
+  fs_s32 kernel_stack_id;
+  fs_s32 user_stack_id;
+  char comm[FS_COMM_LEN];
+};
+
 // A process exec'd or exited. User space snapshots /proc/PID/maps when it sees one, so that samples
 // taken before the image changed still resolve against the old one.
 struct fs_process_event {
@@ -79,5 +91,6 @@ struct fs_process_event {
 _Static_assert(sizeof(struct fs_span_context) == 24, "fs_span_context layout");
 _Static_assert(sizeof(struct fs_sample) == 2104, "fs_sample layout");
 _Static_assert(sizeof(struct fs_process_event) == 40, "fs_process_event layout");
+_Static_assert(sizeof(struct fs_aggregate_key) == 32, "fs_aggregate_key layout");
 
 #endif
