@@ -25,7 +25,7 @@ enum StackFrames {
       let isKernel = location.mapping?.kind == .kernel
       if location.frames.isEmpty {
         frames.append(
-          FlameFrame(name: location.displayName, kind: isKernel ? .kernel : .unresolved))
+          FlameFrame(name: location.safeDisplayName, kind: isKernel ? .kernel : .unresolved))
         continue
       }
       for frame in location.frames.reversed() {
@@ -37,5 +37,22 @@ enum StackFrames {
 
   static func threadLabel(_ sample: ProfileSample) -> String {
     sample.threadName.isEmpty ? "[tid \(sample.tid)]" : sample.threadName
+  }
+}
+
+extension ResolvedLocation {
+  /// `displayName`, made safe for inconsistent input: the model computes `address - start + fileOffset`
+  /// with trapping arithmetic, so an address outside its file mapping (a corrupt pprof file, a racing
+  /// mapping update) would crash the process. Such an address is named without a file offset instead.
+  var safeDisplayName: String {
+    if frames.isEmpty, let mapping, mapping.kind == .file || mapping.kind == .deletedFile {
+      let (delta, below) = address.subtractingReportingOverflow(mapping.start)
+      let (_, beyond) = delta.addingReportingOverflow(mapping.fileOffset)
+      if below || beyond {
+        let base = mapping.path.split(separator: "/").last.map(String.init) ?? mapping.path
+        return "\(base) 0x\(String(address, radix: 16)) (outside mapping)"
+      }
+    }
+    return displayName
   }
 }

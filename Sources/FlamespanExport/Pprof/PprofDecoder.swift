@@ -274,7 +274,7 @@ private struct ParsedProfile {
       // The encoder names an unresolved address by where it is; seeing exactly that name means "unknown".
       let unresolved = ResolvedLocation(address: raw.address, mapping: mapping, frames: [])
       if frames.isEmpty
-        || (frames.count == 1 && frames[0].function == unresolved.displayName
+        || (frames.count == 1 && frames[0].function == unresolved.safeDisplayName
           && frames[0].file == nil)
       {
         location = unresolved

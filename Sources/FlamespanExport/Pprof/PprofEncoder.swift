@@ -56,8 +56,9 @@ public enum PprofEncoder {
       }
     }
     out.append(samples)
-    tables.writeMappings(to: &out)
-    tables.writeLocations(to: &out)
+    let mappingIDs = tables.mainExecutableFirst()
+    tables.writeMappings(to: &out, ids: mappingIDs)
+    tables.writeLocations(to: &out, mappingIDs: mappingIDs)
     tables.writeFunctions(to: &out)
     for string in tables.strings { out.string(PprofField.Profile.stringTable, string) }
     out.field(PprofField.Profile.timeNanos, profile.startTimeNanos)
@@ -152,7 +153,7 @@ struct PprofTables {
     var lines: [LineRecord] = []
     if location.frames.isEmpty {
       // Readers show the function name; for an unresolved address that must be where it is, not a guess.
-      let name = string(location.displayName)
+      let name = string(location.safeDisplayName)
       lines.append(
         LineRecord(
           functionID: functionID(FunctionKey(name: name, systemName: name, filename: 0)), line: 0,
@@ -201,7 +202,24 @@ struct PprofTables {
     return id
   }
 
-  mutating func writeMappings(to out: inout ProtobufWriter) {
+  /// The id each mapping is written under. Readers take the first mapping as the profiled program (its
+  /// name heads `go tool pprof` output), so the first program file that is not a shared library moves to
+  /// the front; the rest keep their order.
+  func mainExecutableFirst() -> [UInt64] {
+    var ids = (0..<mappings.count).map { UInt64($0 + 1) }
+    let main = mappings.firstIndex { record in
+      let kind = record.mapping.kind
+      let name = record.mapping.path.split(separator: "/").last ?? ""
+      return (kind == .file || kind == .deletedFile) && !name.contains(".so")
+    }
+    if let main, main > 0 {
+      for index in 0..<main { ids[index] += 1 }
+      ids[main] = 1
+    }
+    return ids
+  }
+
+  mutating func writeMappings(to out: inout ProtobufWriter, ids: [UInt64]) {
     // Interning filenames first: the string table is written after this, so new strings are fine.
     let filenames = mappings.map { record in
       string(
@@ -209,9 +227,10 @@ struct PprofTables {
           ? record.mapping.path + " (deleted)" : record.mapping.path)
     }
     let buildIDs = mappings.map { record in record.mapping.buildID.map { string($0.hex) } ?? 0 }
-    for (index, record) in mappings.enumerated() {
+    for index in mappings.indices.sorted(by: { ids[$0] < ids[$1] }) {
+      let record = mappings[index]
       out.message(PprofField.Profile.mapping) { m in
-        m.field(PprofField.Mapping.id, UInt64(index + 1))
+        m.field(PprofField.Mapping.id, ids[index])
         m.field(PprofField.Mapping.memoryStart, record.mapping.start)
         m.field(PprofField.Mapping.memoryLimit, record.mapping.limit)
         m.field(PprofField.Mapping.fileOffset, record.mapping.fileOffset)
@@ -226,11 +245,13 @@ struct PprofTables {
     }
   }
 
-  func writeLocations(to out: inout ProtobufWriter) {
+  func writeLocations(to out: inout ProtobufWriter, mappingIDs: [UInt64]) {
     for (index, record) in locations.enumerated() {
       out.message(PprofField.Profile.location) { l in
         l.field(PprofField.Location.id, UInt64(index + 1))
-        l.field(PprofField.Location.mappingID, record.mappingID)
+        l.field(
+          PprofField.Location.mappingID,
+          record.mappingID == 0 ? 0 : mappingIDs[Int(record.mappingID - 1)])
         l.field(PprofField.Location.address, record.address)
         for line in record.lines {
           l.message(PprofField.Location.line) { lineOut in
