@@ -2,9 +2,7 @@
 /// The hash is dropped (it only disambiguates builds) and Rust's `$…$` escapes are decoded.
 enum RustLegacyDemangler {
   static func demangle(_ name: String) -> String? {
-    var bytes = Array(name.utf8)
-    // Compilers append suffixes such as `.llvm.1234` after the mangled name.
-    if let dot = bytes.firstIndex(of: UInt8(ascii: ".")) { bytes = Array(bytes[..<dot]) }
+    let bytes = Array(name.utf8)
     var index: Int
     if bytes.starts(with: Array("_ZN".utf8)) {
       index = 3
@@ -26,7 +24,10 @@ enum RustLegacyDemangler {
       components.append(Array(bytes[index..<(index + length)]))
       index += length
     }
-    guard index == bytes.count - 1, let hash = components.last, isHash(hash) else { return nil }
+    // Compilers may append a suffix such as `.llvm.1234` after the closing `E`.
+    guard index < bytes.count, index == bytes.count - 1 || bytes[index + 1] == UInt8(ascii: "."),
+      let hash = components.last, isHash(hash)
+    else { return nil }
     components.removeLast()
     guard !components.isEmpty else { return nil }
     var parts: [String] = []
