@@ -83,7 +83,7 @@ import Testing
   }
 
   @Test func parsesThisProcessMaps() throws {
-    let text = try String(contentsOfFile: "/proc/self/maps", encoding: .utf8)
+    let text = try #require(mapsText(pid: getpid()))
     let executableLines = text.split(separator: "\n").filter { line in
       let permissions = line.split(separator: " ", omittingEmptySubsequences: true)[1]
       return permissions.dropFirst(2).first == "x"

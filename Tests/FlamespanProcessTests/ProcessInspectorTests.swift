@@ -12,6 +12,7 @@ import Testing
 func reapedPID() throws -> Int32 {
   let process = Process()
   process.executableURL = URL(fileURLWithPath: "/bin/true")
+  process.detachStandardStreams()
   try process.run()
   process.waitUntilExit()
   return process.processIdentifier

@@ -18,9 +18,10 @@ import Testing
     let child = Process()
     child.executableURL = URL(fileURLWithPath: "/bin/sh")
     child.arguments = ["-c", "sleep 0.3; exec sleep 2"]
+    child.detachStandardStreams()
     try child.run()
     defer {
-      if child.isRunning { child.terminate() }
+      if child.isRunning { child.killNow() }
       child.waitUntilExit()
     }
     let pid = child.processIdentifier
@@ -31,9 +32,9 @@ import Testing
     // mapping the new image, so wait for the shell's text to appear.
     #expect(
       waitUntil(timeout: 3) {
-        (try? ProcessInspector.parseMaps(
-          String(contentsOfFile: "/proc/\(pid)/maps", encoding: .utf8), pid: pid))?
-          .mappings.contains { $0.path == shellPath } ?? false
+        mapsText(pid: pid).map {
+          ProcessInspector.parseMaps($0, pid: pid).mappings.contains { $0.path == shellPath }
+        } ?? false
       })
     let beforeExec = ProcessInspector.monotonicNanos()
     #expect(tracker.snapshot(pid: pid, at: beforeExec))
@@ -71,7 +72,7 @@ import Testing
         == shellPath)
 
     // After the process is gone its samples still resolve, and a new snapshot reports it gone.
-    child.terminate()
+    child.killNow()
     child.waitUntilExit()
     #expect(tracker.mapping(pid: pid, address: sleepAddress, at: afterExec)?.path == sleepPath)
     #expect(!tracker.snapshot(pid: pid, at: ProcessInspector.monotonicNanos()))

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 
+@testable import FlamespanProcess
+
 #if canImport(Glibc)
   import Glibc
 #endif
@@ -10,11 +12,16 @@ final class TemporaryDirectory {
   let path: String
 
   init() throws {
-    var template = Array("\(NSTemporaryDirectory())/flamespan-process-XXXXXX".utf8CString)
+    var template = Array("\(NSTemporaryDirectory())flamespan-process-XXXXXX".utf8CString)
     guard let created = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
       throw CommandFailure(description: "mkdtemp failed: errno \(errno)")
     }
-    path = String(cString: created)
+    // The kernel reports canonical paths in /proc/PID/maps, so tests must compare against one.
+    guard let canonical = realpath(created, nil) else {
+      throw CommandFailure(description: "realpath failed: errno \(errno)")
+    }
+    defer { free(canonical) }
+    path = String(cString: canonical)
   }
 
   deinit { try? FileManager.default.removeItem(atPath: path) }
@@ -33,23 +40,58 @@ struct CommandResult {
 }
 
 /// Runs a program to completion, capturing its output.
+///
+/// Output goes to files, not pipes: Foundation's Process lets children inherit open descriptors, so a long-lived
+/// child spawned by a concurrent test would hold a pipe's write end open and block the reader until it exits.
 @discardableResult
 func runCommand(_ executable: String, _ arguments: [String]) throws -> CommandResult {
+  let scratch = try TemporaryDirectory()
+  let outputPath = scratch.file("stdout")
+  let errorPath = scratch.file("stderr")
+  FileManager.default.createFile(atPath: outputPath, contents: nil)
+  FileManager.default.createFile(atPath: errorPath, contents: nil)
+  guard let output = FileHandle(forWritingAtPath: outputPath),
+    let errorOutput = FileHandle(forWritingAtPath: errorPath)
+  else { throw CommandFailure(description: "cannot create output files in \(scratch.path)") }
   let process = Process()
   process.executableURL = URL(fileURLWithPath: executable)
   process.arguments = arguments
-  let outputPipe = Pipe()
-  let errorPipe = Pipe()
-  process.standardOutput = outputPipe
-  process.standardError = errorPipe
+  process.standardInput = FileHandle.nullDevice
+  process.standardOutput = output
+  process.standardError = errorOutput
   try process.run()
-  // Read before waiting so a chatty child never blocks on a full pipe.
-  let output = outputPipe.fileHandleForReading.readDataToEndOfFile()
-  let errorOutput = errorPipe.fileHandleForReading.readDataToEndOfFile()
   process.waitUntilExit()
+  try output.close()
+  try errorOutput.close()
   return CommandResult(
-    status: process.terminationStatus, output: String(decoding: output, as: UTF8.self),
-    errorOutput: String(decoding: errorOutput, as: UTF8.self))
+    status: process.terminationStatus,
+    output: String(
+      decoding: FileManager.default.contents(atPath: outputPath) ?? Data(), as: UTF8.self),
+    errorOutput: String(
+      decoding: FileManager.default.contents(atPath: errorPath) ?? Data(), as: UTF8.self))
+}
+
+extension Process {
+  /// SIGKILL, because `terminate()`'s SIGTERM can be blocked: children spawned from a test's dispatch thread
+  /// inherit its signal mask, in which libdispatch blocks most signals.
+  func killNow() {
+    if isRunning { kill(processIdentifier, SIGKILL) }
+  }
+
+  /// Keeps a background child off the test runner's streams.
+  func detachStandardStreams() {
+    standardInput = FileHandle.nullDevice
+    standardOutput = FileHandle.nullDevice
+    standardError = FileHandle.nullDevice
+  }
+}
+
+/// The whole text of /proc/PID/maps. Foundation's file reading may stop after one read of a /proc file
+/// (they report size 0), so read it through the module's own reader.
+func mapsText(pid: Int32) -> String? {
+  (try? FileAccess.readAll(path: "/proc/\(pid)/maps", pid: pid)).map {
+    String(decoding: $0, as: UTF8.self)
+  }
 }
 
 /// Runs a program and fails with its stderr if it does not exit 0.
