@@ -48,9 +48,9 @@ func runCommand(_ executable: String, _ arguments: [String]) throws -> CommandRe
   let scratch = try TemporaryDirectory()
   let outputPath = scratch.file("stdout")
   let errorPath = scratch.file("stderr")
-  FileManager.default.createFile(atPath: outputPath, contents: nil)
-  FileManager.default.createFile(atPath: errorPath, contents: nil)
-  guard let output = FileHandle(forWritingAtPath: outputPath),
+  guard FileManager.default.createFile(atPath: outputPath, contents: nil),
+    FileManager.default.createFile(atPath: errorPath, contents: nil),
+    let output = FileHandle(forWritingAtPath: outputPath),
     let errorOutput = FileHandle(forWritingAtPath: errorPath)
   else { throw CommandFailure(description: "cannot create output files in \(scratch.path)") }
   let process = Process()
