@@ -10,6 +10,12 @@ struct LoadSegments {
 
   var segments: [Segment]
 
+  func containsVirtualAddress(_ address: UInt64) -> Bool {
+    segments.contains {
+      address >= $0.virtualAddress && address - $0.virtualAddress < $0.memorySize
+    }
+  }
+
   func virtualAddress(forFileOffset offset: UInt64) -> UInt64? {
     for segment in segments
     where offset >= segment.fileOffset && offset - segment.fileOffset < max(segment.fileSize, 1) {

@@ -70,6 +70,10 @@ final class ObjectFile {
 
   /// Frames for one ELF virtual address, innermost first, or the reason there are none.
   func resolve(virtualAddress address: UInt64) -> (frames: [SourceFrame], reason: String?) {
+    // Past the loaded image a zero-sized symbol such as `_end` would otherwise "cover" any address.
+    guard segments.containsVirtualAddress(address) else {
+      return ([], "0x\(String(address, radix: 16)) is outside every PT_LOAD segment")
+    }
     let symbol = symbols.symbol(containing: address)
     var frames = dwarf?.frames(at: address) ?? []
     if let symbol {

@@ -1,0 +1,95 @@
+import FlamespanModel
+import Foundation
+import Testing
+
+@testable import FlamespanSymbolizer
+
+/// Separate debug files found by `.gnu_debuglink` and by build id, and the symbol-table fallback.
+@Suite struct DebugInfoTests {
+  struct Prepared {
+    var directory: URL
+    var full: String
+    var stripped: String
+    var debug: String
+    var probe: SizedSymbol
+  }
+
+  static func prepare() throws -> Prepared? {
+    guard let cc = findTool("cc"), let objcopy = findTool("objcopy") else { return nil }
+    let directory = try makeTemporaryDirectory()
+    let full = directory.appendingPathComponent("full").path
+    _ = try run(
+      cc,
+      ["-O2", "-g", fixturesDirectory.appendingPathComponent("inline_chains.c").path, "-o", full])
+    // Not `app.debug`: libdwfl also tries BINARY.debug next to the binary without any debuglink.
+    let debug = directory.appendingPathComponent("separate-symbols.dbg").path
+    let stripped = directory.appendingPathComponent("app").path
+    _ = try run(objcopy, ["--only-keep-debug", full, debug])
+    _ = try run(objcopy, ["--strip-debug", full, stripped])
+    let probe = try #require(try functionSymbols(of: full).first { $0.name == "classify" })
+    return Prepared(
+      directory: directory, full: full, stripped: stripped, debug: debug, probe: probe)
+  }
+
+  func addresses(_ symbol: SizedSymbol) -> [UInt64] {
+    Array(stride(from: symbol.address, to: symbol.address + symbol.size, by: 3))
+  }
+
+  @Test("without debug info: function names from the symbol table, no file or line")
+  func symbolTableOnly() throws {
+    guard let prepared = try Self.prepare() else { return }
+    defer { try? FileManager.default.removeItem(at: prepared.directory) }
+    let locations = try Symbolizer(options: .init(debugDirectories: [])).symbolize(
+      binary: prepared.stripped, virtualAddresses: addresses(prepared.probe))
+    for location in locations {
+      #expect(location.frames.map(\.function) == ["classify"])
+      #expect(location.frames.first?.file == nil)
+      #expect(location.frames.first?.line == 0)
+    }
+  }
+
+  @Test("debug file next to the binary through .gnu_debuglink")
+  func debugLink() throws {
+    guard let prepared = try Self.prepare(), let objcopy = findTool("objcopy") else { return }
+    defer { try? FileManager.default.removeItem(at: prepared.directory) }
+    _ = try run(objcopy, ["--add-gnu-debuglink=" + prepared.debug, prepared.stripped])
+    let withLink = try Symbolizer(options: .init(debugDirectories: [])).symbolize(
+      binary: prepared.stripped, virtualAddresses: addresses(prepared.probe))
+    let reference = try Symbolizer().symbolize(
+      binary: prepared.full, virtualAddresses: addresses(prepared.probe))
+    #expect(withLink.map(\.frames) == reference.map(\.frames))
+    #expect(withLink.contains { $0.frames.count > 1 })
+  }
+
+  @Test("debug file under DIR/.build-id/xx/rest.debug")
+  func buildID() throws {
+    guard let prepared = try Self.prepare() else { return }
+    defer { try? FileManager.default.removeItem(at: prepared.directory) }
+    let root = prepared.directory.appendingPathComponent("debug-root")
+    let hex = try #require(try buildIDOf(prepared.stripped)).hex
+    let target = root.appendingPathComponent(".build-id/\(hex.prefix(2))/\(hex.dropFirst(2)).debug")
+    try FileManager.default.createDirectory(
+      at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
+    try FileManager.default.moveItem(atPath: prepared.debug, toPath: target.path)
+
+    let found = try Symbolizer(options: .init(debugDirectories: [root.path])).symbolize(
+      binary: prepared.stripped, virtualAddresses: addresses(prepared.probe))
+    let reference = try Symbolizer().symbolize(
+      binary: prepared.full, virtualAddresses: addresses(prepared.probe))
+    #expect(found.map(\.frames) == reference.map(\.frames))
+    #expect(found.allSatisfy { $0.frames.first?.line ?? 0 > 0 })
+
+    let notFound = try Symbolizer(options: .init(debugDirectories: [])).symbolize(
+      binary: prepared.stripped, virtualAddresses: addresses(prepared.probe))
+    #expect(notFound.allSatisfy { $0.frames.count == 1 && $0.frames[0].file == nil })
+  }
+}
+
+/// The build id as `readelf -n` prints it.
+func buildIDOf(_ path: String) throws -> BuildID? {
+  let text = try run(findTool("readelf") ?? "/usr/bin/readelf", ["-n", path])
+  guard let line = text.split(separator: "\n").first(where: { $0.contains("Build ID:") }),
+    let hex = line.split(separator: " ").last
+  else { return nil }
+  return BuildID(hex: String(hex))
+}
