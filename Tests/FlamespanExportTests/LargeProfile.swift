@@ -2,10 +2,10 @@ import FlamespanModel
 
 /// Many distinct stacks over a shared pool of functions, shaped like a busy server's profile.
 enum LargeProfile {
-  static func make(distinctSamples: Int) -> Profile {
+  static func make(distinctSamples: Int, functionPool: Int = 2_000) -> Profile {
     let mapping = Mapping(
       start: 0x40_0000, limit: 0x80_0000, fileOffset: 0, path: "/usr/bin/server", kind: .file)
-    let locations = (0..<2_000).map { index in
+    let locations = (0..<functionPool).map { index in
       ResolvedLocation(
         address: 0x40_0000 + UInt64(index) * 16, mapping: mapping,
         frames: [
