@@ -234,6 +234,24 @@ public final class CPUSampler {
     return results
   }
 
+  /// In-kernel aggregation mode: the processes with samples so far, so user space can read their maps
+  /// while they still run.
+  public func pidsInKernelAggregates() -> Set<Int32> {
+    guard configuration.aggregateInKernel, let object,
+      let countsMap = bpf_object__find_map_by_name(object, "stack_counts")
+    else { return [] }
+    let fd = bpf_map__fd(countsMap)
+    var pids: Set<Int32> = []
+    var key = fs_aggregate_key()
+    var status = bpf_map_get_next_key(fd, nil, &key)
+    while status == 0 {
+      pids.insert(Int32(bitPattern: key.pid))
+      var previous = key
+      status = bpf_map_get_next_key(fd, &previous, &key)
+    }
+    return pids
+  }
+
   private static func readStack(_ fd: Int32, id: Int32) -> [UInt64] {
     guard id >= 0 else { return [] }
     var key = UInt32(id)

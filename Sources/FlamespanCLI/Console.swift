@@ -31,6 +31,13 @@ enum StopSignal {
     let handler: @convention(c) (Int32) -> Void = { _ in StopSignal.flag = 1 }
     signal(SIGINT, handler)
     signal(SIGTERM, handler)
+    // A parent may have started us with these blocked (Foundation's Process does, from a dispatch thread);
+    // then Ctrl-C and `kill` would never reach the handler.
+    var unblock = sigset_t()
+    sigemptyset(&unblock)
+    sigaddset(&unblock, SIGINT)
+    sigaddset(&unblock, SIGTERM)
+    sigprocmask(SIG_UNBLOCK, &unblock, nil)
   }
 
   static func requested() -> Bool { flag != 0 }

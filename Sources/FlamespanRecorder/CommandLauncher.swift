@@ -13,7 +13,21 @@ final class CommandLauncher {
     var childPid: pid_t = 0
     let cArguments = arguments.map { strdup($0) } + [nil]
     defer { cArguments.forEach { free($0) } }
-    let status = posix_spawnp(&childPid, program, nil, nil, cArguments, environ)
+    // The command starts with no signal blocked and default dispositions, as from a shell, whatever
+    // our own mask and handlers are.
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var empty = sigset_t()
+    sigemptyset(&empty)
+    posix_spawnattr_setsigmask(&attributes, &empty)
+    var defaults = sigset_t()
+    sigemptyset(&defaults)
+    sigaddset(&defaults, SIGINT)
+    sigaddset(&defaults, SIGTERM)
+    posix_spawnattr_setsigdefault(&attributes, &defaults)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+    let status = posix_spawnp(&childPid, program, nil, &attributes, cArguments, environ)
     guard status == 0 else {
       throw RecordError(
         .launchFailed, errno: status,

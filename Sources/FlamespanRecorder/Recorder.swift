@@ -54,7 +54,13 @@ public final class Recorder {
     var aggregator = SampleAggregator()
     var malformed = 0
     var rescans = MapsRescanPolicy()
+    var execsAwaitingMaps: [Int32: UInt64] = [:]
+    func readPendingMaps() {
+      for (pid, time) in execsAwaitingMaps { tracker.snapshot(pid: pid, at: time) }
+      execsAwaitingMaps.removeAll()
+    }
     var lastProgress = start
+    let aggregateInKernel = options.aggregateInKernel
     let handle = { (event: SamplerEvent) in
       switch event {
       case .sample(let sample):
@@ -64,7 +70,12 @@ public final class Recorder {
         aggregator.add(sample)
       case .process(.exec, let pid, let time, _):
         aggregator.noteExec(pid: pid)
-        if tracker.snapshot(pid: pid, at: time) { aggregator.noteSnapshot(pid: pid, time: time) }
+        if aggregateInKernel {
+          // No samples arrive to trigger a rescan once the loader has mapped the libraries, so wait a tick.
+          execsAwaitingMaps[pid] = time
+        } else if tracker.snapshot(pid: pid, at: time) {
+          aggregator.noteSnapshot(pid: pid, time: time)
+        }
       case .process(.exit, let pid, let time, _):
         if !tracker.hasSnapshot(pid: pid) { tracker.snapshot(pid: pid, at: time) }
       case .malformed:
@@ -87,6 +98,12 @@ public final class Recorder {
       }
       if now - lastProgress >= 1_000_000_000 {
         lastProgress = now
+        if options.aggregateInKernel {
+          readPendingMaps()
+          for pid in sampler.pidsInKernelAggregates() where !tracker.hasSnapshot(pid: pid) {
+            tracker.snapshot(pid: pid, at: 0)
+          }
+        }
         progress(
           RecordingProgress(
             elapsedNanos: now - start, samples: aggregator.sampleCount,
@@ -100,6 +117,7 @@ public final class Recorder {
     } catch {
       throw RecordError(error)
     }
+    readPendingMaps()
     for (sample, count) in sampler.takeKernelAggregates() {
       if !tracker.hasSnapshot(pid: sample.pid) { tracker.snapshot(pid: sample.pid, at: 0) }
       aggregator.add(sample, count: Int64(count))

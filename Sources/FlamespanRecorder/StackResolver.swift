@@ -74,7 +74,7 @@ struct StackResolver {
           userLocation(address: address, placement: placement, key: key, resolved: userResolved))
       }
       if let errno = key.userStackErrno, key.userStack.isEmpty {
-        stack.append(Self.marker("[user stack unreadable: \(String(cString: strerror(errno)))]"))
+        stack.append(Self.marker(Self.lostStackText(errno: errno)))
       }
       if stack.isEmpty { stack.append(Self.marker("[no stack]")) }
       let sample = ProfileSample(
@@ -115,6 +115,14 @@ struct StackResolver {
     }
     return ResolvedLocation(
       address: address, mapping: placement.mapping, frames: [], unknownReason: reason)
+  }
+
+  static func lostStackText(errno: Int32) -> String {
+    switch errno {
+    case EEXIST: return "[user stack lost: stack map hash collision]"
+    case ENOMEM: return "[user stack lost: stack map full]"
+    default: return "[user stack unreadable: \(String(cString: strerror(errno)))]"
+    }
   }
 
   /// A synthetic frame that says what is missing; bracketed so no one takes it for a function.
