@@ -13,10 +13,18 @@ public struct SamplerConfiguration: Sendable {
   /// per-sample time or span, and mappings are only read at the end.
   public var aggregateInKernel: Bool
 
-  public init(frequency: Int = 99, pids: [Int32]? = nil, aggregateInKernel: Bool = false) {
+  /// A `traces_ctx_v1` map that another loaded object (the L7 tracer) writes; the sampler reads the active
+  /// span of each thread from it. nil gives the sampler a private, empty map.
+  public var activeSpanMap: SharedMap?
+
+  public init(
+    frequency: Int = 99, pids: [Int32]? = nil, aggregateInKernel: Bool = false,
+    activeSpanMap: SharedMap? = nil
+  ) {
     self.frequency = frequency
     self.pids = pids
     self.aggregateInKernel = aggregateInKernel
+    self.activeSpanMap = activeSpanMap
   }
 }
 
@@ -68,6 +76,18 @@ public final class CPUSampler {
     }
     try setReadOnly("filter_by_pid", configuration.pids != nil)
     try setReadOnly("aggregate_in_kernel", configuration.aggregateInKernel)
+    if let shared = configuration.activeSpanMap {
+      guard let map = bpf_object__find_map_by_name(object, "traces_ctx_v1") else {
+        throw BPFError(
+          .openObject, errno: ENOENT, context: "the sampler object has no traces_ctx_v1 map")
+      }
+      let status = bpf_map__reuse_fd(map, shared.fd)
+      guard status == 0 else {
+        throw BPFError(
+          .setConfiguration, errno: -status,
+          context: "cannot share the active-span map with the sampler")
+      }
+    }
     let loaded = bpf_object__load(object)
     guard loaded == 0 else {
       throw BPFError(
