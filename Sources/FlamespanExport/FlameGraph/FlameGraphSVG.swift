@@ -104,11 +104,12 @@ public enum FlameGraphSVG {
     return text + " · click a frame to zoom"
   }
 
-  /// As much of `name` as fits in a box of `width`, cut with ".." and empty when not even 3 characters fit.
+  /// As much of `name` as fits in a box of `width`, cut with "..", or nothing when too little would show.
   static func label(_ name: String, width: Double) -> String {
     let fitting = Int((width - 6) / characterWidth)
-    if fitting < 3 { return "" }
     if name.count <= fitting { return name }
+    // A cut name needs a few real characters before ".." to be recognisable at all.
+    if fitting < 5 { return "" }
     return String(name.prefix(fitting - 2)) + ".."
   }
 

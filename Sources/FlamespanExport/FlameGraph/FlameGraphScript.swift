@@ -29,8 +29,8 @@ enum FlameGraphScript {
         rect.setAttribute("width", width.toFixed(2));
         text.setAttribute("x", (x + 3).toFixed(2));
         var fitting = Math.floor((width - 6) / characterWidth), name = g.box.name;
-        text.textContent = fitting < 3 ? "" :
-          (name.length <= fitting ? name : name.substring(0, fitting - 2) + "..");
+        text.textContent = name.length <= fitting ? name :
+          (fitting < 5 ? "" : name.substring(0, fitting - 2) + "..");
       }
 
       // The clicked frame fills the width; frames above it scale with it; frames below it that contain

@@ -27,14 +27,16 @@ public enum Gzip {
     var chunk = [UInt8](repeating: 0, count: 1 << 16)
     var result: Int32 = Z_OK
     var consumed = 0
-    var input = bytes
     repeat {
       // zlib counts in 32-bit uInt, so feed very large inputs in slices.
-      let sliceLength = min(input.count - consumed, Int(UInt32.max))
-      let flush = consumed + sliceLength == input.count ? Z_FINISH : Z_NO_FLUSH
-      result = input.withUnsafeMutableBufferPointer { inputBuffer in
+      let sliceLength = min(bytes.count - consumed, Int(UInt32.max))
+      let flush = consumed + sliceLength == bytes.count ? Z_FINISH : Z_NO_FLUSH
+      result = bytes.withUnsafeBufferPointer { inputBuffer in
         chunk.withUnsafeMutableBufferPointer { chunkBuffer in
-          stream.next_in = inputBuffer.baseAddress.map { $0 + consumed }
+          // zlib never writes through next_in; its type lacks const only for old compilers.
+          stream.next_in = inputBuffer.baseAddress.map {
+            UnsafeMutablePointer(mutating: $0 + consumed)
+          }
           stream.avail_in = uInt(sliceLength)
           var stepResult: Int32 = Z_OK
           repeat {
@@ -50,7 +52,7 @@ public enum Gzip {
         }
       }
       consumed += sliceLength
-    } while consumed < input.count && result != Z_STREAM_ERROR
+    } while consumed < bytes.count && result != Z_STREAM_ERROR
     guard result == Z_STREAM_END else {
       throw ExportError(
         code: .compressionFailed, message: "deflate failed: \(zlibMessage(result, stream))")
@@ -79,11 +81,10 @@ public enum Gzip {
     var output = [UInt8]()
     output.reserveCapacity(bytes.count * 4)
     var chunk = [UInt8](repeating: 0, count: 1 << 16)
-    var input = bytes
     var tooLarge = false
-    let result: Int32 = input.withUnsafeMutableBufferPointer { inputBuffer in
+    let result: Int32 = bytes.withUnsafeBufferPointer { inputBuffer in
       chunk.withUnsafeMutableBufferPointer { chunkBuffer in
-        stream.next_in = inputBuffer.baseAddress
+        stream.next_in = inputBuffer.baseAddress.map { UnsafeMutablePointer(mutating: $0) }
         stream.avail_in = uInt(inputBuffer.count)
         var stepResult: Int32 = Z_OK
         repeat {
