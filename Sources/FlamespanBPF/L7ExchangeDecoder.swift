@@ -1,0 +1,56 @@
+import CFlamespanABI
+import FlamespanModel
+import Glibc
+
+/// Turns `fs_l7_exchange` ring-buffer records into `L7Exchange`s; a short record becomes `.malformed`.
+enum L7ExchangeDecoder {
+  static func decode(_ record: UnsafeRawBufferPointer) -> L7Event {
+    guard record.count >= MemoryLayout<fs_l7_exchange>.size, let base = record.baseAddress else {
+      return .malformed(size: record.count)
+    }
+    let raw = base.loadUnaligned(as: fs_l7_exchange.self)
+    let role: L7Role
+    switch UInt32(raw.role) {
+    case FS_L7_ROLE_SERVER.rawValue: role = .server
+    case FS_L7_ROLE_CLIENT.rawValue: role = .client
+    default: return .malformed(size: record.count)
+    }
+    let flags = raw.flags
+    let lineLength = min(Int(raw.request_line_len), Int(FS_L7_REQUEST_LINE_LEN))
+    let line = withUnsafeBytes(of: raw.request_line) { Array($0.prefix(lineLength)) }
+    let address = withUnsafeBytes(of: raw.peer_address) { Array($0) }
+    return .exchange(
+      L7Exchange(
+        role: role, pid: Int32(bitPattern: raw.pid), tid: Int32(bitPattern: raw.tid), fd: raw.fd,
+        connectionGeneration: raw.generation, startNanos: raw.start_ns, endNanos: raw.end_ns,
+        traceID: withUnsafeBytes(of: raw.trace_id) { Array($0) },
+        spanID: withUnsafeBytes(of: raw.span_id) { Array($0) },
+        parentSpanID: flags & FS_L7_FLAG_HAS_PARENT.rawValue != 0
+          ? withUnsafeBytes(of: raw.parent_span_id) { Array($0) } : nil,
+        contextFromHeader: flags & FS_L7_FLAG_TRACEPARENT_HEADER.rawValue != 0,
+        rejectedTraceparent: flags & FS_L7_FLAG_TRACEPARENT_INVALID.rawValue != 0,
+        status: flags & FS_L7_FLAG_RESPONSE_SEEN.rawValue != 0 ? Int(raw.status) : nil,
+        bytesIn: raw.bytes_in, bytesOut: raw.bytes_out, requestLine: line,
+        peerAddress: addressText(family: Int32(raw.family), bytes: address),
+        peerPort: Int(raw.peer_port), localPort: Int(raw.local_port),
+        endReason: endReason(raw.end_reason)))
+  }
+
+  static func addressText(family: Int32, bytes: [UInt8]) -> String {
+    guard family == AF_INET || family == AF_INET6 else { return "" }
+    var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+    let converted = bytes.withUnsafeBytes { inet_ntop(family, $0.baseAddress, &text, socklen_t(text.count)) }
+    guard converted != nil else { return "" }
+    return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+  }
+
+  static func endReason(_ value: UInt8) -> L7EndReason {
+    switch UInt32(value) {
+    case FS_L7_END_NEXT_READ.rawValue: .nextRead
+    case FS_L7_END_NEXT_REQUEST.rawValue: .nextRequest
+    case FS_L7_END_CLOSE.rawValue: .close
+    case FS_L7_END_REPLACED.rawValue: .fdReused
+    default: .unknown(value)
+    }
+  }
+}

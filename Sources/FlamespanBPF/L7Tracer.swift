@@ -1,0 +1,200 @@
+import CBPFShim
+import CFlamespanABI
+import CLibBPF
+import FlamespanModel
+import Foundation
+
+public struct L7TracerConfiguration: Sendable {
+  /// Thread groups to trace, with every process they fork; nil traces the whole machine.
+  public var pids: [Int32]?
+
+  public init(pids: [Int32]? = nil) {
+    self.pids = pids
+  }
+}
+
+/// The loaded and attached `l7.bpf.c`: syscall tracepoints that follow HTTP/1.x exchanges on the
+/// connections the traced processes accept or connect. It owns the `traces_ctx_v1` map that says which
+/// span each thread is serving; hand `activeSpanMap` to the sampler so that every sample carries it.
+/// Lifecycle: init (open → configure → load → attach), `poll` until done, `close` (also on deinit).
+public final class L7Tracer {
+  public let configuration: L7TracerConfiguration
+
+  private var object: OpaquePointer?
+  private var links: [OpaquePointer] = []
+  private var ringBuffer: OpaquePointer?
+  private let dispatcher = L7RingBufferDispatcher()
+  private var targetsFD: Int32 = -1
+  private var countersFD: Int32 = -1
+  private var spanMapFD: Int32 = -1
+
+  /// The tracefs directories libbpf may resolve syscall tracepoints under.
+  static let tracefsEventDirectories = [
+    "/sys/kernel/tracing/events/syscalls", "/sys/kernel/debug/tracing/events/syscalls",
+  ]
+  public static let tracefsMissingMessage =
+    "tracefs not mounted: run mount -t tracefs tracefs /sys/kernel/tracing"
+
+  public init(configuration: L7TracerConfiguration) throws(BPFError) {
+    self.configuration = configuration
+    if let missing = Privileges.missingForProfiling() {
+      throw BPFError(
+        .missingPrivileges, errno: EPERM, context: "cannot load the L7 tracer: \(missing)")
+    }
+    guard Self.tracefsEventDirectories.contains(where: { FileManager.default.fileExists(atPath: $0) })
+    else {
+      throw BPFError(.attach, errno: ENOENT, context: Self.tracefsMissingMessage)
+    }
+    do {
+      try open()
+      try attach()
+    } catch {
+      close()
+      throw error
+    }
+  }
+
+  deinit { close() }
+
+  /// The map of the span each thread is serving (`traces_ctx_v1`, keyed by pid_tgid). Valid until `close`.
+  public var activeSpanMap: SharedMap { SharedMap(fd: spanMapFD) }
+
+  private func open() throws(BPFError) {
+    LibBPFLog.startCapturing()
+    let bytes = [UInt8](Data(base64Encoded: EmbeddedBPFObjects.l7)!)
+    object = bytes.withUnsafeBytes {
+      fs_open_object_from_memory($0.baseAddress, $0.count, "flamespan_l7")
+    }
+    guard object != nil else {
+      throw BPFError(
+        .openObject, errno: errno, context: "cannot open the embedded L7 tracer object",
+        libbpfLog: LibBPFLog.take())
+    }
+    var filter = configuration.pids != nil
+    let status = fs_set_rodata_variable(object, "filter_by_pid", &filter, MemoryLayout<Bool>.size)
+    guard status == 0 else {
+      throw BPFError(
+        .setConfiguration, errno: -status, context: "cannot set filter_by_pid in the L7 tracer")
+    }
+    let loaded = bpf_object__load(object)
+    guard loaded == 0 else {
+      throw BPFError(
+        .load, errno: -loaded, context: "the kernel refused the L7 tracer program",
+        libbpfLog: LibBPFLog.take())
+    }
+    targetsFD = try mapFD("l7_targets")
+    countersFD = try mapFD("l7_counters")
+    spanMapFD = try mapFD("traces_ctx_v1")
+    for pid in configuration.pids ?? [] { try addTarget(pid: pid) }
+  }
+
+  private func mapFD(_ name: String) throws(BPFError) -> Int32 {
+    let fd = bpf_object__find_map_by_name(object, name).map { bpf_map__fd($0) } ?? -1
+    guard fd >= 0 else {
+      throw BPFError(.openObject, errno: ENOENT, context: "the L7 tracer object has no map \(name)")
+    }
+    return fd
+  }
+
+  private func attach() throws(BPFError) {
+    var program = bpf_object__next_program(object, nil)
+    while let current = program {
+      let name = String(cString: bpf_program__name(current))
+      guard let link = bpf_program__attach(current) else {
+        let code = errno
+        let missingTracefs =
+          code == ENOENT && !Self.tracefsEventDirectories.contains {
+            FileManager.default.fileExists(atPath: $0)
+          }
+        throw BPFError(
+          .attach, errno: code,
+          context: missingTracefs
+            ? Self.tracefsMissingMessage : "cannot attach the L7 tracer's \(name)",
+          libbpfLog: LibBPFLog.take())
+      }
+      links.append(link)
+      program = bpf_object__next_program(object, current)
+    }
+    let eventsFD = try mapFD("l7_events")
+    let context = Unmanaged.passUnretained(dispatcher).toOpaque()
+    ringBuffer = ring_buffer__new(eventsFD, L7RingBufferDispatcher.callback, context, nil)
+    guard ringBuffer != nil else {
+      throw BPFError(.ringBuffer, errno: errno, context: "cannot open the L7 tracer's ring buffer")
+    }
+  }
+
+  /// Adds a thread group (and what it forks from now on) to the traced set. Only meaningful with `pids`.
+  public func addTarget(pid: Int32) throws(BPFError) {
+    var key = UInt32(bitPattern: pid)
+    var yes: UInt8 = 1
+    let status = bpf_map_update_elem(targetsFD, &key, &yes, UInt64(BPF_ANY))
+    guard status == 0 else {
+      throw BPFError(
+        .mapUpdate, errno: -status, context: "cannot add pid \(pid) to the L7 traced set")
+    }
+  }
+
+  /// Waits up to `timeoutMilliseconds` for exchange records and hands each to `handler`. Returns how many
+  /// were handled. An interrupted wait (a signal) returns 0 rather than failing.
+  @discardableResult
+  public func poll(timeoutMilliseconds: Int32, handler: (L7Event) -> Void) throws(BPFError) -> Int {
+    guard let ringBuffer else { return 0 }
+    return try withoutActuallyEscaping(handler) { (escapable) throws(BPFError) -> Int in
+      dispatcher.handler = escapable
+      defer { dispatcher.handler = nil }
+      let result = ring_buffer__poll(ringBuffer, timeoutMilliseconds)
+      if result == -EINTR { return 0 }
+      guard result >= 0 else {
+        throw BPFError(
+          .ringBuffer, errno: -result, context: "reading the L7 tracer's ring buffer failed")
+      }
+      return Int(result)
+    }
+  }
+
+  /// Reads the per-CPU counters and sums them.
+  public func counters() -> L7Counters {
+    var totals = L7Counters()
+    let possible = Int(libbpf_num_possible_cpus())
+    guard countersFD >= 0, possible > 0 else { return totals }
+    var values = [UInt64](repeating: 0, count: possible)
+    func read(_ counter: fs_l7_counter) -> UInt64 {
+      var key = UInt32(counter.rawValue)
+      guard bpf_map_lookup_elem(countersFD, &key, &values) == 0 else { return 0 }
+      return values.reduce(0, &+)
+    }
+    totals.exchanges = read(FS_L7_COUNTER_EXCHANGES)
+    totals.eventsLost = read(FS_L7_COUNTER_EVENTS_LOST)
+    totals.connectionMapFull = read(FS_L7_COUNTER_CONN_MAP_FULL)
+    totals.activeSpanMapFull = read(FS_L7_COUNTER_SPAN_MAP_FULL)
+    totals.notHTTP = read(FS_L7_COUNTER_NOT_HTTP)
+    totals.rejectedTraceparents = read(FS_L7_COUNTER_BAD_TRACEPARENT)
+    totals.targetsFull = read(FS_L7_COUNTER_TARGETS_FULL)
+    return totals
+  }
+
+  /// Detaches every program and frees every kernel object. Safe to call twice.
+  public func close() {
+    if let ringBuffer { ring_buffer__free(ringBuffer) }
+    ringBuffer = nil
+    for link in links { bpf_link__destroy(link) }
+    links.removeAll()
+    if let object { bpf_object__close(object) }
+    object = nil
+    spanMapFD = -1
+  }
+}
+
+/// Bridges libbpf's C callback to a Swift closure; the closure is only set for the duration of one poll.
+final class L7RingBufferDispatcher {
+  var handler: ((L7Event) -> Void)?
+
+  static let callback:
+    @convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, Int) -> Int32 = {
+      context, data, size in
+      guard let context, let data else { return 0 }
+      let dispatcher = Unmanaged<L7RingBufferDispatcher>.fromOpaque(context).takeUnretainedValue()
+      dispatcher.handler?(L7ExchangeDecoder.decode(UnsafeRawBufferPointer(start: data, count: size)))
+      return 0
+    }
+}
