@@ -10,7 +10,9 @@ let package = Package(
     .executable(name: "flamespan", targets: ["FlamespanCLI"])
   ],
   dependencies: [
-    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    // Runtime for the OTLP profiles code generated from proto/ (see scripts/generate-protos.sh).
+    .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0"),
   ],
   targets: [
     // Structs carried by the ring buffers, shared byte for byte with bpf/*.bpf.c.
@@ -32,7 +34,13 @@ let package = Package(
       name: "FlamespanRecorder",
       dependencies: ["FlamespanModel", "FlamespanProcess", "FlamespanSymbolizer", "FlamespanBPF"]
     ),
-    .target(name: "FlamespanExport", dependencies: ["FlamespanModel", "CZlib"]),
+    // OTLP profiles (opentelemetry-proto v1.10.0); the generated messages stay `package`-visible.
+    .target(
+      name: "FlamespanOTLP",
+      dependencies: ["FlamespanModel", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+      exclude: ["Generated/proto-manifest.sha256"]
+    ),
+    .target(name: "FlamespanExport", dependencies: ["FlamespanModel", "FlamespanOTLP", "CZlib"]),
     .executableTarget(
       name: "FlamespanCLI",
       dependencies: [
@@ -50,6 +58,11 @@ let package = Package(
     .testTarget(
       name: "FlamespanSymbolizerTests", dependencies: ["FlamespanSymbolizer", "FlamespanModel"]),
     .testTarget(name: "FlamespanExportTests", dependencies: ["FlamespanExport", "FlamespanModel"]),
+    .testTarget(
+      name: "FlamespanOTLPTests",
+      dependencies: ["FlamespanOTLP", "FlamespanExport", "FlamespanModel", "FlamespanTestSupport"],
+      exclude: ["Python"]
+    ),
     .testTarget(
       name: "FlamespanBPFTests",
       dependencies: ["FlamespanBPF", "CFlamespanABI", "FlamespanTestSupport"]),
