@@ -16,8 +16,11 @@ struct SymbolizeCommand: ParsableCommand {
       Reads hexadecimal addresses from standard input, one per line (with or without 0x; blank lines are \
       skipped), and writes one JSON object per line to standard output, in input order:
 
-        {"address":"0x1139","frames":[{"function":"leaf","file":"/src/a.c","line":3,"column":12},
-                                      {"function":"main","file":"/src/a.c","line":9,"column":5}]}
+        $ echo 0x1139 | flamespan symbolize --binary ./a.out
+        {"address":"0x1139","frames":[
+          {"function":"leaf","file":"/src/a.c","line":3,"column":12},
+          {"function":"main","file":"/src/a.c","line":9,"column":5}]}
+        (wrapped here; each object is a single line)
 
       Frames are innermost first: an inlined function comes before the function it was inlined into, and \
       each outer frame's line is the call site. The last frame is the real (outermost) function.
@@ -32,7 +35,7 @@ struct SymbolizeCommand: ParsableCommand {
       {"input":…,"error":…} and the rest still runs. A missing or corrupt binary is an error (exit 1).
 
       Example:
-        nm --defined-only ./a.out | awk '$2 ~ /[Tt]/ {print $1}' | flamespan symbolize --binary ./a.out
+        nm ./a.out | awk '$2=="T" {print $1}' | flamespan symbolize --binary ./a.out
         echo ffffffff81000000 | flamespan symbolize --kernel
       """
   )
@@ -67,7 +70,8 @@ struct SymbolizeCommand: ParsableCommand {
 
     // Batches keep memory flat on huge inputs while still sorting many addresses per file at once.
     let batchSize = 1 << 16
-    var pending: [(line: String, parsed: AddressLineFormat.ParsedLine)] = []
+    // Only malformed lines keep their text (for the error object).
+    var pending: [(line: String?, parsed: AddressLineFormat.ParsedLine)] = []
     func flush() throws {
       let addresses = pending.compactMap { entry -> UInt64? in
         if case .address(let value) = entry.parsed { return value }
@@ -89,7 +93,7 @@ struct SymbolizeCommand: ParsableCommand {
         switch entry.parsed {
         case .blank: continue
         case .malformed(let message):
-          output.write(AddressLineFormat.errorJSON(input: entry.line, message: message))
+          output.write(AddressLineFormat.errorJSON(input: entry.line ?? "", message: message))
         case .address:
           output.writeJSON(for: locations[next])
           next += 1
@@ -108,9 +112,12 @@ struct SymbolizeCommand: ParsableCommand {
       }
     }
     while let line = reader.nextLine() {
-      let parsed = AddressLineFormat.parse(line)
-      if parsed == .blank { continue }
-      pending.append((line, parsed))
+      let parsed = AddressLineFormat.parse(utf8: line)
+      switch parsed {
+      case .blank: continue
+      case .address: pending.append((nil, parsed))
+      case .malformed: pending.append((String(decoding: line, as: UTF8.self), parsed))
+      }
       if pending.count >= batchSize { try flush() }
     }
     try flush()
@@ -124,16 +131,16 @@ private struct LineReader {
   private var start = 0
   private var finished = false
 
-  mutating func nextLine() -> String? {
+  mutating func nextLine() -> ArraySlice<UInt8>? {
     while true {
       if let newline = buffer[start...].firstIndex(of: UInt8(ascii: "\n")) {
-        let line = String(decoding: buffer[start..<newline], as: UTF8.self)
+        let line = buffer[start..<newline]
         start = newline + 1
         return line
       }
       if finished {
         guard start < buffer.count else { return nil }
-        let line = String(decoding: buffer[start...], as: UTF8.self)
+        let line = buffer[start...]
         start = buffer.count
         return line
       }

@@ -11,7 +11,13 @@ public enum AddressLineFormat {
 
   /// Accepts `1a2b`, `0x1A2B` and surrounding spaces; anything else is malformed.
   public static func parse<Line: StringProtocol>(_ line: Line) -> ParsedLine {
-    var utf8 = Substring(line).utf8[...]
+    parse(utf8: Array(line.utf8))
+  }
+
+  /// The same on raw bytes, so a reader of millions of lines need not build a String per line.
+  public static func parse<Bytes: BidirectionalCollection>(utf8 line: Bytes) -> ParsedLine
+  where Bytes.Element == UInt8 {
+    var utf8 = line[...]
     while let first = utf8.first, first == 0x20 || first == 0x09 || first == 0x0d {
       utf8 = utf8.dropFirst()
     }
