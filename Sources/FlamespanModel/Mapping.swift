@@ -45,8 +45,9 @@ public struct Mapping: Hashable, Sendable {
 
   public func contains(_ address: UInt64) -> Bool { address >= start && address < limit }
 
-  /// The offset in the file that `address` was loaded from.
-  public func fileOffset(of address: UInt64) -> UInt64 { address - start + fileOffset }
+  /// The offset in the file that `address` was loaded from. Wrapping arithmetic: a corrupt or foreign
+  /// profile can pair an address with a mapping that does not contain it, and that must not crash a reader.
+  public func fileOffset(of address: UInt64) -> UInt64 { address &- start &+ fileOffset }
 
   public static let kernel = Mapping(
     start: 0, limit: .max, fileOffset: 0, path: "[kernel.kallsyms]", kind: .kernel)

@@ -26,3 +26,15 @@ import Testing
       ResolvedLocation(address: 0x10, mapping: nil, frames: []).displayName == "[unknown] 0x10")
   }
 }
+
+@Suite struct MappingArithmeticTests {
+  @Test func addressesOutsideTheMappingDoNotTrap() {
+    let mapping = Mapping(
+      start: 0x5000, limit: 0x6000, fileOffset: 0x1000, path: "/bin/x", kind: .file)
+    #expect(mapping.fileOffset(of: 0x5010) == 0x1010)
+    // Below the start: wraps instead of trapping, and the name still says where it is.
+    _ = mapping.fileOffset(of: 0x10)
+    #expect(
+      ResolvedLocation(address: 0x10, mapping: mapping, frames: []).displayName.hasPrefix("x+0x"))
+  }
+}
