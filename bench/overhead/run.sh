@@ -50,12 +50,16 @@ SPIN=samples/bin/spin
 
 now_ns() { date +%s%N; }
 
-# Wall seconds of one run of the load, printed with millisecond precision.
+# Wall seconds of one run of the load, printed with millisecond precision. The load's own CPU seconds
+# (user + system) go to $OUT/$1.loadcpu: a profiler's interrupt and BPF work is charged to the task it
+# interrupts, while a noisy neighbour only delays it, so CPU time isolates the profiler's cost on a shared
+# machine where wall time cannot.
 run_load() {
   local begin end
   begin=$(now_ns)
-  "$SPIN" "$ITERATIONS" "$THREADS" >>"$OUT/load.log"
+  /usr/bin/time -f "%U %S" -o "$OUT/time.tmp" "$SPIN" "$ITERATIONS" "$THREADS" >>"$OUT/load.log"
   end=$(now_ns)
+  awk '{ printf "%.3f\n", $1 + $2 }' "$OUT/time.tmp" >>"$OUT/$1.loadcpu"
   awk -v b="$begin" -v e="$end" 'BEGIN { printf "%.3f\n", (e - b) / 1e9 }'
 }
 
@@ -93,6 +97,12 @@ start_profiler() {
 stop_profiler() {
   local name=$1 round=$2 cpu begin end
   cpu=$(cpu_seconds "$PROFILER_PID")
+  if [[ $name == flamespan ]]; then
+    # Cost of the sampler's BPF program per run (kernel.bpf_stats_enabled is on for the whole benchmark).
+    bpftool -j prog show name sample_cpu 2>/dev/null |
+      python3 -c 'import json,sys; p=json.load(sys.stdin); p=p[0] if isinstance(p,list) else p; print(p.get("run_time_ns",0)/max(p.get("run_cnt",1),1), p.get("run_cnt",0))' \
+        >>"$OUT/bpf.cost" || true
+  fi
   begin=$(now_ns)
   kill -INT "$PROFILER_PID"
   local status=0
@@ -127,15 +137,19 @@ if [[ -z $ITERATIONS ]]; then
     'BEGIN { printf "%d\n", p * t / ((e - b) / 1e9) }')
 fi
 
+previous_bpf_stats=$(sysctl -n kernel.bpf_stats_enabled 2>/dev/null || echo 0)
+sysctl -qw kernel.bpf_stats_enabled=1 2>/dev/null || true
+trap 'cleanup; sysctl -qw kernel.bpf_stats_enabled="$previous_bpf_stats" 2>/dev/null || true' EXIT
+
 configurations="baseline $PROFILERS"
 echo "load: $SPIN $ITERATIONS $THREADS; rounds: $ROUNDS; order per round: $configurations; output: $OUT"
 for round in $(seq 1 "$ROUNDS"); do
   for configuration in $configurations; do
     if [[ $configuration == baseline ]]; then
-      seconds=$(run_load)
+      seconds=$(run_load "$configuration")
     else
       start_profiler "$configuration" "$round"
-      seconds=$(run_load)
+      seconds=$(run_load "$configuration")
       stop_profiler "$configuration" "$round"
       PROFILER_PID=
     fi
@@ -165,6 +179,15 @@ for profiler in $PROFILERS; do
   slowdowns[$profiler]=$slowdown
   printf '%-26s %10.3f s %9s%% %14s s %12s s\n' "$(label "$profiler")" "$wall" "$slowdown" "$cpu" "$shutdown"
 done
+
+# Paired figures: each profiled run against the baseline run of its own round, then the median over rounds.
+echo
+printf '%-26s %18s %22s\n' configuration "paired wall slowdown" "paired load-CPU increase"
+for profiler in $PROFILERS; do
+  wall=$(paste "$OUT/$profiler.wall" "$OUT/baseline.wall" | awk '{ printf "%.4f\n", ($1 / $2 - 1) * 100 }' | median)
+  cpu=$(paste "$OUT/$profiler.loadcpu" "$OUT/baseline.loadcpu" | awk '{ printf "%.4f\n", ($1 / $2 - 1) * 100 }' | median)
+  printf '%-26s %17.2f%% %21.2f%%\n' "$(label "$profiler")" "$wall" "$cpu"
+done
 if [[ -n ${slowdowns[flamespan]:-} && -n ${slowdowns[perf]:-} ]]; then
   awk -v f="${slowdowns[flamespan]}" -v p="${slowdowns[perf]}" 'BEGIN {
     if (p > 0) printf "\nflamespan slowdown / perf slowdown = %.2f\n", f / p
@@ -173,3 +196,6 @@ if [[ -n ${slowdowns[flamespan]:-} && -n ${slowdowns[perf]:-} ]]; then
 fi
 echo "(profiler CPU: user+system seconds the profiler used while the load ran, median; stop time: SIGINT to exit)"
 echo "raw wall times: $OUT/*.wall"
+if [[ -s $OUT/bpf.cost ]]; then
+  awk '{ ns += $1; n++ } END { printf "flamespan sampler BPF program: %.0f ns per sample (mean over %d rounds)\n", ns / n, n }' "$OUT/bpf.cost"
+fi
