@@ -30,6 +30,8 @@ let package = Package(
       dependencies: ["FlamespanModel", "CFlamespanABI", "CLibBPF", "CBPFShim"],
       plugins: ["BPFCompiler"]
     ),
+    // DWARF CFI unwinding of copied user stacks; a CFI evaluator of its own, so no C library to own.
+    .target(name: "FlamespanUnwinder", dependencies: ["FlamespanModel", "FlamespanProcess"]),
     .target(
       name: "FlamespanRecorder",
       dependencies: ["FlamespanModel", "FlamespanProcess", "FlamespanSymbolizer", "FlamespanBPF"]
@@ -54,6 +56,10 @@ let package = Package(
     // Locating the package, building samples/, running the CLI and gating real-BPF tests on privileges.
     .target(name: "FlamespanTestSupport", path: "Tests/FlamespanTestSupport"),
     .testTarget(name: "FlamespanModelTests", dependencies: ["FlamespanModel"]),
+    .testTarget(
+      name: "FlamespanUnwinderTests",
+      dependencies: ["FlamespanUnwinder", "FlamespanProcess", "FlamespanModel", "FlamespanTestSupport"],
+      exclude: ["Fixtures"]),
     .testTarget(name: "FlamespanProcessTests", dependencies: ["FlamespanProcess"]),
     .testTarget(
       name: "FlamespanSymbolizerTests", dependencies: ["FlamespanSymbolizer", "FlamespanModel"]),

@@ -5,6 +5,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
 #include "flamespan_abi.h"
 
 // errno values (vmlinux.h carries types, not macros).
@@ -19,11 +20,33 @@ const volatile bool include_idle = false;
 // Count distinct stacks in maps instead of streaming every sample (no timestamps, no span ids; see
 // docs/architecture.md for the measured trade-off).
 const volatile bool aggregate_in_kernel = false;
+// DWARF unwinding mode: also send the user registers and the top `user_stack_copy_bytes` of the user stack
+// (at most FS_MAX_USER_STACK_COPY), which user space unwinds with the CFI of each mapped file.
+const volatile bool copy_user_stack = false;
+const volatile __u32 user_stack_copy_bytes = 16384;
 
+// User space may resize it before load (bigger in DWARF mode, where each record carries a stack copy).
 struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
   __uint(max_entries, 8 * 1024 * 1024);
 } events SEC(".maps");
+
+#define PAGE_BYTES 4096
+// The record is assembled here and then sent at its used length with bpf_ringbuf_output, so a short stack
+// costs ring buffer space for what was copied only. The slack lets the verifier see that a page-sized read
+// at any offset below FS_MAX_USER_STACK_COPY stays inside the value. One slot per CPU (user space sizes
+// the array to the possible CPUs); a perf_event program cannot be preempted on its CPU.
+struct stack_copy_scratch {
+  struct fs_sample_with_stack record;
+  __u8 slack[PAGE_BYTES];
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1); // resized to the number of possible CPUs before load
+  __type(key, __u32);
+  __type(value, struct stack_copy_scratch);
+} stack_copies SEC(".maps");
 
 // Thread groups to sample when filter_by_pid is set. Children forked by a target join automatically.
 struct {
@@ -104,30 +127,11 @@ static __always_inline int aggregate(struct bpf_perf_event_data *ctx, __u32 pid,
   return 0;
 }
 
-SEC("perf_event")
-int sample_cpu(struct bpf_perf_event_data *ctx) {
-  __u64 pid_tgid = bpf_get_current_pid_tgid();
+static __always_inline void fill_sample(struct bpf_perf_event_data *ctx, struct fs_sample *sample,
+                                        __u32 kind, __u64 pid_tgid) {
   __u32 pid = pid_tgid >> 32;
   __u32 tid = (__u32)pid_tgid;
-
-  if (tid == 0 && !include_idle) {
-    count(FS_COUNTER_IDLE);
-    return 0;
-  }
-  if (!is_target(pid)) {
-    count(FS_COUNTER_FILTERED);
-    return 0;
-  }
-
-  if (aggregate_in_kernel)
-    return aggregate(ctx, pid, tid);
-
-  struct fs_sample *sample = bpf_ringbuf_reserve(&events, sizeof(*sample), 0);
-  if (!sample) {
-    count(FS_COUNTER_RINGBUF_FULL);
-    return 0;
-  }
-  sample->kind = FS_EVENT_SAMPLE;
+  sample->kind = kind;
   sample->pid = pid;
   sample->tid = tid;
   sample->cpu = bpf_get_smp_processor_id();
@@ -152,7 +156,99 @@ int sample_cpu(struct bpf_perf_event_data *ctx) {
     __builtin_memcpy(&sample->span, span, sizeof(sample->span));
   else
     __builtin_memset(&sample->span, 0, sizeof(sample->span));
+}
 
+// Copies the user stack from `sp` upward a page at a time, so a stack that ends (the top of the mapping)
+// before the configured size still yields everything below that end. Returns the bytes copied.
+static __always_inline __u32 copy_stack(struct fs_sample_with_stack *record, __u64 sp) {
+  __u32 limit = user_stack_copy_bytes;
+  if (limit > FS_MAX_USER_STACK_COPY)
+    limit = FS_MAX_USER_STACK_COPY;
+  __u32 copied = 0;
+  record->stack_copy_error = 0;
+  for (int page = 0; page < FS_MAX_USER_STACK_COPY / PAGE_BYTES + 1; page++) {
+    if (copied >= limit || copied >= FS_MAX_USER_STACK_COPY)
+      break;
+    __u64 address = sp + copied;
+    __u32 chunk = PAGE_BYTES - (address & (PAGE_BYTES - 1));
+    if (chunk > limit - copied)
+      chunk = limit - copied;
+    if (chunk > PAGE_BYTES || chunk == 0)
+      break;
+    long status = bpf_probe_read_user(&record->stack[copied & (FS_MAX_USER_STACK_COPY - 1)], chunk,
+                                      (const void *)address);
+    if (status != 0) {
+      record->stack_copy_error = status;
+      count(copied == 0 ? FS_COUNTER_STACK_COPY_FAILED : FS_COUNTER_STACK_COPY_SHORT);
+      break;
+    }
+    copied += chunk;
+  }
+  return copied;
+}
+
+static __always_inline int sample_with_stack(struct bpf_perf_event_data *ctx, __u64 pid_tgid) {
+  __u32 slot = bpf_get_smp_processor_id();
+  struct stack_copy_scratch *scratch = bpf_map_lookup_elem(&stack_copies, &slot);
+  if (!scratch)
+    return 0;
+  struct fs_sample_with_stack *record = &scratch->record;
+  fill_sample(ctx, &record->sample, FS_EVENT_SAMPLE_WITH_STACK, pid_tgid);
+
+  // The user-mode registers saved on kernel entry: right whether the sample hit user or kernel code.
+  struct task_struct *task = bpf_get_current_task_btf();
+  __u32 copied = 0;
+  record->regs.ip = 0;
+  record->regs.sp = 0;
+  record->regs.bp = 0;
+  record->stack_copy_error = 0;
+  if (task->mm) {
+    struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+    record->regs.ip = BPF_CORE_READ(regs, ip);
+    record->regs.sp = BPF_CORE_READ(regs, sp);
+    record->regs.bp = BPF_CORE_READ(regs, bp);
+    copied = copy_stack(record, record->regs.sp);
+  }
+  record->stack_copy_bytes = copied;
+
+  __u64 size = __builtin_offsetof(struct fs_sample_with_stack, stack) + copied;
+  if (size > sizeof(*record))
+    size = sizeof(*record);
+  if (bpf_ringbuf_output(&events, record, size, 0) != 0) {
+    count(FS_COUNTER_RINGBUF_FULL);
+    return 0;
+  }
+  count(FS_COUNTER_SAMPLES);
+  return 0;
+}
+
+SEC("perf_event")
+int sample_cpu(struct bpf_perf_event_data *ctx) {
+  __u64 pid_tgid = bpf_get_current_pid_tgid();
+  __u32 pid = pid_tgid >> 32;
+  __u32 tid = (__u32)pid_tgid;
+
+  if (tid == 0 && !include_idle) {
+    count(FS_COUNTER_IDLE);
+    return 0;
+  }
+  if (!is_target(pid)) {
+    count(FS_COUNTER_FILTERED);
+    return 0;
+  }
+
+  if (aggregate_in_kernel)
+    return aggregate(ctx, pid, tid);
+
+  if (copy_user_stack)
+    return sample_with_stack(ctx, pid_tgid);
+
+  struct fs_sample *sample = bpf_ringbuf_reserve(&events, sizeof(*sample), 0);
+  if (!sample) {
+    count(FS_COUNTER_RINGBUF_FULL);
+    return 0;
+  }
+  fill_sample(ctx, sample, FS_EVENT_SAMPLE, pid_tgid);
   bpf_ringbuf_submit(sample, 0);
   count(FS_COUNTER_SAMPLES);
   return 0;

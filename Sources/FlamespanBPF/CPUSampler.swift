@@ -17,14 +17,30 @@ public struct SamplerConfiguration: Sendable {
   /// span of each thread from it. nil gives the sampler a private, empty map.
   public var activeSpanMap: SharedMap?
 
+  /// Bytes of the user stack to copy into each sample (from the user stack pointer up), with the user
+  /// registers, for DWARF CFI unwinding in user space; nil sends frame-pointer stacks only. At most
+  /// `SamplerConfiguration.maximumUserStackCopyBytes`.
+  public var userStackCopyBytes: Int?
+  /// Size of the ring buffer: a power of two, at least one page. nil picks 8 MiB, or 32 MiB when stacks
+  /// are copied (each record is then up to ~2 KiB plus the copy).
+  public var ringBufferBytes: Int?
+
+  public static let maximumUserStackCopyBytes = Int(FS_MAX_USER_STACK_COPY)
+
   public init(
     frequency: Int = 99, pids: [Int32]? = nil, aggregateInKernel: Bool = false,
-    activeSpanMap: SharedMap? = nil
+    activeSpanMap: SharedMap? = nil, userStackCopyBytes: Int? = nil, ringBufferBytes: Int? = nil
   ) {
     self.frequency = frequency
     self.pids = pids
     self.aggregateInKernel = aggregateInKernel
     self.activeSpanMap = activeSpanMap
+    self.userStackCopyBytes = userStackCopyBytes
+    self.ringBufferBytes = ringBufferBytes
+  }
+
+  var effectiveRingBufferBytes: Int {
+    ringBufferBytes ?? (userStackCopyBytes == nil ? 8 << 20 : 32 << 20)
   }
 }
 
@@ -76,6 +92,7 @@ public final class CPUSampler {
     }
     try setReadOnly("filter_by_pid", configuration.pids != nil)
     try setReadOnly("aggregate_in_kernel", configuration.aggregateInKernel)
+    try configureStackCopy()
     if let shared = configuration.activeSpanMap {
       guard let map = bpf_object__find_map_by_name(object, "traces_ctx_v1") else {
         throw BPFError(
@@ -97,6 +114,44 @@ public final class CPUSampler {
     targetsFD = try mapFD("targets")
     countersFD = try mapFD("fs_counters")
     for pid in configuration.pids ?? [] { try addTarget(pid: pid) }
+  }
+
+  private func configureStackCopy() throws(BPFError) {
+    let ringBytes = configuration.effectiveRingBufferBytes
+    guard ringBytes >= 4096, ringBytes.nonzeroBitCount == 1, ringBytes <= 1 << 30 else {
+      throw BPFError(
+        .setConfiguration, errno: EINVAL,
+        context: "ring buffer size \(ringBytes) is not a power of two between 4 KiB and 1 GiB")
+    }
+    try resizeMap("events", entries: ringBytes)
+    guard let copyBytes = configuration.userStackCopyBytes else { return }
+    guard (8...Self.maximumCopy).contains(copyBytes) else {
+      throw BPFError(
+        .setConfiguration, errno: EINVAL,
+        context: "user stack copy size \(copyBytes) is outside 8...\(Self.maximumCopy) bytes")
+    }
+    try setReadOnly("copy_user_stack", true)
+    var bytes = UInt32(copyBytes)
+    let status = fs_set_rodata_variable(object, "user_stack_copy_bytes", &bytes, 4)
+    guard status == 0 else {
+      throw BPFError(
+        .setConfiguration, errno: -status,
+        context: "cannot set user_stack_copy_bytes in the sampler")
+    }
+    try resizeMap("stack_copies", entries: max(Int(libbpf_num_possible_cpus()), 1))
+  }
+
+  private static let maximumCopy = SamplerConfiguration.maximumUserStackCopyBytes
+
+  private func resizeMap(_ name: String, entries: Int) throws(BPFError) {
+    guard let map = bpf_object__find_map_by_name(object, name) else {
+      throw BPFError(.openObject, errno: ENOENT, context: "the sampler object has no map \(name)")
+    }
+    let status = bpf_map__set_max_entries(map, UInt32(entries))
+    guard status == 0 else {
+      throw BPFError(
+        .setConfiguration, errno: -status, context: "cannot size the sampler's \(name) map")
+    }
   }
 
   private func setReadOnly(_ name: String, _ value: Bool) throws(BPFError) {
@@ -214,6 +269,8 @@ public final class CPUSampler {
     totals.targetsFull = read(FS_COUNTER_TARGETS_FULL)
     totals.stackMapFull = read(FS_COUNTER_STACK_MAP_FULL)
     totals.countsFull = read(FS_COUNTER_COUNTS_FULL)
+    totals.stackCopyFailed = read(FS_COUNTER_STACK_COPY_FAILED)
+    totals.stackCopyShort = read(FS_COUNTER_STACK_COPY_SHORT)
     return totals
   }
 

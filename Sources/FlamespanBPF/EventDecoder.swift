@@ -15,6 +15,10 @@ enum EventDecoder {
         return .malformed(size: record.count)
       }
       return .sample(decodeSample(base))
+    case UInt32(FS_EVENT_SAMPLE_WITH_STACK.rawValue):
+      let stackOffset = Int(FS_SAMPLE_WITH_STACK_HEADER_BYTES)
+      guard record.count >= stackOffset else { return .malformed(size: record.count) }
+      return decodeSampleWithStack(record, stackOffset: stackOffset)
     case UInt32(FS_EVENT_EXEC.rawValue), UInt32(FS_EVENT_EXIT.rawValue):
       guard record.count >= MemoryLayout<fs_process_event>.size else {
         return .malformed(size: record.count)
@@ -52,6 +56,30 @@ enum EventDecoder {
       userStackErrno: header.user_stack_bytes < 0 ? -header.user_stack_bytes : nil,
       span: span
     )
+  }
+
+  /// Variable length: the header, then `stack_copy_bytes` of stack, which must fit in the record.
+  private static func decodeSampleWithStack(_ record: UnsafeRawBufferPointer, stackOffset: Int)
+    -> SamplerEvent
+  {
+    let base = record.baseAddress!
+    let regsOffset = MemoryLayout<fs_sample_with_stack>.offset(of: \fs_sample_with_stack.regs)!
+    let countOffset = MemoryLayout<fs_sample_with_stack>.offset(
+      of: \fs_sample_with_stack.stack_copy_bytes)!
+    let errorOffset = MemoryLayout<fs_sample_with_stack>.offset(
+      of: \fs_sample_with_stack.stack_copy_error)!
+    let regs = base.loadUnaligned(fromByteOffset: regsOffset, as: fs_user_regs.self)
+    let copied = Int(base.loadUnaligned(fromByteOffset: countOffset, as: UInt32.self))
+    let error = base.loadUnaligned(fromByteOffset: errorOffset, as: Int32.self)
+    guard copied <= Int(FS_MAX_USER_STACK_COPY), record.count >= stackOffset + copied else {
+      return .malformed(size: record.count)
+    }
+    var sample = decodeSample(base)
+    sample.userStackCopy = UserStackCopy(
+      registers: UserRegisters(ip: regs.ip, sp: regs.sp, bp: regs.bp),
+      bytes: Array(UnsafeRawBufferPointer(rebasing: record[stackOffset..<(stackOffset + copied)])),
+      stopErrno: error < 0 ? -error : nil)
+    return .sample(sample)
   }
 
   private static func stack(_ start: UnsafeRawPointer, byteCount: Int32) -> [UInt64] {

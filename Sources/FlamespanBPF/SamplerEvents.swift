@@ -17,12 +17,14 @@ public struct RawSample: Sendable {
   public var userStackErrno: Int32?
   /// The span active on the thread when the sample was taken (the L7 tracer's `traces_ctx_v1` entry).
   public var span: SpanContext?
+  /// DWARF unwinding mode: the user registers and the copy of the user stack starting at `registers.sp`.
+  public var userStackCopy: UserStackCopy?
 
   public init(
     pid: Int32, tid: Int32, cpu: UInt32, timeNanos: UInt64, threadName: String,
     kernelStack: [UInt64],
     userStack: [UInt64], kernelStackErrno: Int32? = nil, userStackErrno: Int32? = nil,
-    span: SpanContext? = nil
+    span: SpanContext? = nil, userStackCopy: UserStackCopy? = nil
   ) {
     self.pid = pid
     self.tid = tid
@@ -34,6 +36,35 @@ public struct RawSample: Sendable {
     self.kernelStackErrno = kernelStackErrno
     self.userStackErrno = userStackErrno
     self.span = span
+    self.userStackCopy = userStackCopy
+  }
+}
+
+/// The user-mode state a DWARF unwinder starts from (x86-64).
+public struct UserRegisters: Sendable, Hashable {
+  public var ip: UInt64
+  public var sp: UInt64
+  public var bp: UInt64
+
+  public init(ip: UInt64, sp: UInt64, bp: UInt64) {
+    self.ip = ip
+    self.sp = sp
+    self.bp = bp
+  }
+}
+
+/// The top of a thread's user stack as the sampler copied it: `bytes` were read from `registers.sp` up.
+public struct UserStackCopy: Sendable {
+  public var registers: UserRegisters
+  public var bytes: [UInt8]
+  /// Positive errno of the read that stopped the copy before the configured size (the end of the stack
+  /// mapping, usually), or nil when the full size was copied.
+  public var stopErrno: Int32?
+
+  public init(registers: UserRegisters, bytes: [UInt8], stopErrno: Int32? = nil) {
+    self.registers = registers
+    self.bytes = bytes
+    self.stopErrno = stopErrno
   }
 }
 
@@ -63,6 +94,10 @@ public struct SamplerCounters: Sendable, Equatable {
   public var stackMapFull: UInt64 = 0
   /// In-kernel aggregation: samples lost because the counts map was full.
   public var countsFull: UInt64 = 0
+  /// DWARF mode: samples whose user stack could not be read at all at the stack pointer.
+  public var stackCopyFailed: UInt64 = 0
+  /// DWARF mode: copies that ended early at an unreadable page (normal at the top of a stack).
+  public var stackCopyShort: UInt64 = 0
 
   public init() {}
 

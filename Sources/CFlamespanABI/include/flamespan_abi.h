@@ -27,6 +27,7 @@ enum fs_event_kind {
   FS_EVENT_SAMPLE = 1,
   FS_EVENT_EXEC = 2,
   FS_EVENT_EXIT = 3,
+  FS_EVENT_SAMPLE_WITH_STACK = 4, // struct fs_sample_with_stack: a sample plus a copy of the user stack
 };
 
 // Indexes into the per-CPU `fs_counters` array.
@@ -41,7 +42,9 @@ enum fs_counter {
   FS_COUNTER_TARGETS_FULL = 7,     // children that could not join the pid filter (map full)
   FS_COUNTER_STACK_MAP_FULL = 8,   // in-kernel aggregation: stack map full or hash collision
   FS_COUNTER_COUNTS_FULL = 9,      // in-kernel aggregation: counts map full, sample lost
-  FS_COUNTER_COUNT = 10,
+  FS_COUNTER_STACK_COPY_FAILED = 10, // DWARF mode: the first page of the user stack could not be read
+  FS_COUNTER_STACK_COPY_SHORT = 11,  // DWARF mode: the copy stopped early at an unreadable page
+  FS_COUNTER_COUNT = 12,
 };
 
 // Value layout of the `traces_ctx_v1` map shared by OBI and the OpenTelemetry eBPF profiler, keyed by
@@ -67,6 +70,30 @@ struct fs_sample {
   fs_u64 user_stack[FS_MAX_STACK_DEPTH];
 };
 
+// The largest user stack copy a sample can carry; the copy size actually used is a rodata setting.
+#define FS_MAX_USER_STACK_COPY 65536
+// Where the stack bytes start in struct fs_sample_with_stack (Swift does not import the 64 KiB array).
+#define FS_SAMPLE_WITH_STACK_HEADER_BYTES 2136
+
+// The user-mode registers a DWARF CFI unwinder starts from, read from the task's saved user registers
+// (so they are right even when the sample interrupted the kernel). x86-64 only.
+struct fs_user_regs {
+  fs_u64 ip;
+  fs_u64 sp;
+  fs_u64 bp;
+};
+
+// A sample with the top of its user stack (DWARF unwinding mode). Records are variable length: only
+// `stack_copy_bytes` bytes of `stack` are sent, starting at regs.sp. The frame-pointer stack in `sample`
+// is still filled: it is the fallback when a frame's CFI is missing.
+struct fs_sample_with_stack {
+  struct fs_sample sample; // sample.kind is FS_EVENT_SAMPLE_WITH_STACK
+  struct fs_user_regs regs;
+  fs_u32 stack_copy_bytes;
+  fs_s32 stack_copy_error; // 0, or the negative errno of the read that stopped the copy
+  fs_u8 stack[FS_MAX_USER_STACK_COPY];
+};
+
 // Key of the in-kernel aggregation mode's `stack_counts` map: one entry per distinct (thread, stacks).
 // Stack ids index the `stack_traces` map, or are a negative errno when that stack could not be stored.
 struct fs_aggregate_key {
@@ -90,6 +117,11 @@ struct fs_process_event {
 
 _Static_assert(sizeof(struct fs_span_context) == 24, "fs_span_context layout");
 _Static_assert(sizeof(struct fs_sample) == 2104, "fs_sample layout");
+_Static_assert(sizeof(struct fs_user_regs) == 24, "fs_user_regs layout");
+_Static_assert(__builtin_offsetof(struct fs_sample_with_stack, regs) == 2104, "fs_sample_with_stack layout");
+_Static_assert(__builtin_offsetof(struct fs_sample_with_stack, stack) == FS_SAMPLE_WITH_STACK_HEADER_BYTES,
+               "fs_sample_with_stack layout");
+_Static_assert(sizeof(struct fs_sample_with_stack) == 2136 + FS_MAX_USER_STACK_COPY, "fs_sample_with_stack layout");
 _Static_assert(sizeof(struct fs_process_event) == 40, "fs_process_event layout");
 _Static_assert(sizeof(struct fs_aggregate_key) == 32, "fs_aggregate_key layout");
 
