@@ -15,6 +15,6 @@ struct Flamespan: ParsableCommand {
 
       Read the results with `go tool pprof -http=: profile.pb.gz`, or open the .svg in a browser.
       """,
-    subcommands: [RecordCommand.self, SymbolizeCommand.self]
+    subcommands: [RecordCommand.self, SymbolizeCommand.self, DrillCommand.self, SpansCommand.self]
   )
 }

@@ -6,8 +6,10 @@ public enum OutputFormat: Sendable, Equatable {
   case folded
   /// A self-contained interactive flame graph for a browser.
   case svg
+  /// A binary OTLP `ExportProfilesServiceRequest` (opentelemetry-proto v1.10.0), for OTLP collectors.
+  case otlp
 
-  public static let supportedExtensions: [String] = [".pb.gz", ".folded", ".svg"]
+  public static let supportedExtensions: [String] = [".pb.gz", ".folded", ".svg", ".otlp.pb"]
 
   public init(path: String) throws(ExportError) {
     let name = AtomicFile.fileName(of: path).lowercased()
@@ -17,6 +19,8 @@ public enum OutputFormat: Sendable, Equatable {
       self = .folded
     } else if name.hasSuffix(".svg") && name.count > ".svg".count {
       self = .svg
+    } else if name.hasSuffix(".otlp.pb") && name.count > ".otlp.pb".count {
+      self = .otlp
     } else {
       throw ExportError(
         code: .unsupportedFormat, path: path,
@@ -31,6 +35,7 @@ public enum OutputFormat: Sendable, Equatable {
     case .pprof: ".pb.gz"
     case .folded: ".folded"
     case .svg: ".svg"
+    case .otlp: ".otlp.pb"
     }
   }
 }

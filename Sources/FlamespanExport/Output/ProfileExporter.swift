@@ -1,4 +1,5 @@
 import FlamespanModel
+import FlamespanOTLP
 
 /// Writes a profile to a file in the format its extension names.
 public enum ProfileExporter {
@@ -11,6 +12,12 @@ public enum ProfileExporter {
     case .pprof: bytes = try Gzip.compress(PprofEncoder.encode(profile))
     case .folded: bytes = Array(FoldedStacks.render(profile).utf8)
     case .svg: bytes = Array(FlameGraphSVG.render(profile, title: title).utf8)
+    case .otlp:
+      do {
+        bytes = try OTLPProfileEncoder.encode(profile, resource: .local())
+      } catch {
+        throw ExportError(code: .writeFailed, path: path, message: error.description)
+      }
     }
     try AtomicFile.write(bytes, to: path)
   }
