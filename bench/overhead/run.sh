@@ -38,9 +38,9 @@ fail() {
 [[ $(id -u) -eq 0 ]] || fail "whole-machine profiling needs root"
 for profiler in $PROFILERS; do
   case $profiler in
-    flamespan) [[ -x $FLAMESPAN ]] || fail "no flamespan binary at $FLAMESPAN (swift build -c release, or set FLAMESPAN)" ;;
+    flamespan | flamespan-kagg) [[ -x $FLAMESPAN ]] || fail "no flamespan binary at $FLAMESPAN (swift build -c release, or set FLAMESPAN)" ;;
     perf) command -v perf >/dev/null || fail "perf is not installed (apt-get install linux-perf)" ;;
-    *) fail "unknown profiler '$profiler' in PROFILERS (known: flamespan perf)" ;;
+    *) fail "unknown profiler '$profiler' in PROFILERS (known: flamespan flamespan-kagg perf)" ;;
   esac
 done
 mkdir -p "$OUT"
@@ -83,6 +83,10 @@ start_profiler() {
       "$FLAMESPAN" record --frequency 99 --duration 600 --output "$OUT/flamespan-$round.pb.gz" \
         >"$OUT/flamespan-$round.log" 2>&1 &
       ;;
+    flamespan-kagg)
+      "$FLAMESPAN" record --kernel-aggregation --frequency 99 --duration 600 \
+        --output "$OUT/flamespan-kagg-$round.pb.gz" >"$OUT/flamespan-kagg-$round.log" 2>&1 &
+      ;;
     perf)
       perf record -F 99 -a -g -o "$OUT/perf-$round.data" >"$OUT/perf-$round.log" 2>&1 &
       ;;
@@ -90,18 +94,20 @@ start_profiler() {
   PROFILER_PID=$!
   sleep "$SETTLE"
   kill -0 "$PROFILER_PID" 2>/dev/null || fail "$1 exited before the load started; see $OUT/$1-$round.log"
+  # Start-up (BPF verification, symbol tables) is a one-off; the CPU counted below is what it costs while running.
+  PROFILER_CPU_AT_LOAD_START=$(cpu_seconds "$PROFILER_PID")
 }
 
 # Stops the profiler with SIGINT as a user would, recording its CPU time during the load and how long it took
 # to finish writing its output afterwards.
 stop_profiler() {
   local name=$1 round=$2 cpu begin end
-  cpu=$(cpu_seconds "$PROFILER_PID")
-  if [[ $name == flamespan ]]; then
+  cpu=$(awk -v end="$(cpu_seconds "$PROFILER_PID")" -v start="$PROFILER_CPU_AT_LOAD_START" 'BEGIN { printf "%.3f\n", end - start }')
+  if [[ $name == flamespan* ]]; then
     # Cost of the sampler's BPF program per run (kernel.bpf_stats_enabled is on for the whole benchmark).
     bpftool -j prog show name sample_cpu 2>/dev/null |
       python3 -c 'import json,sys; p=json.load(sys.stdin); p=p[0] if isinstance(p,list) else p; print(p.get("run_time_ns",0)/max(p.get("run_cnt",1),1), p.get("run_cnt",0))' \
-        >>"$OUT/bpf.cost" || true
+        >>"$OUT/$name.bpfcost" || true
   fi
   begin=$(now_ns)
   kill -INT "$PROFILER_PID"
@@ -162,6 +168,7 @@ label() {
   case $1 in
     baseline) echo "no profiler" ;;
     flamespan) echo "flamespan record -F 99" ;;
+    flamespan-kagg) echo "flamespan --kernel-aggr." ;;
     perf) echo "perf record -F 99 -a -g" ;;
   esac
 }
@@ -188,14 +195,23 @@ for profiler in $PROFILERS; do
   cpu=$(paste "$OUT/$profiler.loadcpu" "$OUT/baseline.loadcpu" | awk '{ printf "%.4f\n", ($1 / $2 - 1) * 100 }' | median)
   printf '%-26s %17.2f%% %21.2f%%\n' "$(label "$profiler")" "$wall" "$cpu"
 done
+echo
+echo "CPU cost while running, as a share of the machine (load-CPU increase + profiler CPU / load CPU), median:"
+for profiler in $PROFILERS; do
+  paste "$OUT/$profiler.loadcpu" "$OUT/baseline.loadcpu" "$OUT/$profiler.cpu" |
+    awk '{ printf "%.4f\n", (($1 / $2 - 1) + $3 / $2) * 100 }' | median |
+    awk -v l="$(label "$profiler")" '{ printf "  %-26s %6.2f%%\n", l, $1 }'
+done
 if [[ -n ${slowdowns[flamespan]:-} && -n ${slowdowns[perf]:-} ]]; then
   awk -v f="${slowdowns[flamespan]}" -v p="${slowdowns[perf]}" 'BEGIN {
     if (p > 0) printf "\nflamespan slowdown / perf slowdown = %.2f\n", f / p
     else printf "\nperf showed no measurable slowdown (%s%%); ratio not meaningful\n", p
   }'
 fi
-echo "(profiler CPU: user+system seconds the profiler used while the load ran, median; stop time: SIGINT to exit)"
+echo "(profiler CPU: user+system seconds the profiler process used while the load ran, start-up excluded, median;"
+echo " stop time: SIGINT to exit, which includes symbolization and writing the profile)"
 echo "raw wall times: $OUT/*.wall"
-if [[ -s $OUT/bpf.cost ]]; then
-  awk '{ ns += $1; n++ } END { printf "flamespan sampler BPF program: %.0f ns per sample (mean over %d rounds)\n", ns / n, n }' "$OUT/bpf.cost"
-fi
+for profiler in $PROFILERS; do
+  [[ -s $OUT/$profiler.bpfcost ]] || continue
+  awk -v l="$(label "$profiler")" '{ ns += $1; n++ } END { printf "%s: sampler BPF program %.0f ns per sample (mean over %d rounds)\n", l, ns / n, n }' "$OUT/$profiler.bpfcost"
+done
