@@ -33,10 +33,12 @@ import Testing
     }
     let out = try TestEnvironment.temporaryDirectory("hotpaths")
     let folded = out.appendingPathComponent("hot.folded")
+    let pprof = out.appendingPathComponent("hot.pb.gz")
     let result = try record([
-      "-F", "499", "-q", "-o", folded.path, "--", try sample("hotpaths"), "3",
+      "-F", "499", "-q", "-o", folded.path, "-o", pprof.path, "--", try sample("hotpaths"), "3",
     ])
     #expect(result.status == 0, "stderr: \(result.stderr)")
+    try checkPprofShowsTheInlineChain(pprof)
     let profile = try FoldedProfile(contentsOf: folded)
     let ours = profile.count { $0.first == "hotpaths" }
     let heavy = profile.selfCount(of: "hot_path_heavy", allowingInline: ["mix_step"])
@@ -76,6 +78,38 @@ import Testing
     #expect(
       profile.count { $0.suffix(2) == ["hot_path_heavy", "mix_step"] } > 0,
       "no inline mix_step frame")
+  }
+
+  /// go tool pprof reads the recording: the inline helper appears as an inline frame of the hot path, the
+  /// summary's hot functions lead -top, and every sample carries pid, tid and thread_name.
+  func checkPprofShowsTheInlineChain(_ pprof: URL) throws {
+    guard TestEnvironment.toolAvailable("go", for: #function) else {
+      #expect(!TestEnvironment.isCI)
+      return
+    }
+    let environment = [
+      "HOME": NSTemporaryDirectory(), "GOCACHE": NSTemporaryDirectory() + "/gocache",
+    ]
+    let traces = try Run.command(
+      ["go", "tool", "pprof", "-traces", pprof.path], environment: environment)
+    #expect(traces.status == 0, "\(traces.stderr)")
+    let lines = traces.stdout.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+    let inlined = lines.indices.contains { index in
+      lines[index].contains("mix_step") && lines[index].contains("(inline)")
+        && index + 1 < lines.count
+        && lines[index + 1].contains("hot_path_heavy")
+    }
+    #expect(
+      inlined, "no `mix_step (inline)` above hot_path_heavy in:\n\(traces.stdout.prefix(3000))")
+    let top = try Run.command(
+      ["go", "tool", "pprof", "-top", pprof.path], environment: environment)
+    #expect(top.stdout.contains("hot_path_heavy"), "\(top.stdout)")
+    let tags = try Run.command(
+      ["go", "tool", "pprof", "-tags", pprof.path], environment: environment)
+    for label in ["pid:", "tid:", "thread_name:", "hotpaths"] {
+      #expect(
+        tags.stdout.contains(label), "\(label) missing from -tags:\n\(tags.stdout.prefix(2000))")
+    }
   }
 
   static func perfPercent(of symbol: String, in report: String) -> Double? {
