@@ -34,7 +34,9 @@ let package = Package(
     .target(name: "FlamespanUnwinder", dependencies: ["FlamespanModel", "FlamespanProcess"]),
     .target(
       name: "FlamespanRecorder",
-      dependencies: ["FlamespanModel", "FlamespanProcess", "FlamespanSymbolizer", "FlamespanBPF"]
+      dependencies: [
+        "FlamespanModel", "FlamespanProcess", "FlamespanSymbolizer", "FlamespanBPF", "FlamespanUnwinder",
+      ]
     ),
     // OTLP profiles (opentelemetry-proto v1.10.0); the generated messages stay `package`-visible.
     .target(

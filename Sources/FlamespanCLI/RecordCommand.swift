@@ -55,6 +55,18 @@ struct RecordCommand: ParsableCommand {
     ))
   var kernelAggregation = false
 
+  @Option(
+    help: ArgumentHelp(
+      "How to walk user stacks: fp (frame pointers, in the kernel) or dwarf (copy the top of each user stack and unwind it with the binaries' DWARF CFI; complete stacks for code built without frame pointers).",
+      valueName: "fp|dwarf"))
+  var unwind: String = "fp"
+
+  @Option(
+    help: ArgumentHelp(
+      "With --unwind dwarf: bytes of user stack copied per sample (8 to 65536).", valueName: "bytes"
+    ))
+  var stackCopyBytes: Int = 16384
+
   @Flag(name: .shortAndLong, help: "No progress line.")
   var quiet = false
 
@@ -71,6 +83,17 @@ struct RecordCommand: ParsableCommand {
     }
     guard (1...10_000).contains(frequency) else {
       throw ValidationError("--frequency must be between 1 and 10000 Hz (got \(frequency))")
+    }
+    guard let unwinding = UserStackUnwinding(rawValue: unwind) else {
+      throw ValidationError("--unwind must be fp or dwarf (got '\(unwind)')")
+    }
+    guard (8...65536).contains(stackCopyBytes) else {
+      throw ValidationError(
+        "--stack-copy-bytes must be between 8 and 65536 (got \(stackCopyBytes))")
+    }
+    if unwinding == .dwarf && kernelAggregation {
+      throw ValidationError(
+        "--unwind dwarf needs per-sample records; it cannot be combined with --kernel-aggregation")
     }
     if let duration, DurationText.nanoseconds(duration) == nil {
       throw ValidationError(
@@ -91,6 +114,8 @@ struct RecordCommand: ParsableCommand {
     options.durationNanos = duration.flatMap(DurationText.nanoseconds)
     options.command = command.isEmpty ? nil : command
     options.aggregateInKernel = kernelAggregation
+    options.unwinding = UserStackUnwinding(rawValue: unwind) ?? .framePointers
+    options.userStackCopyBytes = stackCopyBytes
 
     StopSignal.install()
     let showProgress = !quiet && isatty(STDERR_FILENO) != 0

@@ -25,6 +25,9 @@ enum RecordSummaryText {
       "Lost samples: \(summary.lostSamples) (ring buffer full \(counters.ringBufferFull), undecodable \(summary.malformedRecords)). "
         + "Stack read errors: kernel \(counters.kernelStackErrors), user \(counters.userStackErrors)."
     )
+    if let unwinding = summary.unwinding {
+      lines.append(unwinding.text.prefix(1).uppercased() + unwinding.text.dropFirst() + ".")
+    }
     if summary.processesGoneBeforeMaps > 0 {
       lines.append(
         "\(summary.processesGoneBeforeMaps) process(es) exited before their mappings were read; their user frames are unknown."

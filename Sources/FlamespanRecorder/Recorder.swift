@@ -27,12 +27,15 @@ public final class Recorder {
       throw RecordError(.noSuchProcess, errno: ESRCH, message: "no process with pid \(pid)")
     }
     let filtering = options.pids != nil || options.command != nil
+    // In-kernel aggregation has no per-sample records to carry a stack copy, so it stays on frame pointers.
+    let copiesStacks = options.unwinding == .dwarf && !options.aggregateInKernel
     let sampler: CPUSampler
     do {
       sampler = try CPUSampler(
         configuration: SamplerConfiguration(
           frequency: options.frequency, pids: filtering ? (options.pids ?? []) : nil,
-          aggregateInKernel: options.aggregateInKernel))
+          aggregateInKernel: options.aggregateInKernel,
+          userStackCopyBytes: copiesStacks ? options.userStackCopyBytes : nil))
     } catch {
       throw RecordError(error)
     }
@@ -54,6 +57,7 @@ public final class Recorder {
     var aggregator = SampleAggregator()
     var malformed = 0
     var rescans = MapsRescanPolicy()
+    var dwarf = DwarfStackUnwinding()
     var execsAwaitingMaps: [Int32: UInt64] = [:]
     func readPendingMaps() {
       for (pid, time) in execsAwaitingMaps { tracker.snapshot(pid: pid, at: time) }
@@ -67,7 +71,16 @@ public final class Recorder {
         if rescans.refreshIfNeeded(for: sample, tracker: tracker) {
           aggregator.noteSnapshot(pid: sample.pid, time: sample.timeNanos)
         }
-        aggregator.add(sample)
+        if copiesStacks {
+          let snapshots = tracker.snapshotsTaken
+          let (unwound, marker) = dwarf.unwind(sample, tracker: tracker, rescans: &rescans)
+          if tracker.snapshotsTaken != snapshots {
+            aggregator.noteSnapshot(pid: sample.pid, time: sample.timeNanos)
+          }
+          aggregator.add(unwound, userStackMarker: marker)
+        } else {
+          aggregator.add(sample)
+        }
       case .process(.exec, let pid, let time, _):
         aggregator.noteExec(pid: pid)
         if aggregateInKernel {
@@ -133,7 +146,8 @@ public final class Recorder {
       durationNanos: elapsed, frequency: options.frequency, sampledCPUs: sampledCPUs,
       samplesReceived: aggregator.sampleCount, counters: counters, malformedRecords: malformed,
       processes: aggregator.processes.count, mapsSnapshots: tracker.snapshotsTaken,
-      processesGoneBeforeMaps: tracker.processesGone, commandExitStatus: launched?.exitStatus)
+      processesGoneBeforeMaps: tracker.processesGone, commandExitStatus: launched?.exitStatus,
+      unwinding: copiesStacks ? dwarf.summary(copyFailures: counters.stackCopyFailed) : nil)
     let profile = Profile(
       samples: samples, periodNanos: Int64(1_000_000_000 / max(options.frequency, 1)),
       startTimeNanos: wallStart, durationNanos: Int64(elapsed), comments: summary.comments)

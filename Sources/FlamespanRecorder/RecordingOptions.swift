@@ -13,8 +13,23 @@ public struct RecordingOptions: Sendable {
   public var symbolizer = SymbolizerOptions()
   /// Count stacks in kernel maps rather than streaming samples; see `SamplerConfiguration.aggregateInKernel`.
   public var aggregateInKernel = false
+  /// How user stacks are walked; see `UserStackUnwinding`.
+  public var unwinding: UserStackUnwinding = .framePointers
+  /// DWARF mode: bytes of user stack copied per sample (8...65536).
+  public var userStackCopyBytes = 16384
 
   public init() {}
+}
+
+/// How user stacks are walked.
+public enum UserStackUnwinding: String, Sendable, CaseIterable {
+  /// The kernel follows frame pointers (bpf_get_stack): no extra cost, but stacks stop early in code built
+  /// without them (most distribution libraries, including Debian's libc).
+  case framePointers = "fp"
+  /// Each sample carries the user registers and a copy of the top of the user stack, unwound in user space
+  /// with the DWARF CFI of each mapped file. Complete stacks without frame pointers, at the cost of ~16 KiB
+  /// of ring buffer traffic and a few microseconds of user-space CPU per sample.
+  case dwarf
 }
 
 /// What the CLI shows while a recording runs.

@@ -14,6 +14,8 @@ public struct RecordingSummary: Sendable {
   public var mapsSnapshots: Int
   public var processesGoneBeforeMaps: Int
   public var commandExitStatus: Int32?
+  /// DWARF mode only.
+  public var unwinding: UnwindingSummary? = nil
 
   /// Samples that were taken in the kernel but are not in the profile.
   public var lostSamples: UInt64 { counters.lostSamples + UInt64(malformedRecords) }
@@ -25,10 +27,33 @@ public struct RecordingSummary: Sendable {
 
   /// Carried into the profile so the numbers travel with it.
   public var comments: [String] {
-    [
+    var lines = [
       "flamespan: \(samplesReceived) samples at \(frequency) Hz over \(String(format: "%.2f", Double(durationNanos) / 1e9)) s on CPUs \(sampledCPUs.map(String.init).joined(separator: ","))",
       "lost samples: \(lostSamples) (ring buffer full: \(counters.ringBufferFull), undecodable: \(malformedRecords)); kernel stack errors: \(counters.kernelStackErrors); user stack errors: \(counters.userStackErrors)",
     ]
+    if let unwinding { lines.append(unwinding.text) }
+    return lines
+  }
+}
+
+/// What DWARF unwinding did over a recording.
+public struct UnwindingSummary: Sendable {
+  public var stacksUnwound: Int
+  /// Stacks that reached their outermost frame.
+  public var stacksComplete: Int
+  /// Stacks continued on frame pointers past code without usable CFI.
+  public var framePointerSplices: Int
+  /// User-space CPU time spent unwinding.
+  public var cpuNanos: UInt64
+  public var filesParsed: Int
+  /// Samples whose user stack could not be read at all at the stack pointer.
+  public var copyFailures: UInt64
+
+  public var text: String {
+    let percent = stacksUnwound == 0 ? 100 : 100 * Double(stacksComplete) / Double(stacksUnwound)
+    let perStack = stacksUnwound == 0 ? 0 : Double(cpuNanos) / Double(stacksUnwound) / 1000
+    return
+      "dwarf unwinding: \(stacksUnwound) stacks, \(String(format: "%.1f", percent))% complete, \(framePointerSplices) continued on frame pointers, \(copyFailures) not copied; \(String(format: "%.1f", perStack)) µs CPU per stack, \(filesParsed) files parsed"
   }
 }
 

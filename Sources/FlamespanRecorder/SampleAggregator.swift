@@ -11,6 +11,8 @@ struct SampleAggregator {
     var kernelStack: [UInt64]
     var userStack: [UInt64]
     var userStackErrno: Int32?
+    /// DWARF mode: why the user stack is incomplete, shown as a marker frame after it.
+    var userStackMarker: String?
     var span: SpanContext?
     /// Bumped at each exec of the process: the same addresses mean other code after an exec.
     var image: Int
@@ -27,13 +29,14 @@ struct SampleAggregator {
   private(set) var processes: Set<Int32> = []
   private var images: [Int32: Int] = [:]
 
-  mutating func add(_ sample: RawSample, count: Int64 = 1) {
+  mutating func add(_ sample: RawSample, count: Int64 = 1, userStackMarker: String? = nil) {
     sampleCount += Int(count)
     processes.insert(sample.pid)
     let key = Key(
       pid: sample.pid, tid: sample.tid, threadName: sample.threadName,
       kernelStack: sample.kernelStack,
-      userStack: sample.userStack, userStackErrno: sample.userStackErrno, span: sample.span,
+      userStack: sample.userStack, userStackErrno: sample.userStackErrno,
+      userStackMarker: userStackMarker, span: sample.span,
       image: images[sample.pid, default: 0])
     tallies[key, default: Tally(count: 0, firstTimeNanos: sample.timeNanos)].count += count
   }

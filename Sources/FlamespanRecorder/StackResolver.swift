@@ -73,6 +73,7 @@ struct StackResolver {
         stack.append(
           userLocation(address: address, placement: placement, key: key, resolved: userResolved))
       }
+      if let marker = key.userStackMarker { stack.append(Self.marker(marker)) }
       if let errno = key.userStackErrno, key.userStack.isEmpty {
         stack.append(Self.marker(Self.lostStackText(errno: errno)))
       }

@@ -25,6 +25,10 @@ public enum UnwindEnd: Sendable, Hashable {
   /// `maxFrames` frames were produced before the end.
   case frameLimit
 
+  /// The `unknownCode` reason for an address outside every executable mapping (often a library mapped
+  /// after the maps snapshot was read).
+  public static let noMappingReason = "address is in no executable mapping"
+
   /// A short human-readable description for profile markers.
   public var description: String {
     switch self {

@@ -69,7 +69,7 @@ public final class Unwinder {
       // which matters when the call was the function's last instruction.
       let lookup = pcIsReturnAddress ? pc &- 1 : pc
       guard let mapping = maps.mapping(containing: lookup) else {
-        return finish(.unknownCode(address: pc, reason: "address is in no executable mapping"))
+        return finish(.unknownCode(address: pc, reason: UnwindEnd.noMappingReason))
       }
       switch mapping.kind {
       case .anonymous:
