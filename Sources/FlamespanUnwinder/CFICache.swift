@@ -2,7 +2,7 @@ import FlamespanModel
 import FlamespanProcess
 import Glibc
 
-/// Parsed CFI per mapped file, keyed by (device, inode) so one file under several paths or in many
+/// Parsed CFI per mapped file, keyed by (device, inode, build id) so one file under several paths or in many
 /// processes is parsed once; bounded, least recently used out. Failures are cached too (briefly), so a
 /// file we cannot read does not cost an open() per sample.
 final class CFICache {
@@ -10,6 +10,8 @@ final class CFICache {
     var device: UInt64
     var inode: UInt64
     var path: String
+    /// Tells apart two files that reused one inode over time, when the tracker read a build id.
+    var buildID: BuildID?
   }
 
   final class Loaded {
@@ -41,7 +43,8 @@ final class CFICache {
   func cfi(for mapping: Mapping, pid: Int32) -> Loaded {
     if mapping.kind == .vdso { return vdsoInformation() }
     let key = Key(
-      device: mapping.device, inode: mapping.inode, path: mapping.inode == 0 ? mapping.path : "")
+      device: mapping.device, inode: mapping.inode, path: mapping.inode == 0 ? mapping.path : "",
+      buildID: mapping.buildID)
     clock += 1
     if let loaded = files[key] {
       loaded.lastUse = clock
