@@ -86,6 +86,12 @@ struct {
   __type(value, __u64);
 } stack_counts SEC(".maps");
 
+// Waking the reader for every sample costs it a context switch each time; it drains the buffer every 100 ms
+// anyway (CPUSampler.poll), so a sample forces a wakeup only once a quarter of the buffer is in use.
+static __always_inline __u64 sample_wakeup_flags(void) {
+  return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > 2 * 1024 * 1024 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+}
+
 static __always_inline void count(__u32 counter) {
   __u64 *value = bpf_map_lookup_elem(&fs_counters, &counter);
   if (value)
@@ -214,7 +220,7 @@ static __always_inline int sample_with_stack(struct bpf_perf_event_data *ctx, __
   __u64 size = __builtin_offsetof(struct fs_sample_with_stack, stack) + copied;
   if (size > sizeof(*record))
     size = sizeof(*record);
-  if (bpf_ringbuf_output(&events, record, size, 0) != 0) {
+  if (bpf_ringbuf_output(&events, record, size, sample_wakeup_flags()) != 0) {
     count(FS_COUNTER_RINGBUF_FULL);
     return 0;
   }
@@ -249,7 +255,7 @@ int sample_cpu(struct bpf_perf_event_data *ctx) {
     return 0;
   }
   fill_sample(ctx, sample, FS_EVENT_SAMPLE, pid_tgid);
-  bpf_ringbuf_submit(sample, 0);
+  bpf_ringbuf_submit(sample, sample_wakeup_flags());
   count(FS_COUNTER_SAMPLES);
   return 0;
 }

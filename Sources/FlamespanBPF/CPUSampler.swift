@@ -239,12 +239,17 @@ public final class CPUSampler {
       dispatcher.handler = escapable
       defer { dispatcher.handler = nil }
       let result = ring_buffer__poll(ringBuffer, timeoutMilliseconds)
-      if result == -EINTR { return 0 }
-      guard result >= 0 else {
+      guard result >= 0 || result == -EINTR else {
         throw BPFError(
           .ringBuffer, errno: -result, context: "reading the sampler's ring buffer failed")
       }
-      return Int(result)
+      // Samples are submitted without a wakeup (sample_wakeup_flags in profile.bpf.c); take them now.
+      let drained = ring_buffer__consume(ringBuffer)
+      guard drained >= 0 else {
+        throw BPFError(
+          .ringBuffer, errno: -drained, context: "reading the sampler's ring buffer failed")
+      }
+      return Int(max(result, 0)) + Int(drained)
     }
   }
 

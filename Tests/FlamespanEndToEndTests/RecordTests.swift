@@ -43,7 +43,8 @@ import Testing
     let ours = profile.count { $0.first == "hotpaths" }
     let heavy = profile.selfCount(of: "hot_path_heavy", allowingInline: ["mix_step"])
     let light = profile.selfCount(of: "hot_path_light", allowingInline: ["mix_step"])
-    #expect(ours > 1000, "only \(ours) samples of hotpaths")
+    // 500 samples put the statistical spread of a 75% share near 2 points, inside the 5-point bound.
+    #expect(ours > 500, "only \(ours) samples of hotpaths")
     let ourHeavy = 100 * Double(heavy) / Double(ours)
     let ourLight = 100 * Double(light) / Double(ours)
 
