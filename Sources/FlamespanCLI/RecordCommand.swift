@@ -9,13 +9,11 @@ struct RecordCommand: ParsableCommand {
     commandName: "record",
     abstract: "Sample CPU stacks and write pprof, folded stacks or an SVG flame graph.",
     discussion: """
-      Without --pid or a command, every CPU of the machine is sampled. Each output's format follows its
-      extension: .pb.gz (gzipped pprof), .folded (collapsed stacks), .svg (interactive flame graph).
-      Repeat --output to write several. Ctrl-C stops early and still writes every output.
+      Without --pid or a command, every CPU of the machine is sampled. Each output's format follows its extension: .pb.gz (gzipped pprof), .folded (collapsed stacks), .svg (interactive flame graph). Repeat --output to write several. Ctrl-C stops early and still writes every output. At the end a summary shows samples, lost samples and the top functions.
 
       Examples:
         flamespan record --duration 10s -o profile.pb.gz -o flame.svg
-        flamespan record --frequency 999 -o cmd.folded -- ./samples/bin/hotpaths 3
+        flamespan record -F 999 -o cmd.folded -- ./samples/bin/hotpaths 3
         flamespan record --pid 1234 --pid 5678 -d 2m -o services.pb.gz
 
       Needs root, or CAP_BPF and CAP_PERFMON, and a kernel with BTF (/sys/kernel/btf/vmlinux).
