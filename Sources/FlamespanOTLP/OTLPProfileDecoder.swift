@@ -40,6 +40,9 @@ private struct DictionaryResolver {
   let tables: ProtoDictionary
   private var locations: [Int32: ResolvedLocation] = [:]
   private var mappings: [Int32: Mapping] = [:]
+  /// Samples that share a stack share one array too: a small hostile file that points a million
+  /// samples at one long stack must not become a million copies of it.
+  private var stacks: [Int32: [ResolvedLocation]] = [:]
 
   init(_ tables: ProtoDictionary) throws(OTLPError) {
     self.tables = tables
@@ -167,12 +170,14 @@ private struct DictionaryResolver {
   private mutating func stack(_ index: Int32, _ what: String) throws(OTLPError)
     -> [ResolvedLocation]
   {
+    if let cached = stacks[index] { return cached }
     let stack = try element(tables.stackTable, index, "stack_table", what)
     var locations: [ResolvedLocation] = []
     locations.reserveCapacity(stack.locationIndices.count)
     for locationIndex in stack.locationIndices {
       locations.append(try location(locationIndex, "stack \(index)"))
     }
+    stacks[index] = locations
     return locations
   }
 

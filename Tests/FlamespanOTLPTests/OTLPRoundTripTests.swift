@@ -135,6 +135,39 @@ import Testing
     }
   }
 
+  /// Stacks are shared in the dictionary; decoding must share them too, or a small file whose many
+  /// samples point at one long stack would expand to samples × stack length in memory.
+  @Test func samplesWithOneStackShareOneDecodedArray() throws {
+    var tables = Opentelemetry_Proto_Profiles_V1development_ProfilesDictionary()
+    tables.stringTable = ["", "samples", "count"]
+    tables.locationTable = [.init(), .init()]
+    tables.locationTable[1].address = 0x1234
+    tables.stackTable = [.init(), .init()]
+    tables.stackTable[1].locationIndices = Array(repeating: 1, count: 5_000)
+    var sample = Opentelemetry_Proto_Profiles_V1development_Sample()
+    sample.stackIndex = 1
+    sample.values = [1]
+    var otlpProfile = Opentelemetry_Proto_Profiles_V1development_Profile()
+    otlpProfile.sampleType.typeStrindex = 1
+    otlpProfile.sampleType.unitStrindex = 2
+    otlpProfile.samples = Array(repeating: sample, count: 20_000)
+    var request =
+      Opentelemetry_Proto_Collector_Profiles_V1development_ExportProfilesServiceRequest()
+    request.dictionary = tables
+    request.resourceProfiles = [.init()]
+    request.resourceProfiles[0].scopeProfiles = [.init()]
+    request.resourceProfiles[0].scopeProfiles[0].profiles = [otlpProfile]
+    let bytes: [UInt8] = try request.serializedBytes()
+    #expect(bytes.count < 200_000)
+    let decoded = try OTLPProfileDecoder.decode(bytes)
+    #expect(decoded.totalCount == 20_000)
+    let storage = Set(
+      decoded.samples.map { sample in
+        sample.stack.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
+      })
+    #expect(storage.count == 1)
+  }
+
   /// Every prefix of a real file, and every single-byte corruption of it, gives an error or a profile.
   @Test func truncatedAndCorruptedInputsNeverCrash() throws {
     let bytes = try OTLPProfileEncoder.encode(profile, resource: OTLPResource(hostName: "h"))
