@@ -72,24 +72,26 @@ final class CFICache {
       return Loaded(
         information: nil, failure: "cannot open \(path): \(String(cString: strerror(errno)))")
     }
-    defer { close(descriptor) }
+    // The descriptor stays open while the file is cached: FDEs are read from it as they are needed.
+    let file = FileBytes(descriptor: descriptor)
     var status = stat()
     if fstat(descriptor, &status) == 0, mapping.inode != 0,
       UInt64(status.st_ino) != mapping.inode || UInt64(status.st_dev) != mapping.device
     {
       return Loaded(information: nil, failure: "\(path) was replaced since it was mapped")
     }
-    let file = FileBytes(descriptor: descriptor)
     do {
       let sections = try ELFSections(read: file.read)
-      return makeLoaded(sections, name: path)
+      return makeLoaded(sections, read: file.read, name: path)
     } catch {
       return Loaded(information: nil, failure: "\(path): \(error.reason)")
     }
   }
 
-  private func makeLoaded(_ sections: ELFSections, name: String) -> Loaded {
-    let information = CallFrameInformation(sections: sections)
+  private func makeLoaded(
+    _ sections: ELFSections, read: @escaping (UInt64, Int) -> [UInt8]?, name: String
+  ) -> Loaded {
+    let information = CallFrameInformation(sections: sections, read: read)
     statistics.filesParsed += 1
     statistics.corruptEntriesSkipped += information.skippedEntries
     if information.isEmpty {
@@ -107,7 +109,7 @@ final class CFICache {
     if let mapping = ownMaps?.mappings.first(where: { $0.kind == MappingKind.vdso }) {
       let image = MemoryImage(base: mapping.start, size: mapping.limit - mapping.start)
       do {
-        loaded = makeLoaded(try ELFSections(read: image.read), name: "[vdso]")
+        loaded = makeLoaded(try ELFSections(read: image.read), read: image.read, name: "[vdso]")
       } catch {
         loaded = Loaded(information: nil, failure: "[vdso]: \(error.reason)")
       }

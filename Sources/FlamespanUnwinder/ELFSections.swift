@@ -9,9 +9,11 @@ struct ELFSections {
     var virtualAddress: UInt64
   }
 
+  /// A section's place in the file; its bytes are read by whoever needs them (`CallFrameInformation`).
   struct Section {
     var address: UInt64
-    var bytes: [UInt8]
+    var fileOffset: UInt64
+    var size: Int
   }
 
   var segments: [Segment] = []
@@ -92,10 +94,11 @@ struct ELFSections {
       guard let sectionName = name(section),
         [".eh_frame", ".eh_frame_hdr", ".debug_frame"].contains(sectionName)
       else { continue }
-      guard section.size <= Self.maximumSectionBytes,
-        let bytes = read(section.offset, Int(section.size))
-      else { throw CFIError("\(sectionName) lies outside the file") }
-      let loaded = Section(address: section.address, bytes: bytes)
+      guard section.size <= Self.maximumSectionBytes else {
+        throw CFIError("\(sectionName) is \(section.size) bytes, more than any real CFI")
+      }
+      let loaded = Section(
+        address: section.address, fileOffset: section.offset, size: Int(section.size))
       switch sectionName {
       case ".eh_frame": ehFrame = loaded
       case ".eh_frame_hdr": ehFrameHeader = loaded
@@ -114,9 +117,13 @@ struct ELFSections {
   }
 }
 
-/// Reads byte ranges of an open file with pread, so only headers and CFI sections are ever loaded.
-struct FileBytes {
+/// Reads byte ranges of an open file with pread, so only headers and the CFI entries in use are ever
+/// loaded. Owns the descriptor: the cache keeps one per parsed file and closes it on eviction.
+final class FileBytes: @unchecked Sendable {
   let descriptor: Int32
+
+  init(descriptor: Int32) { self.descriptor = descriptor }
+  deinit { close(descriptor) }
 
   func read(_ offset: UInt64, _ count: Int) -> [UInt8]? {
     guard count >= 0, offset < UInt64(Int64.max) else { return nil }

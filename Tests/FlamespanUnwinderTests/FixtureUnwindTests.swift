@@ -139,4 +139,21 @@ import Testing
       Array(ours.prefix(4)) == ["level_three", "level_two", "level_one", "main"],
       "\(unwound.end.description): \(names)")
   }
+
+  @Test func ehFrameWithoutASearchTableIsIndexedInFull() throws {
+    let binary = try FixtureCapture.build(flags: [
+      "-O2", "-g", "-fomit-frame-pointer", "-Wl,--no-eh-frame-hdr",
+    ])
+    let sections = try Run.command(["readelf", "-SW", binary]).stdout
+    #expect(!sections.contains(".eh_frame_hdr"))
+    let capture = try FixtureCapture.run(binary, mode: "deep")
+    let unwound = Unwinder().unwind(
+      registers: capture.registers, stack: capture.stack, stackStart: capture.registers.sp,
+      maps: capture.maps)
+    let names = capture.names(unwound)
+    let ours = Array(names.drop { $0 == "capture_here" })
+    #expect(
+      Array(ours.prefix(4)) == ["level_three", "level_two", "level_one", "main"],
+      "\(unwound.end.description): \(names)")
+  }
 }
