@@ -20,6 +20,9 @@ struct Flamespan: ParsableCommand {
 
       Read the results with `go tool pprof -http=: profile.pb.gz`, or open the .svg in a browser.
       """,
-    subcommands: [RecordCommand.self, SymbolizeCommand.self, DrillCommand.self, SpansCommand.self]
+    subcommands: [
+      AgentCommand.self, RecordCommand.self, SymbolizeCommand.self, DrillCommand.self,
+      SpansCommand.self,
+    ]
   )
 }

@@ -1,0 +1,305 @@
+import FlamespanExport
+import FlamespanModel
+import Foundation
+
+/// Routes of the loopback UI and API. Times in queries are Unix milliseconds.
+struct AgentAPI: Sendable {
+  let agent: Agent
+
+  func handle(_ request: HTTPRequest) -> HTTPServerResponse {
+    switch request.path {
+    case "/", "/index.html":
+      return HTTPServerResponse(
+        status: 200, contentType: "text/html; charset=utf-8", body: Array(UIPage.html.utf8))
+    case "/metrics":
+      return HTTPServerResponse(
+        status: 200, contentType: "text/plain; version=0.0.4",
+        body: Array(AgentMetrics.render(agent).utf8))
+    case "/api/profile":
+      return profile(request)
+    case "/api/spans":
+      return spans(request)
+    case "/api/processes":
+      return processes(request)
+    default:
+      let parts = request.path.split(separator: "/")
+      if parts.count == 4, parts[0] == "api", parts[1] == "traces", parts[3] == "profile" {
+        return traceProfile(traceID: String(parts[2]), request)
+      }
+      return .text(404, "no such path: \(request.path)\n")
+    }
+  }
+
+  private func range(_ request: HTTPRequest) -> (from: Int64, to: Int64) {
+    let now = Monotonic.realtimeNanos() / 1_000_000
+    let to = request.query["to"].flatMap { Int64($0) } ?? now
+    let from = request.query["from"].flatMap { Int64($0) } ?? (to - 15 * 60 * 1000)
+    return (from, to)
+  }
+
+  private func profile(_ request: HTTPRequest) -> HTTPServerResponse {
+    guard let store = agent.store else { return .text(404, "the agent runs without a store\n") }
+    let (from, to) = range(request)
+    let pid = request.query["pid"].flatMap { Int32($0) }
+    if request.query["pid"] != nil && pid == nil { return .text(400, "pid must be a number\n") }
+    let profile = store.profile(fromMillis: from, toMillis: to) { pid == nil || $0.pid == pid }
+    return render(profile, format: request.query["format"] ?? "json")
+  }
+
+  private func traceProfile(traceID: String, _ request: HTTPRequest) -> HTTPServerResponse {
+    guard let store = agent.store else { return .text(404, "the agent runs without a store\n") }
+    let filter: ProfileFilter
+    do { filter = try ProfileFilter(traceID: traceID, spanID: request.query["spanId"]) } catch {
+      return .text(400, "\(error)\n")
+    }
+    // The trace's spans say which windows to read; without them, the whole retention is searched.
+    let known = store.spans(fromMillis: 0, toMillis: .max).filter {
+      $0.traceID == traceID.lowercased()
+    }
+    var from: Int64 = 0
+    var to: Int64 = .max
+    if let first = known.map(\.startUnixNanos).min(), let last = known.map(\.endUnixNanos).max() {
+      from = first / 1_000_000 - 1000
+      to = last / 1_000_000 + 1000
+    }
+    let profile = store.profile(fromMillis: from, toMillis: to) { filter.matches($0) }
+    return render(profile, format: request.query["format"] ?? "json")
+  }
+
+  private func render(_ profile: Profile, format: String) -> HTTPServerResponse {
+    switch format {
+    case "folded":
+      return .text(200, FoldedStacks.render(profile))
+    case "pprof":
+      guard let bytes = try? Gzip.compress(PprofEncoder.encode(profile)) else {
+        return .text(500, "cannot compress the profile\n")
+      }
+      return HTTPServerResponse(status: 200, contentType: "application/octet-stream", body: bytes)
+    case "json":
+      return .json(FlameTreeJSON.render(profile))
+    default:
+      return .text(400, "format must be folded, pprof or json\n")
+    }
+  }
+
+  private func spans(_ request: HTTPRequest) -> HTTPServerResponse {
+    guard let store = agent.store else { return .text(404, "the agent runs without a store\n") }
+    let (from, to) = range(request)
+    let limit = request.query["limit"].flatMap { Int($0) } ?? 100
+    let pid = request.query["pid"].flatMap { Int32($0) }
+    let traceID = request.query["traceId"]?.lowercased()
+    var spans = store.spans(fromMillis: from, toMillis: to).filter {
+      (pid == nil || $0.pid == pid) && (traceID == nil || $0.traceID == traceID)
+        && $0.endUnixNanos / 1_000_000 >= from && $0.startUnixNanos / 1_000_000 <= to
+    }
+    spans.sort { $0.durationNanos > $1.durationNanos }
+    var out = "["
+    for (index, span) in spans.prefix(max(limit, 0)).enumerated() {
+      if index > 0 { out += "," }
+      out +=
+        "{\"traceId\":\(JSONText.quote(span.traceID)),\"spanId\":\(JSONText.quote(span.spanID))"
+      out += ",\"parentSpanId\":\(span.parentSpanID.map(JSONText.quote) ?? "null")"
+      out += ",\"name\":\(JSONText.quote(span.name)),\"kind\":\(JSONText.quote(span.kind))"
+      out +=
+        ",\"status\":\(span.status.map(String.init) ?? "null"),\"pid\":\(span.pid),\"tid\":\(span.tid)"
+      out += ",\"startUnixNanos\":\(span.startUnixNanos),\"durationNanos\":\(span.durationNanos)"
+      out += ",\"cpuSamples\":\(span.cpuSamples),\"peer\":\(JSONText.quote(span.peerAddress))}"
+    }
+    return .json(out + "]")
+  }
+
+  private func processes(_ request: HTTPRequest) -> HTTPServerResponse {
+    guard let store = agent.store else { return .text(404, "the agent runs without a store\n") }
+    let (from, to) = range(request)
+    let profile = store.profile(fromMillis: from, toMillis: to) { _ in true }
+    var totals: [Int32: (name: String, samples: Int64)] = [:]
+    for sample in profile.samples {
+      totals[sample.pid, default: (sample.threadName, 0)].samples += sample.count
+    }
+    let now = Monotonic.now()
+    var out = "["
+    for (index, (pid, entry)) in totals.sorted(by: { $0.value.samples > $1.value.samples }).prefix(
+      200
+    ).enumerated() {
+      let name = agent.metadata.resource(pid: pid, threadName: entry.name, now: now).executableName
+      if index > 0 { out += "," }
+      out += "{\"pid\":\(pid),\"name\":\(JSONText.quote(name)),\"samples\":\(entry.samples)}"
+    }
+    return .json(out + "]")
+  }
+}
+
+/// The flame graph tree the UI draws: `{"n": name, "v": samples, "c": [children]}`, root first. Every
+/// stack starts with a "name [pid]" frame so processes are told apart.
+enum FlameTreeJSON {
+  final class Node {
+    var value: Int64 = 0
+    var children: [String: Node] = [:]
+  }
+
+  static func render(_ profile: Profile) -> String {
+    let root = Node()
+    for sample in profile.samples {
+      root.value += sample.count
+      var node = root
+      var names = ["\(sample.threadName) [\(sample.pid)]"]
+      for location in sample.stack.reversed() {
+        if location.frames.isEmpty {
+          names.append(location.displayName)
+        } else {
+          names.append(contentsOf: location.frames.reversed().map(\.function))
+        }
+      }
+      for name in names {
+        let child = node.children[name] ?? Node()
+        node.children[name] = child
+        child.value += sample.count
+        node = child
+      }
+    }
+    var out = ""
+    out.reserveCapacity(1 << 16)
+    write(root, name: "all", to: &out)
+    return
+      "{\"totalSamples\":\(root.value),\"periodNanos\":\(profile.periodNanos),\"startUnixNanos\":\(profile.startTimeNanos),\"durationNanos\":\(profile.durationNanos),\"root\":\(out)}"
+  }
+
+  private static func write(_ node: Node, name: String, to out: inout String) {
+    out += "{\"n\":\(JSONText.quote(name)),\"v\":\(node.value)"
+    if !node.children.isEmpty {
+      out += ",\"c\":["
+      for (index, (childName, child)) in node.children.sorted(by: {
+        $0.value.value > $1.value.value
+      }).enumerated() {
+        if index > 0 { out += "," }
+        write(child, name: childName, to: &out)
+      }
+      out += "]"
+    }
+    out += "}"
+  }
+}
+
+enum JSONText {
+  static func quote(_ text: String) -> String {
+    var out = "\""
+    for scalar in text.unicodeScalars {
+      switch scalar {
+      case "\"": out += "\\\""
+      case "\\": out += "\\\\"
+      case "\n": out += "\\n"
+      case "\r": out += "\\r"
+      case "\t": out += "\\t"
+      case "<": out += "\\u003c"
+      default:
+        if scalar.value < 0x20 {
+          out += String(format: "\\u%04x", scalar.value)
+        } else {
+          out.unicodeScalars.append(scalar)
+        }
+      }
+    }
+    return out + "\""
+  }
+}
+
+/// /metrics in the Prometheus text format.
+enum AgentMetrics {
+  static func render(_ agent: Agent) -> String {
+    let stats = agent.recorder.statistics
+    let exports = agent.queue.snapshot
+    let counts = agent.counts
+    var out = ""
+    func metric(
+      _ name: String, _ type: String, _ help: String, _ values: [(labels: String, value: String)]
+    ) {
+      out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+      for (labels, value) in values {
+        out += "\(name)\(labels.isEmpty ? "" : "{\(labels)}") \(value)\n"
+      }
+    }
+    func one(_ name: String, _ type: String, _ help: String, _ value: some Numeric) {
+      metric(name, type, help, [("", "\(value)")])
+    }
+    one("flamespan_samples_total", "counter", "CPU samples received.", stats.samplesReceived)
+    one(
+      "flamespan_lost_samples_total", "counter", "Samples lost in the kernel (ring buffer full).",
+      stats.sampler.lostSamples)
+    one(
+      "flamespan_malformed_records_total", "counter",
+      "Ring buffer records that could not be decoded.", stats.malformedRecords)
+    one("flamespan_windows_total", "counter", "Windows cut.", stats.windowsCut)
+    one(
+      "flamespan_windows_dropped_before_symbolization_total", "counter",
+      "Windows dropped because symbolization fell behind.", stats.windowsDroppedBeforeSymbolization)
+    one("flamespan_spans_total", "counter", "HTTP spans assembled.", counts.spans)
+    one(
+      "flamespan_l7_events_lost_total", "counter", "L7 exchange records lost in the kernel.",
+      stats.l7.eventsLost)
+    one(
+      "flamespan_http_tracing_enabled", "gauge", "1 when the L7 tracer runs.",
+      stats.l7Unavailable == nil && agent.configuration.traceHTTP ? 1 : 0)
+    metric(
+      "flamespan_export_requests_total", "counter", "Requests delivered, by destination.",
+      exports.requestsSent.sorted { $0.key < $1.key }.map {
+        ("destination=\"\($0.key)\"", "\($0.value)")
+      })
+    metric(
+      "flamespan_export_errors_total", "counter",
+      "Failed export attempts (retried), by destination.",
+      exports.exportErrors.sorted { $0.key < $1.key }.map {
+        ("destination=\"\($0.key)\"", "\($0.value)")
+      })
+    metric(
+      "flamespan_export_rejected_total", "counter",
+      "Requests refused for good by the backend, by destination.",
+      exports.requestsRejected.sorted { $0.key < $1.key }.map {
+        ("destination=\"\($0.key)\"", "\($0.value)")
+      })
+    one(
+      "flamespan_export_windows_total", "counter", "Windows fully exported.",
+      exports.windowsExported)
+    one(
+      "flamespan_export_queue_windows", "gauge", "Windows waiting in the export queue.",
+      exports.windowsQueued)
+    one(
+      "flamespan_export_queue_bytes", "gauge", "Bytes waiting in the export queue.",
+      exports.bytesQueued)
+    one(
+      "flamespan_export_dropped_windows_total", "counter",
+      "Windows dropped from the export queue (oldest first).", exports.windowsDropped)
+    let lookups = stats.symbolizer.cacheHits + stats.symbolizer.cacheMisses
+    one(
+      "flamespan_symbolizer_cache_hits_total", "counter", "Symbolizer file cache hits.",
+      stats.symbolizer.cacheHits)
+    one(
+      "flamespan_symbolizer_cache_misses_total", "counter", "Symbolizer file cache misses.",
+      stats.symbolizer.cacheMisses)
+    one(
+      "flamespan_symbolizer_cache_hit_ratio", "gauge", "Hits over lookups since start.",
+      lookups == 0 ? 0 : Double(stats.symbolizer.cacheHits) / Double(lookups))
+    one(
+      "flamespan_symbolize_window_seconds", "gauge", "Time the last window took to symbolize.",
+      Double(stats.lastResolveNanos) / 1e9)
+    one(
+      "flamespan_tracked_processes", "gauge", "Processes whose maps are held.",
+      stats.trackedProcesses)
+    one(
+      "flamespan_store_windows", "gauge", "Windows in the local store.",
+      agent.store?.windowCount ?? 0)
+    one("flamespan_store_bytes", "gauge", "Bytes in the local store.", agent.store?.totalBytes ?? 0)
+    one(
+      "flamespan_store_errors_total", "counter", "Windows that could not be stored.",
+      counts.storeErrors)
+    one(
+      "process_cpu_seconds_total", "counter", "Agent user and system CPU time.",
+      Double(OwnUsage.cpuNanos()) / 1e9)
+    one(
+      "process_resident_memory_bytes", "gauge", "Agent resident set size.", OwnUsage.residentBytes()
+    )
+    one(
+      "flamespan_uptime_seconds", "gauge", "Seconds since the agent started.",
+      Double(Monotonic.now() - agent.startedAt) / 1e9)
+    return out
+  }
+}

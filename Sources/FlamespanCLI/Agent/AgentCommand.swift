@@ -1,0 +1,192 @@
+import ArgumentParser
+import FlamespanRecorder
+import Foundation
+
+struct AgentCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "agent",
+    abstract:
+      "Profile the whole machine continuously: export to OTLP or Pyroscope, keep a local store, serve a UI.",
+    discussion: """
+      Samples every CPU (19 Hz by default) and traces HTTP/1.x requests, cuts a window every --export-interval, symbolizes it on a second thread and then, for each window: sends OTLP profiles (protobuf, layout v1.10.0, samples linked to spans) to {endpoint}/v1development/profiles and the spans to {endpoint}/v1/traces, optionally pushes pprof to Pyroscope, and writes it to the local store that the UI and API on --listen read. Failed exports are retried with backoff from a bounded queue; past its bound the oldest windows are dropped and counted in /metrics. SIGINT or SIGTERM exports the last window, detaches every BPF program and exits 0.
+
+      Settings come from flags, then OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROFILES_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_HEADERS, OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME, then --config FILE (lines of `key = value`, the keys being the long flag names without dashes in front, e.g. `endpoint = http://collector:4318`), then defaults.
+
+      Each process is its own OTLP resource: host.name, process.pid, process.executable.name and .path, container.id (from /proc/PID/cgroup) and service.name (the process's own OTEL_SERVICE_NAME, else --service-name, else the executable name). Command lines are never read.
+
+      Examples:
+        flamespan agent --endpoint http://127.0.0.1:4318
+        flamespan agent --pyroscope http://pyroscope:4040 --store /var/lib/flamespan
+        flamespan agent --config /etc/flamespan/agent.conf
+      """
+  )
+
+  @Option(help: ArgumentHelp("Config file of `key = value` lines.", valueName: "path"))
+  var config: String?
+  @Option(
+    name: [.customShort("F"), .long],
+    help: ArgumentHelp("Samples per second on each CPU (default 19).", valueName: "hz"))
+  var frequency: Int?
+  @Option(help: ArgumentHelp("Window length: 10s (default), 500ms, 1m.", valueName: "duration"))
+  var exportInterval: String?
+  @Option(
+    help: ArgumentHelp(
+      "OTLP/HTTP base URL (http://host:4318); signal paths are appended.", valueName: "url"))
+  var endpoint: String?
+  @Option(help: ArgumentHelp("Full URL for profiles, used as is.", valueName: "url"))
+  var profilesEndpoint: String?
+  @Option(help: ArgumentHelp("Full URL for traces, used as is.", valueName: "url"))
+  var tracesEndpoint: String?
+  @Option(help: ArgumentHelp("Extra request headers: k1=v1,k2=v2.", valueName: "list"))
+  var headers: String?
+  @Option(help: ArgumentHelp("Extra resource attributes: k1=v1,k2=v2.", valueName: "list"))
+  var resourceAttributes: String?
+  @Option(help: ArgumentHelp("service.name of processes that set none.", valueName: "name"))
+  var serviceName: String?
+  @Option(help: ArgumentHelp("host.name to report (default: this machine's).", valueName: "name"))
+  var hostName: String?
+  @Option(help: ArgumentHelp("gzip request bodies (default true).", valueName: "bool"))
+  var gzip: String?
+  @Option(help: ArgumentHelp("Pyroscope base URL; pushes pprof to /ingest.", valueName: "url"))
+  var pyroscope: String?
+  @Option(
+    help: ArgumentHelp("Pyroscope application name (default flamespan.cpu).", valueName: "name"))
+  var pyroscopeApp: String?
+  @Option(
+    help: ArgumentHelp(
+      "Local store directory (default /var/lib/flamespan; empty: none).", valueName: "dir"))
+  var store: String?
+  @Option(help: ArgumentHelp("Keep stored windows this long (default 24h).", valueName: "duration"))
+  var retention: String?
+  @Option(help: ArgumentHelp("Cap on the store's size (default 1 GiB).", valueName: "bytes"))
+  var storeMaxBytes: String?
+  @Option(
+    help: ArgumentHelp(
+      "UI and API address (default 127.0.0.1:7470; off: none).", valueName: "host:port"))
+  var listen: String?
+  @Option(help: ArgumentHelp("Windows the export queue holds (default 60).", valueName: "n"))
+  var queueWindows: String?
+  @Option(help: ArgumentHelp("Bytes the export queue holds (default 64 MiB).", valueName: "bytes"))
+  var queueBytes: String?
+  @Option(help: ArgumentHelp("Longest wait between retries (default 30s).", valueName: "duration"))
+  var retryMaxBackoff: String?
+  @Option(help: ArgumentHelp("Trace HTTP/1.x requests (default true).", valueName: "bool"))
+  var traceHttp: String?
+  @Option(help: ArgumentHelp("Log a status line every window (default true).", valueName: "bool"))
+  var statusLines: String?
+
+  func settings(environment: [String: String]) throws -> AgentSettings {
+    var settings = AgentSettings()
+    let flags: [(String, String?)] = [
+      ("frequency", frequency.map(String.init)), ("export-interval", exportInterval),
+      ("endpoint", endpoint), ("profiles-endpoint", profilesEndpoint),
+      ("traces-endpoint", tracesEndpoint),
+      ("headers", headers), ("resource-attributes", resourceAttributes),
+      ("service-name", serviceName),
+      ("host-name", hostName), ("gzip", gzip), ("pyroscope", pyroscope),
+      ("pyroscope-app", pyroscopeApp),
+      ("store", store), ("retention", retention), ("store-max-bytes", storeMaxBytes),
+      ("listen", listen),
+      ("queue-windows", queueWindows), ("queue-bytes", queueBytes),
+      ("retry-max-backoff", retryMaxBackoff),
+      ("trace-http", traceHttp), ("status-lines", statusLines),
+    ]
+    for (key, value) in flags { settings.fill(key, value, source: "--\(key)") }
+    let variables: [(String, String)] = [
+      ("endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+      ("profiles-endpoint", "OTEL_EXPORTER_OTLP_PROFILES_ENDPOINT"),
+      ("traces-endpoint", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+      ("headers", "OTEL_EXPORTER_OTLP_HEADERS"),
+      ("resource-attributes", "OTEL_RESOURCE_ATTRIBUTES"),
+      ("service-name", "OTEL_SERVICE_NAME"),
+    ]
+    for (key, variable) in variables {
+      settings.fill(key, environment[variable].flatMap { $0.isEmpty ? nil : $0 }, source: variable)
+    }
+    if let config {
+      for (key, value) in try AgentSettings.parseFile(config) {
+        settings.fill(key, value, source: config)
+      }
+    }
+    return settings
+  }
+
+  func run() throws {
+    StopSignal.install()
+    let configuration: AgentConfiguration
+    do {
+      configuration = try settings(environment: ProcessInfo.processInfo.environment).resolve()
+    } catch {
+      Console.error("flamespan agent: \(error)")
+      throw ExitCode(2)
+    }
+    var store: WindowStore?
+    if let directory = configuration.storeDirectory {
+      do {
+        store = try WindowStore(
+          directory: directory, maximumAgeNanos: configuration.retentionNanos,
+          maximumBytes: configuration.storeMaximumBytes)
+      } catch {
+        Console.error("flamespan agent: cannot use the store \(directory): \(error)")
+        throw ExitCode(1)
+      }
+    }
+    let agent = Agent(configuration: configuration, store: store)
+    var server: HTTPServer?
+    if let address = configuration.listen {
+      do {
+        let api = AgentAPI(agent: agent)
+        server = try HTTPServer(address: address) { api.handle($0) }
+      } catch {
+        Console.error("flamespan agent: \(error)")
+        throw ExitCode(1)
+      }
+    }
+    server?.start()
+    agent.queue.start()
+    Log.info(
+      "sampling every CPU at \(configuration.frequency) Hz, windows of \(Double(configuration.exportIntervalNanos) / 1e9)s"
+        + (configuration.profilesEndpoint.map { "; profiles to \($0)" } ?? "")
+        + (configuration.tracesEndpoint.map { "; traces to \($0)" } ?? "")
+        + (configuration.pyroscopeEndpoint.map { "; pyroscope at \($0)" } ?? "")
+        + (store.map { "; store \($0.directory.path)" } ?? "")
+        + (server.map {
+          "; UI on http://\(configuration.listen!.split(separator: ":").dropLast().joined(separator: ":")):\($0.boundPort)/"
+        } ?? ""))
+
+    let stopRequest = StopClock()
+    do {
+      try agent.recorder.run(
+        shouldStop: { stopRequest.check() },
+        onWindow: { agent.handle($0) })
+    } catch {
+      Console.error("flamespan agent: \(error)")
+      _ = agent.queue.drain(until: Monotonic.now() + 2_000_000_000)
+      throw ExitCode(1)
+    }
+    if let reason = agent.recorder.statistics.l7Unavailable {
+      Log.info("HTTP tracing was off: \(reason)")
+    }
+    // Five seconds from the signal to exit: what is left after the last window gets symbolized goes to
+    // the final export attempts.
+    let deadline = (stopRequest.requestedAt ?? Monotonic.now()) + 4_300_000_000
+    let lost = agent.queue.drain(until: deadline)
+    server?.stop()
+    let exports = agent.queue.snapshot
+    Log.info(
+      "stopped: \(exports.windowsExported) windows exported, \(exports.windowsDropped) dropped, \(lost) unsent at exit; BPF programs detached"
+    )
+  }
+}
+
+/// Remembers when SIGINT or SIGTERM first arrived, which starts the shutdown budget.
+final class StopClock: @unchecked Sendable {
+  private(set) var requestedAt: UInt64?
+
+  func check() -> Bool {
+    if requestedAt != nil { return true }
+    guard StopSignal.requested() else { return false }
+    requestedAt = Monotonic.now()
+    return true
+  }
+}

@@ -1,0 +1,181 @@
+import Foundation
+
+/// Everything the agent runs with, merged from flags, then the standard OTEL_* environment variables,
+/// then the config file, then defaults (the first that sets a value wins).
+struct AgentConfiguration: Sendable {
+  var frequency = 19
+  var exportIntervalNanos: UInt64 = 10_000_000_000
+  var traceHTTP = true
+  var profilesEndpoint: HTTPEndpoint?
+  var tracesEndpoint: HTTPEndpoint?
+  var headers: [(String, String)] = []
+  var resourceAttributes: [(String, String)] = []
+  /// service.name for processes that do not set their own OTEL_SERVICE_NAME (else the executable name).
+  var serviceName: String?
+  var hostName: String?
+  var gzip = true
+  var pyroscopeEndpoint: HTTPEndpoint?
+  var pyroscopeApplication = "flamespan.cpu"
+  var pyroscopeHeaders: [(String, String)] = []
+  var storeDirectory: String? = "/var/lib/flamespan"
+  var retentionNanos: Int64 = 24 * 3600 * 1_000_000_000
+  var storeMaximumBytes = 1 << 30
+  var listen: String? = "127.0.0.1:7470"
+  var queueLimits = ExportQueueLimits()
+  var statusLines = true
+}
+
+struct ConfigurationError: Error, CustomStringConvertible {
+  var source: String
+  var message: String
+  var description: String { "\(source): \(message)" }
+}
+
+/// The raw settings, all as text, keyed by the config-file names (which are the long flag names).
+struct AgentSettings {
+  static let keys: Set<String> = [
+    "frequency", "export-interval", "endpoint", "profiles-endpoint", "traces-endpoint", "headers",
+    "resource-attributes", "service-name", "host-name", "gzip", "pyroscope", "pyroscope-app",
+    "store", "retention", "store-max-bytes", "listen", "queue-windows", "queue-bytes",
+    "retry-max-backoff", "trace-http", "status-lines",
+  ]
+
+  var values: [String: (value: String, source: String)] = [:]
+
+  /// Lower layers never replace what a higher one set.
+  mutating func fill(_ key: String, _ value: String?, source: String) {
+    guard let value, values[key] == nil else { return }
+    values[key] = (value, source)
+  }
+
+  /// `key = value` lines; `#` starts a comment; values may be quoted. Keys are the long flag names.
+  static func parseFile(_ path: String) throws(ConfigurationError) -> [(String, String)] {
+    guard let data = FileManager.default.contents(atPath: path) else {
+      throw ConfigurationError(source: path, message: "cannot read the config file")
+    }
+    var pairs: [(String, String)] = []
+    for (number, rawLine) in String(decoding: data, as: UTF8.self).split(
+      separator: "\n", omittingEmptySubsequences: false
+    ).enumerated() {
+      let line = rawLine.trimmingCharacters(in: .whitespaces)
+      if line.isEmpty || line.hasPrefix("#") { continue }
+      guard let equals = line.firstIndex(of: "=") else {
+        throw ConfigurationError(source: "\(path):\(number + 1)", message: "expected key = value")
+      }
+      let key = line[..<equals].trimmingCharacters(in: .whitespaces)
+      var value = line[line.index(after: equals)...].trimmingCharacters(in: .whitespaces)
+      if value.count >= 2, value.first == "\"", value.last == "\"" {
+        value = String(value.dropFirst().dropLast())
+      }
+      guard keys.contains(key) else {
+        throw ConfigurationError(source: "\(path):\(number + 1)", message: "unknown key \"\(key)\"")
+      }
+      pairs.append((key, value))
+    }
+    return pairs
+  }
+
+  /// OTEL_EXPORTER_OTLP_HEADERS and OTEL_RESOURCE_ATTRIBUTES: `k1=v1,k2=v2`, percent-encoded values.
+  static func parseList(_ text: String, source: String) throws(ConfigurationError) -> [(
+    String, String
+  )] {
+    var pairs: [(String, String)] = []
+    for item in text.split(separator: ",") {
+      let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+      let key = parts[0].trimmingCharacters(in: .whitespaces)
+      guard parts.count == 2, !key.isEmpty else {
+        throw ConfigurationError(source: source, message: "expected key=value, got \"\(item)\"")
+      }
+      let raw = parts[1].trimmingCharacters(in: .whitespaces)
+      pairs.append((key, raw.removingPercentEncoding ?? raw))
+    }
+    return pairs
+  }
+
+  func resolve() throws(ConfigurationError) -> AgentConfiguration {
+    var configuration = AgentConfiguration()
+    func text(_ key: String) -> (value: String, source: String)? { values[key] }
+    func endpoint(_ key: String) throws(ConfigurationError) -> HTTPEndpoint? {
+      guard let (value, source) = text(key), !value.isEmpty else { return nil }
+      do { return try HTTPEndpoint(parsing: value) } catch {
+        throw ConfigurationError(source: source, message: error.description)
+      }
+    }
+    func duration(_ key: String) throws(ConfigurationError) -> UInt64? {
+      guard let (value, source) = text(key) else { return nil }
+      guard let nanos = DurationText.nanoseconds(value) else {
+        throw ConfigurationError(source: source, message: "\(key): not a duration: \"\(value)\"")
+      }
+      return nanos
+    }
+    func integer(_ key: String, _ range: ClosedRange<Int>) throws(ConfigurationError) -> Int? {
+      guard let (value, source) = text(key) else { return nil }
+      guard let number = Int(value), range.contains(number) else {
+        throw ConfigurationError(
+          source: source, message: "\(key): expected a number in \(range), got \"\(value)\"")
+      }
+      return number
+    }
+    func boolean(_ key: String) throws(ConfigurationError) -> Bool? {
+      guard let (value, source) = text(key) else { return nil }
+      switch value.lowercased() {
+      case "true", "yes", "on", "1": return true
+      case "false", "no", "off", "0": return false
+      default: throw ConfigurationError(source: source, message: "\(key): expected true or false")
+      }
+    }
+
+    if let value = try integer("frequency", 1...10_000) { configuration.frequency = value }
+    if let value = try duration("export-interval") {
+      guard value >= 100_000_000 else {
+        throw ConfigurationError(
+          source: text("export-interval")!.source, message: "export-interval must be at least 100ms"
+        )
+      }
+      configuration.exportIntervalNanos = value
+    }
+    // The per-signal endpoints are used as they are; the base endpoint gets the signal's path appended.
+    let base = try endpoint("endpoint")
+    configuration.profilesEndpoint =
+      try endpoint("profiles-endpoint") ?? base?.appendingPath("/v1development/profiles")
+    configuration.tracesEndpoint =
+      try endpoint("traces-endpoint") ?? base?.appendingPath("/v1/traces")
+    if let (value, source) = text("headers") {
+      configuration.headers = try Self.parseList(value, source: source)
+    }
+    if let (value, source) = text("resource-attributes") {
+      configuration.resourceAttributes = try Self.parseList(value, source: source)
+    }
+    configuration.serviceName =
+      text("service-name")?.value
+      ?? configuration.resourceAttributes.first { $0.0 == "service.name" }?.1
+    configuration.resourceAttributes.removeAll { $0.0 == "service.name" }
+    configuration.hostName = text("host-name")?.value
+    if let value = try boolean("gzip") { configuration.gzip = value }
+    configuration.pyroscopeEndpoint = try endpoint("pyroscope")
+    if let value = text("pyroscope-app")?.value { configuration.pyroscopeApplication = value }
+    if let (value, _) = text("store") { configuration.storeDirectory = value.isEmpty ? nil : value }
+    if let value = try duration("retention") {
+      configuration.retentionNanos = Int64(clamping: value)
+    }
+    if let value = try integer("store-max-bytes", 1 << 20...Int.max) {
+      configuration.storeMaximumBytes = value
+    }
+    if let (value, _) = text("listen") {
+      configuration.listen = value.isEmpty || value == "off" ? nil : value
+    }
+    if let value = try integer("queue-windows", 1...100_000) {
+      configuration.queueLimits.maximumWindows = value
+    }
+    if let value = try integer("queue-bytes", 1 << 16...Int.max) {
+      configuration.queueLimits.maximumBytes = value
+    }
+    if let value = try duration("retry-max-backoff") {
+      configuration.queueLimits.maximumBackoffNanos = max(
+        value, configuration.queueLimits.initialBackoffNanos)
+    }
+    if let value = try boolean("trace-http") { configuration.traceHTTP = value }
+    if let value = try boolean("status-lines") { configuration.statusLines = value }
+    return configuration
+  }
+}

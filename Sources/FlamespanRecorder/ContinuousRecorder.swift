@@ -1,0 +1,329 @@
+import FlamespanBPF
+import FlamespanModel
+import FlamespanProcess
+import FlamespanSymbolizer
+import Foundation
+import Glibc
+
+/// How the always-on recorder samples and cuts windows.
+public struct ContinuousRecordingOptions: Sendable {
+  /// Samples per second per CPU; 19 keeps an always-on agent cheap and avoids beating with 10 ms timers.
+  public var frequency: Int = 19
+  /// Length of one window; each window becomes one profile.
+  public var windowNanos: UInt64 = 10_000_000_000
+  /// Also load the L7 tracer, so samples carry the HTTP span their thread was serving.
+  public var traceHTTP = true
+  public var symbolizer = SymbolizerOptions()
+  /// Windows cut but not yet symbolized. Past this the oldest is dropped (and counted) so that sampling
+  /// never waits for symbolization.
+  public var pendingWindowLimit = 4
+
+  public init() {}
+}
+
+/// One window, symbolized: its profile plus the HTTP exchanges that ended inside it.
+public struct RecordedWindow: Sendable {
+  /// 0, 1, 2… in the order windows were cut.
+  public var sequence: Int
+  public var profile: Profile
+  public var exchanges: [L7Exchange]
+  /// Add to a CLOCK_MONOTONIC time (as in `L7Exchange`) to get Unix nanoseconds.
+  public var monotonicToUnixNanos: Int64
+  /// The window cut at shutdown.
+  public var isLast: Bool
+}
+
+/// Counters of the recorder since it started, for status lines and /metrics.
+public struct ContinuousRecorderStatistics: Sendable {
+  public var windowsCut = 0
+  public var windowsResolved = 0
+  /// Windows dropped because symbolization fell `pendingWindowLimit` windows behind.
+  public var windowsDroppedBeforeSymbolization = 0
+  public var samplesReceived = 0
+  public var malformedRecords = 0
+  public var sampler = SamplerCounters()
+  public var l7 = L7Counters()
+  /// Why HTTP tracing is off when it was asked for (for example tracefs missing); nil when it runs.
+  public var l7Unavailable: String?
+  public var symbolizer = SymbolizerStatistics()
+  public var trackedProcesses = 0
+  /// Wall time the last window took to symbolize.
+  public var lastResolveNanos: UInt64 = 0
+  public var sampledCPUs = 0
+}
+
+/// The always-on recording loop: samples the whole machine on the calling thread and cuts a window every
+/// `windowNanos`; a second thread symbolizes each window and hands it on. The two meet in a bounded queue,
+/// so a slow symbolization (a cold cache, a huge binary) costs dropped windows, never stalled sampling.
+public final class ContinuousRecorder: @unchecked Sendable {
+  public let options: ContinuousRecordingOptions
+  private let lock = NSLock()
+  private var stats = ContinuousRecorderStatistics()
+
+  public init(options: ContinuousRecordingOptions) {
+    self.options = options
+  }
+
+  public var statistics: ContinuousRecorderStatistics { lock.withLock { stats } }
+
+  /// At 19 Hz a 100 ms drain sees a few records per CPU; 2 MiB still holds about 100 ms of 256 busy CPUs,
+  /// where the one-shot recorder's 8 MiB would be locked kernel memory for nothing.
+  static let ringBufferBytes = 2 << 20
+
+  /// Runs until `shouldStop` returns true, then cuts the last window, detaches every BPF program, waits for
+  /// the pending windows to be symbolized and returns. `onWindow` runs on the symbolizing thread.
+  public func run(
+    shouldStop: () -> Bool, onWindow: @escaping @Sendable (RecordedWindow) -> Void
+  ) throws(RecordError) {
+    var tracer: L7Tracer?
+    if options.traceHTTP {
+      do { tracer = try L7Tracer(configuration: L7TracerConfiguration()) } catch {
+        lock.withLock { stats.l7Unavailable = error.description }
+      }
+    }
+    let sampler: CPUSampler
+    do {
+      sampler = try CPUSampler(
+        configuration: SamplerConfiguration(
+          frequency: options.frequency, pids: nil, aggregateInKernel: false,
+          activeSpanMap: tracer?.activeSpanMap, ringBufferBytes: Self.ringBufferBytes))
+    } catch {
+      tracer?.close()
+      throw RecordError(error)
+    }
+    lock.withLock { stats.sampledCPUs = sampler.sampledCPUs.count }
+
+    let tracker = ProcessTracker()
+    let resolver = WindowResolver(
+      tracker: tracker, symbolizer: Symbolizer(options: options.symbolizer),
+      limit: max(options.pendingWindowLimit, 1),
+      periodNanos: Int64(1_000_000_000 / max(options.frequency, 1)),
+      recorder: self, onWindow: onWindow)
+    resolver.start()
+
+    var aggregator = SampleAggregator()
+    var exchanges: [L7Exchange] = []
+    var rescans = MapsRescanPolicy()
+    var malformed = 0
+    var exited: [Int32: UInt64] = [:]
+    let handleSample = { (event: SamplerEvent) in
+      switch event {
+      case .sample(let sample):
+        if rescans.refreshIfNeeded(for: sample, tracker: tracker) {
+          aggregator.noteSnapshot(pid: sample.pid, time: sample.timeNanos)
+        }
+        aggregator.add(sample)
+      case .process(.exec, let pid, let time, _):
+        aggregator.noteExec(pid: pid)
+        if tracker.snapshot(pid: pid, at: time) { aggregator.noteSnapshot(pid: pid, time: time) }
+      case .process(.exit, let pid, let time, _):
+        exited[pid] = time
+      case .malformed:
+        malformed += 1
+      }
+    }
+    let handleExchange = { (event: L7Event) in
+      if case .exchange(let exchange) = event { exchanges.append(exchange) }
+    }
+
+    var windowStart = ProcessInspector.monotonicNanos()
+    var windowWallStart = Self.realtimeNanos()
+    var sequence = 0
+    func cutWindow(now: UInt64, isLast: Bool) {
+      let window = PendingWindow(
+        sequence: sequence, aggregator: aggregator, exchanges: exchanges,
+        startMonotonic: windowStart, endMonotonic: now, wallStart: windowWallStart,
+        monotonicToUnix: Self.realtimeNanos() - Int64(ProcessInspector.monotonicNanos()),
+        exitedProcesses: exited, isLast: isLast)
+      sequence += 1
+      let counters = sampler.counters()
+      let l7Counters = tracer?.counters()
+      lock.withLock {
+        stats.windowsCut += 1
+        stats.samplesReceived += aggregator.sampleCount
+        stats.malformedRecords = malformed
+        stats.sampler = counters
+        if let l7Counters { stats.l7 = l7Counters }
+      }
+      aggregator = SampleAggregator()
+      exchanges = []
+      exited = [:]
+      windowStart = now
+      windowWallStart = Self.realtimeNanos()
+      resolver.submit(window)
+    }
+
+    var failure: RecordError?
+    while true {
+      do {
+        try sampler.poll(timeoutMilliseconds: 100, handler: handleSample)
+        try tracer?.poll(timeoutMilliseconds: 0, handler: handleExchange)
+      } catch {
+        failure = RecordError(error)
+        break
+      }
+      if shouldStop() { break }
+      let now = ProcessInspector.monotonicNanos()
+      if now - windowStart >= options.windowNanos { cutWindow(now: now, isLast: false) }
+    }
+    // What is already in the ring buffers belongs to the last window.
+    _ = try? sampler.poll(timeoutMilliseconds: 0, handler: handleSample)
+    _ = try? tracer?.poll(timeoutMilliseconds: 0, handler: handleExchange)
+    cutWindow(now: ProcessInspector.monotonicNanos(), isLast: true)
+    sampler.close()
+    tracer?.close()
+    resolver.finish()
+    if let failure { throw failure }
+  }
+
+  fileprivate func noteResolved(
+    symbolizer: SymbolizerStatistics, tracked: Int, nanos: UInt64, dropped: Int
+  ) {
+    lock.withLock {
+      stats.windowsResolved += 1
+      stats.symbolizer = symbolizer
+      stats.trackedProcesses = tracked
+      stats.lastResolveNanos = nanos
+      stats.windowsDroppedBeforeSymbolization = dropped
+    }
+  }
+
+  static func realtimeNanos() -> Int64 {
+    var time = timespec()
+    clock_gettime(CLOCK_REALTIME, &time)
+    return Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
+  }
+}
+
+private struct PendingWindow: @unchecked Sendable {
+  var sequence: Int
+  var aggregator: SampleAggregator
+  var exchanges: [L7Exchange]
+  var startMonotonic: UInt64
+  var endMonotonic: UInt64
+  var wallStart: Int64
+  var monotonicToUnix: Int64
+  var exitedProcesses: [Int32: UInt64]
+  var isLast: Bool
+}
+
+/// The symbolizing thread and its bounded inbox.
+private final class WindowResolver: @unchecked Sendable {
+  private let tracker: ProcessTracker
+  private let symbolizer: Symbolizer
+  private let limit: Int
+  private let periodNanos: Int64
+  private weak var recorder: ContinuousRecorder?
+  private let onWindow: @Sendable (RecordedWindow) -> Void
+  private let condition = NSCondition()
+  private var inbox: [PendingWindow] = []
+  private var finished = false
+  private var done = false
+  private var dropped = 0
+  /// Span names by span id, from exchanges seen so far: a sample is usually taken before its exchange
+  /// ends, so names of spans that end in a later window stay unknown for the samples of earlier ones.
+  private var spanNames: [[UInt8]: String] = [:]
+  private var spanNameOrder: [[UInt8]] = []
+  private static let spanNameLimit = 50_000
+
+  init(
+    tracker: ProcessTracker, symbolizer: Symbolizer, limit: Int, periodNanos: Int64,
+    recorder: ContinuousRecorder, onWindow: @escaping @Sendable (RecordedWindow) -> Void
+  ) {
+    self.tracker = tracker
+    self.symbolizer = symbolizer
+    self.limit = limit
+    self.periodNanos = periodNanos
+    self.recorder = recorder
+    self.onWindow = onWindow
+  }
+
+  func start() {
+    let thread = Thread { [self] in loop() }
+    thread.name = "flamespan-symbolize"
+    thread.start()
+  }
+
+  func submit(_ window: PendingWindow) {
+    condition.lock()
+    inbox.append(window)
+    while inbox.count > limit {
+      inbox.removeFirst()
+      dropped += 1
+    }
+    condition.signal()
+    condition.unlock()
+  }
+
+  /// Waits until every submitted window has been handed on.
+  func finish() {
+    condition.lock()
+    finished = true
+    condition.broadcast()
+    while !done { condition.wait() }
+    condition.unlock()
+  }
+
+  private func loop() {
+    while true {
+      condition.lock()
+      while inbox.isEmpty && !finished { condition.wait() }
+      if inbox.isEmpty {
+        done = true
+        condition.broadcast()
+        condition.unlock()
+        return
+      }
+      let window = inbox.removeFirst()
+      let droppedSoFar = dropped
+      condition.unlock()
+      resolve(window, dropped: droppedSoFar)
+    }
+  }
+
+  private func resolve(_ window: PendingWindow, dropped: Int) {
+    let began = ProcessInspector.monotonicNanos()
+    for exchange in window.exchanges {
+      guard spanNames[exchange.spanID] == nil, let name = Self.spanName(exchange.requestLine) else {
+        continue
+      }
+      spanNames[exchange.spanID] = name
+      spanNameOrder.append(exchange.spanID)
+    }
+    if spanNameOrder.count > Self.spanNameLimit {
+      for id in spanNameOrder.prefix(spanNameOrder.count / 2) { spanNames[id] = nil }
+      spanNameOrder.removeFirst(spanNameOrder.count / 2)
+    }
+    var samples = StackResolver(tracker: tracker, symbolizer: symbolizer).resolve(window.aggregator)
+    for index in samples.indices {
+      if let id = samples[index].span?.spanID, let name = spanNames[id] {
+        samples[index].span?.name = name
+      }
+    }
+    let profile = Profile(
+      samples: samples, periodNanos: periodNanos, startTimeNanos: window.wallStart,
+      durationNanos: Int64(window.endMonotonic - window.startMonotonic))
+    // Later windows need only the snapshots in force from this window's end on, and nothing of processes
+    // that exited inside it.
+    tracker.discardSnapshots(before: window.endMonotonic)
+    for pid in window.exitedProcesses.keys where !ProcessInspector.exists(pid: pid) {
+      tracker.forget(pid: pid)
+    }
+    onWindow(
+      RecordedWindow(
+        sequence: window.sequence, profile: profile, exchanges: window.exchanges,
+        monotonicToUnixNanos: window.monotonicToUnix, isLast: window.isLast))
+    recorder?.noteResolved(
+      symbolizer: symbolizer.statistics, tracked: tracker.trackedProcesses,
+      nanos: ProcessInspector.monotonicNanos() - began, dropped: dropped)
+  }
+
+  /// "METHOD /path" from a raw request line, the query string cut off; nil when it is not one.
+  static func spanName(_ requestLine: [UInt8]) -> String? {
+    let text = String(decoding: requestLine, as: UTF8.self)
+    let parts = text.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: true)
+    guard parts.count >= 2, parts[0].allSatisfy({ $0.isUppercase }) else { return nil }
+    let path = parts[1].split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0]
+    return "\(parts[0]) \(path)"
+  }
+}
