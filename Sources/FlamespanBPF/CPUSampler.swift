@@ -21,8 +21,8 @@ public struct SamplerConfiguration: Sendable {
   /// registers, for DWARF CFI unwinding in user space; nil sends frame-pointer stacks only. At most
   /// `SamplerConfiguration.maximumUserStackCopyBytes`.
   public var userStackCopyBytes: Int?
-  /// Size of the ring buffer: a power of two, at least one page. nil picks 8 MiB, or 32 MiB when stacks
-  /// are copied (each record is then up to ~2 KiB plus the copy).
+  /// Size of the ring buffer: a power of two, at least one page. nil picks 8 MiB, or, when stacks are
+  /// copied, room for half a second of full-size records from every CPU (at least 8 MiB, at most 256 MiB).
   public var ringBufferBytes: Int?
 
   public static let maximumUserStackCopyBytes = Int(FS_MAX_USER_STACK_COPY)
@@ -40,7 +40,14 @@ public struct SamplerConfiguration: Sendable {
   }
 
   var effectiveRingBufferBytes: Int {
-    ringBufferBytes ?? (userStackCopyBytes == nil ? 8 << 20 : 32 << 20)
+    if let ringBufferBytes { return ringBufferBytes }
+    guard let copy = userStackCopyBytes else { return 8 << 20 }
+    // The reader drains every 100 ms; half a second of headroom absorbs a slow symbol load or a busy CPU.
+    let cpus = max(OnlineCPUs.read().count, 1)
+    let perSecond = cpus * max(frequency, 1) * (copy + Int(FS_SAMPLE_WITH_STACK_HEADER_BYTES))
+    var size = 8 << 20
+    while size < perSecond / 2 && size < 256 << 20 { size <<= 1 }
+    return size
   }
 }
 

@@ -39,6 +39,7 @@ public final class Unwinder {
     let stackEnd = stackStart &+ UInt64(stack.count)
 
     var lastMissedLoad: UInt64?
+    var lostBeyondCopy = [Bool](repeating: false, count: FrameRule.registerCount)
     func load(_ address: UInt64) -> UInt64? {
       guard address >= stackStart, address <= stackEnd, stackEnd - address >= 8 else {
         lastMissedLoad = address
@@ -104,6 +105,10 @@ public final class Unwinder {
       switch rule.cfa {
       case .registerOffset(let register, let offset):
         guard register < values.count, let base = values[register] else {
+          // A register lost because its save slot lay beyond the copy is truncation, not unknown code.
+          if register < lostBeyondCopy.count, lostBeyondCopy[register] {
+            return finish(missingStack(stackEnd))
+          }
           return finish(
             .unknownCode(
               address: pc, reason: "CFA is based on register \(register), which is not recovered"))
@@ -127,6 +132,7 @@ public final class Unwinder {
       }
 
       var next = values
+      var nextLostBeyondCopy = lostBeyondCopy
       next[Register.stackPointer] = cfa
       for register in 0..<FrameRule.registerCount {
         guard let registerRule = rule.registers[register] else { continue }
@@ -139,6 +145,7 @@ public final class Unwinder {
           if next[register] == nil, register == rule.returnAddressRegister || register == 7 {
             return finish(missingStack(lastMissedLoad))
           }
+          nextLostBeyondCopy[register] = next[register] == nil && (lastMissedLoad ?? 0) >= stackEnd
         case .valueOffset(let offset): next[register] = cfa &+ UInt64(bitPattern: offset)
         case .register(let source): next[register] = source < values.count ? values[source] : nil
         case .expression(let bytes), .valueExpression(let bytes):
@@ -188,6 +195,7 @@ public final class Unwinder {
       addresses.append(returnAddress)
       pcIsReturnAddress = !rule.isSignalFrame
       values = next
+      lostBeyondCopy = nextLostBeyondCopy
     }
   }
 }

@@ -85,7 +85,15 @@ for mode in fp dwarf; do
   end_cpu=$(cpu_seconds $agent)
   end_ns=$(date +%s%N)
   peak_kb=$(awk '/VmHWM/ { print $2 }' /proc/$agent/status)
-  bpf=$(bpftool -j prog show name sample_cpu | python3 -c 'import json,sys; p=json.load(sys.stdin); p=p[0] if isinstance(p,list) else p; print("%.2f" % (p.get("run_time_ns",0)/max(p.get("run_cnt",1),1)/1000))')
+  # Other tools (or tests) may have their own sampler loaded: take the program our agent holds.
+  bpf=$(bpftool -j prog show name sample_cpu | python3 -c '
+import json, sys
+agent = int(sys.argv[1])
+progs = json.load(sys.stdin)
+progs = progs if isinstance(progs, list) else [progs]
+ours = [p for p in progs if any(h.get("pid") == agent for h in p.get("pids", []))] or progs
+p = max(ours, key=lambda p: p.get("run_cnt", 0))
+print("%.2f" % (p.get("run_time_ns", 0) / max(p.get("run_cnt", 1), 1) / 1000))' "$agent")
   kill -INT $agent
   wait $agent || true
   wait $load1 $load2 || true
