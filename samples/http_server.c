@@ -195,6 +195,10 @@ static void *serve_connection(void *argument) {
 }
 
 int main(int argc, char **argv) {
+  // A launcher may hand us a blocked SIGTERM (Foundation's Process does); we want to be stoppable.
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
   signal(SIGPIPE, SIG_IGN);
   int port = argc > 1 ? atoi(argv[1]) : 0;
   int listener = socket(AF_INET, SOCK_STREAM, 0);
