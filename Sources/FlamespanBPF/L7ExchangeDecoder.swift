@@ -39,7 +39,9 @@ enum L7ExchangeDecoder {
   static func addressText(family: Int32, bytes: [UInt8]) -> String {
     guard family == AF_INET || family == AF_INET6 else { return "" }
     var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-    let converted = bytes.withUnsafeBytes { inet_ntop(family, $0.baseAddress, &text, socklen_t(text.count)) }
+    let converted = bytes.withUnsafeBytes {
+      inet_ntop(family, $0.baseAddress, &text, socklen_t(text.count))
+    }
     guard converted != nil else { return "" }
     return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
   }

@@ -41,7 +41,8 @@ public final class L7Tracer {
       throw BPFError(
         .missingPrivileges, errno: EPERM, context: "cannot load the L7 tracer: \(missing)")
     }
-    guard Self.tracefsEventDirectories.contains(where: { FileManager.default.fileExists(atPath: $0) })
+    guard
+      Self.tracefsEventDirectories.contains(where: { FileManager.default.fileExists(atPath: $0) })
     else {
       throw BPFError(.attach, errno: ENOENT, context: Self.tracefsMissingMessage)
     }
@@ -103,7 +104,8 @@ public final class L7Tracer {
       guard let link = bpf_program__attach(current) else {
         let code = errno
         let missingTracefs =
-          code == ENOENT && !Self.tracefsEventDirectories.contains {
+          code == ENOENT
+          && !Self.tracefsEventDirectories.contains {
             FileManager.default.fileExists(atPath: $0)
           }
         throw BPFError(
@@ -194,7 +196,8 @@ final class L7RingBufferDispatcher {
       context, data, size in
       guard let context, let data else { return 0 }
       let dispatcher = Unmanaged<L7RingBufferDispatcher>.fromOpaque(context).takeUnretainedValue()
-      dispatcher.handler?(L7ExchangeDecoder.decode(UnsafeRawBufferPointer(start: data, count: size)))
+      dispatcher.handler?(
+        L7ExchangeDecoder.decode(UnsafeRawBufferPointer(start: data, count: size)))
       return 0
     }
 }
