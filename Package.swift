@@ -32,10 +32,13 @@ let package = Package(
     ),
     // DWARF CFI unwinding of copied user stacks; a CFI evaluator of its own, so no C library to own.
     .target(name: "FlamespanUnwinder", dependencies: ["FlamespanModel", "FlamespanProcess"]),
+    // HTTP/1.x parsing, W3C trace context, span assembly and OTLP/JSON traces; pure Swift.
+    .target(name: "FlamespanL7", dependencies: ["FlamespanModel"]),
     .target(
       name: "FlamespanRecorder",
       dependencies: [
         "FlamespanModel", "FlamespanProcess", "FlamespanSymbolizer", "FlamespanBPF", "FlamespanUnwinder",
+        "FlamespanL7",
       ]
     ),
     // OTLP profiles (opentelemetry-proto v1.10.0); the generated messages stay `package`-visible.
@@ -49,7 +52,7 @@ let package = Package(
       name: "FlamespanCLI",
       dependencies: [
         "FlamespanModel", "FlamespanProcess", "FlamespanSymbolizer", "FlamespanBPF",
-        "FlamespanRecorder",
+        "FlamespanRecorder", "FlamespanL7",
         "FlamespanExport",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
@@ -58,6 +61,7 @@ let package = Package(
     // Locating the package, building samples/, running the CLI and gating real-BPF tests on privileges.
     .target(name: "FlamespanTestSupport", path: "Tests/FlamespanTestSupport"),
     .testTarget(name: "FlamespanModelTests", dependencies: ["FlamespanModel"]),
+    .testTarget(name: "FlamespanL7Tests", dependencies: ["FlamespanL7", "FlamespanModel"]),
     .testTarget(
       name: "FlamespanUnwinderTests",
       dependencies: ["FlamespanUnwinder", "FlamespanProcess", "FlamespanModel", "FlamespanTestSupport"],
