@@ -35,10 +35,14 @@ def summarize_profiles(body):
     links = set()
     span_names = set()
     functions = set()
+    starts = []
+    durations = []
     for rp in request.resource_profiles:
         resources.append(attributes(rp.resource.attributes))
         for sp in rp.scope_profiles:
             for profile in sp.profiles:
+                starts.append(profile.time_unix_nano)
+                durations.append(profile.duration_nano)
                 assert strings[profile.sample_type.type_strindex] == "samples"
                 for sample in profile.samples:
                     samples += 1
@@ -60,6 +64,8 @@ def summarize_profiles(body):
         "resources": resources, "samples": samples, "total": total, "linked": linked,
         "links": sorted(links), "spanNames": sorted(span_names),
         "functions": len(functions), "hasMain": "main" in functions,
+        "startUnixNanos": min(starts) if starts else None,
+        "durationNanos": max(durations) if durations else None,
     }
 
 

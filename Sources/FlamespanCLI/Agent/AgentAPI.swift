@@ -257,6 +257,9 @@ enum AgentMetrics {
         ("destination=\"\($0.key)\"", "\($0.value)")
       })
     one(
+      "flamespan_export_windows_enqueued_total", "counter", "Windows queued for export.",
+      exports.windowsEnqueued)
+    one(
       "flamespan_export_windows_total", "counter", "Windows fully exported.",
       exports.windowsExported)
     one(

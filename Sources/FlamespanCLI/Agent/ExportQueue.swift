@@ -29,6 +29,8 @@ struct ExportQueueLimits: Sendable {
 struct ExportCounters: Sendable {
   var windowsQueued = 0
   var bytesQueued = 0
+  /// Windows that had something to send: always windowsExported + windowsDropped + windowsQueued.
+  var windowsEnqueued = 0
   var windowsExported = 0
   /// Windows dropped, oldest first, because the queue was over its window or byte bound.
   var windowsDropped = 0
@@ -79,6 +81,7 @@ final class ExportQueue: @unchecked Sendable {
     guard !batch.requests.isEmpty else { return }
     condition.lock()
     batches.append(batch)
+    counters.windowsEnqueued += 1
     counters.bytesQueued += batch.bytes
     var dropped = 0
     while batches.count > limits.maximumWindows

@@ -71,7 +71,7 @@ enum UIPage {
     function safeRegex(s){try{return new RegExp(s)}catch(e){return new RegExp(s.replace(/[.*+?^${}()|[\]\\]/g,"\\$&"))}}
     async function loadProfile(){
      const r=range();let url;
-     if(view.kind==="span"){url="/api/traces/"+view.traceId+"/profile?format=json&spanId="+view.spanId;
+     if(view.kind==="span"){url="/api/traces/"+encodeURIComponent(view.traceId)+"/profile?format=json"+(view.spanId?"&spanId="+encodeURIComponent(view.spanId):"");
       $("title").textContent="Span "+view.name+" — trace "+view.traceId}
      else{url="/api/profile?format=json&from="+r.from+"&to="+r.to+($("pid").value?"&pid="+$("pid").value:"");
       $("title").textContent="CPU flame graph — "+($("pid").value?$("pid").selectedOptions[0].textContent:"whole machine")}
@@ -87,14 +87,21 @@ enum UIPage {
       body.innerHTML="";for(const s of spans){const tr=document.createElement("tr");tr.dataset.spanId=s.spanId;tr.dataset.traceId=s.traceId;
        const cells=[s.name,(s.durationNanos/1e6).toFixed(1),s.status==null?"":s.status,s.cpuSamples,s.pid];
        cells.forEach((c,i)=>{const td=document.createElement("td");td.textContent=c;if(i===0){td.className="name";td.title=s.name+"\ntrace "+s.traceId+"\nspan "+s.spanId}tr.appendChild(td)});
-       tr.onclick=()=>{document.querySelectorAll("tr.sel").forEach(x=>x.classList.remove("sel"));tr.classList.add("sel");
-        view={kind:"span",traceId:s.traceId,spanId:s.spanId,name:s.name};loadProfile()};body.appendChild(tr)}
+       if(view.kind==="span"&&view.spanId===s.spanId)tr.classList.add("sel");
+       tr.onclick=()=>{location.hash="trace="+s.traceId+"&span="+s.spanId+"&name="+encodeURIComponent(s.name)};body.appendChild(tr)}
       if(!spans.length)body.innerHTML="<tr><td colspan=5>No HTTP spans in this range.</td></tr>"}
      catch(e){body.innerHTML="<tr><td colspan=5 class=err></td></tr>";body.querySelector("td").textContent=String(e)}}
+    // A span's flame graph has its own address (#trace=…&span=…&name=…), so it can be linked and reloaded.
+    function fromHash(){const h=new URLSearchParams(location.hash.slice(1));
+     if(h.get("trace")){view={kind:"span",traceId:h.get("trace"),spanId:h.get("span")||"",name:h.get("name")||h.get("trace")};
+      document.querySelectorAll("#spans tr").forEach(x=>x.classList.toggle("sel",x.dataset.spanId===view.spanId))}
+     else view={kind:"machine"}}
+    window.onhashchange=()=>{fromHash();loadProfile()};fromHash();
     function refresh(){loadProcesses();loadSpans();loadProfile()}
     $("range").onchange=refresh;$("pid").onchange=()=>{view={kind:"machine"};loadSpans();loadProfile()};
     $("search").oninput=draw;$("reset").onclick=()=>{zoom=null;draw()};
-    $("whole").onclick=()=>{view={kind:"machine"};document.querySelectorAll("tr.sel").forEach(x=>x.classList.remove("sel"));loadProfile()};
+    $("whole").onclick=()=>{document.querySelectorAll("tr.sel").forEach(x=>x.classList.remove("sel"));
+     if(location.hash)location.hash="";else{view={kind:"machine"};loadProfile()}};
     $("refresh").onclick=refresh;window.onresize=draw;refresh();
     </script></body></html>
     """#

@@ -1,0 +1,258 @@
+import FlamespanTestSupport
+import Foundation
+import Testing
+
+/// A JSON number of any size as a Double (nanosecond times do not fit a Double exactly, so `as? Double`
+/// would refuse them).
+func number(_ value: Any?) -> Double? { (value as? NSNumber)?.doubleValue }
+
+/// `flamespan agent` against real collectors-to-be: the Python `opentelemetry-proto==1.44.0` decoder behind
+/// a loopback HTTP receiver, samples/http_server as the traced workload, headless Chromium for the UI.
+/// Serialized: each test runs a whole-machine agent and they would see each other's load.
+@Suite(.serialized) struct AgentTests {
+  /// Requests with known trace ids to /burn?ms=30, so some samples must land inside each span.
+  static func sendTracedRequests(port: Int, count: Int, tracePrefix: String) throws -> [String] {
+    var traceIDs: [String] = []
+    var script = ""
+    for index in 0..<count {
+      let traceID = tracePrefix + String(format: "%08x", index + 1)
+      traceIDs.append(traceID)
+      script +=
+        "curl -s -o /dev/null -H 'traceparent: 00-\(traceID)-\(String(format: "%016x", index + 0xabc))-01' "
+        + "'http://127.0.0.1:\(port)/burn?ms=40&secret=hidden'\n"
+    }
+    let result = try Run.command(["sh", "-c", script])
+    guard result.status == 0 else { throw TestFailure("curl failed: \(result.stderr)") }
+    return traceIDs
+  }
+
+  @Test func exportsEachIntervalWithLinkedSpansServesTheUIAndExitsCleanOnSIGTERM() throws {
+    guard AgentHarness.ready(for: #function, tools: ["curl", "bpftool", "chromium"]) else { return }
+    let directory = try TestEnvironment.temporaryDirectory("agent")
+    let bin = try AgentHarness.samples.get()
+    let receiver = try OTLPReceiver(port: 0, directory: directory)
+    defer { receiver.stop() }
+    let server = try BackgroundProcess(
+      [bin.appendingPathComponent("http_server").path, "0"],
+      environment: ["OTEL_SERVICE_NAME": "checkout-under-test"], logs: directory, label: "http")
+    defer { _ = server.stop(signal: SIGKILL) }
+    #expect(AgentHarness.waitUntil(seconds: 10) { server.stdout.hasSuffix("\n") })
+    let serverPort = try #require(
+      Int(
+        server.stdout.split(separator: " ").last?.trimmingCharacters(in: .whitespacesAndNewlines)
+          ?? ""))
+    let uiPort = AgentHarness.freePort()
+    let interval = 2.0
+    let agent = try BackgroundProcess(
+      [
+        AgentHarness.binary, "agent", "--export-interval", "2s", "--store",
+        directory.appendingPathComponent("store").path, "--listen", "127.0.0.1:\(uiPort)",
+      ],
+      environment: [
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:\(receiver.port)",
+        "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=test",
+      ], logs: directory, label: "agent")
+    defer { _ = agent.stop(signal: SIGKILL) }
+
+    // The first export proves the sampler is attached.
+    let started = AgentHarness.waitUntil(seconds: 30) {
+      !receiver.entries(path: "/v1development/profiles").isEmpty || !agent.process.isRunning
+    }
+    try #require(started && agent.process.isRunning, "no export within 30 s: \(agent.stderr)")
+    let heldPrograms = try bpfProgramIDs(heldBy: agent.pid)
+    #expect(heldPrograms.count >= 2, "the sampler and the L7 tracer hold programs")
+    let traceIDs = try Self.sendTracedRequests(
+      port: serverPort, count: 30, tracePrefix: "4a6e7b00c0ffee0012345678")
+    usleep(4_500_000)
+
+    // UI: the whole-machine flame graph and the spans list, then one span's own flame graph.
+    let spansJSON = try AgentHarness.get("http://127.0.0.1:\(uiPort)/api/spans?limit=500")
+    let spans = try #require(
+      try JSONSerialization.jsonObject(with: Data(spansJSON.utf8)) as? [[String: Any]])
+    let ours = spans.filter { traceIDs.contains($0["traceId"] as? String ?? "") }
+    #expect(ours.count >= 25, "spans listed: \(ours.count) of 30")
+    #expect(ours.allSatisfy { $0["name"] as? String == "GET /burn" }, "no query string in names")
+    let durations = spans.compactMap { $0["durationNanos"] as? Int }
+    #expect(durations == durations.sorted(by: >), "slowest first")
+    let busiest = try #require(
+      ours.max { ($0["cpuSamples"] as? Int ?? 0) < ($1["cpuSamples"] as? Int ?? 0) })
+    let busiestTrace = busiest["traceId"] as! String
+    let busiestSpan = busiest["spanId"] as! String
+    let folded = try AgentHarness.get(
+      "http://127.0.0.1:\(uiPort)/api/traces/\(busiestTrace)/profile?format=folded")
+    #expect(folded.contains("burn_cpu"), "the trace's profile: \(folded.prefix(400))")
+
+    let page = "http://127.0.0.1:\(uiPort)/"
+    let machineDOM = try chromiumDOM(
+      page, screenshot: directory.appendingPathComponent("ui-machine.png"))
+    #expect(machineDOM.contains("data-view=\"machine\""))
+    #expect(machineDOM.components(separatedBy: "class=\"f").count > 10, "flame graph frames drawn")
+    #expect(machineDOM.contains("http_server"), "the workload's process is in the graph")
+    #expect(machineDOM.contains("GET /burn"), "spans table lists the requests")
+    let spanPage = "\(page)#trace=\(busiestTrace)&span=\(busiestSpan)&name=GET%20%2Fburn"
+    let spanDOM = try chromiumDOM(
+      spanPage, screenshot: directory.appendingPathComponent("ui-span.png"))
+    #expect(spanDOM.contains("data-view=\"span\""))
+    #expect(spanDOM.contains("Span GET /burn — trace \(busiestTrace)"))
+    #expect(spanDOM.contains("burn_cpu"), "the span's flame graph shows the function it burned in")
+    // Only the span's samples: every process frame (depth 1, just under "all") is the server's.
+    let processFrames = Self.frameNames(atDepth: 1, in: spanDOM)
+    #expect(
+      !processFrames.isEmpty && processFrames.allSatisfy { $0.hasPrefix("http_server [") },
+      "\(processFrames)")
+    print("UI screenshots: \(directory.path)/ui-machine.png, ui-span.png")
+
+    let metrics = try AgentHarness.metrics(port: uiPort)
+    #expect((metrics["flamespan_samples_total"] ?? 0) > 0)
+    #expect(metrics["process_resident_memory_bytes"] != nil)
+    #expect(metrics["flamespan_symbolizer_cache_hit_ratio"] != nil)
+
+    // SIGTERM: the window cut at shutdown is exported, BPF is detached, exit 0 within 5 s.
+    let profilesBefore = receiver.entries(path: "/v1development/profiles").count
+    let signalled = Date().timeIntervalSince1970
+    let (status, took) = agent.stop(signal: SIGTERM, within: 10)
+    #expect(status == 0, "exit status; log: \(agent.stderr.suffix(2000))")
+    #expect(took < 5, "exited \(took) s after SIGTERM")
+    let profiles = receiver.entries(path: "/v1development/profiles")
+    #expect(profiles.count > profilesBefore, "the last window went out")
+    #expect((profiles.last?["time"] as? Double ?? 0) >= signalled)
+    let remaining = try bpfProgramIDs()
+    #expect(
+      heldPrograms.isDisjoint(with: remaining),
+      "programs left loaded: \(heldPrograms.intersection(remaining))")
+
+    // One profiles export per interval, every one decoded by the reference decoder.
+    #expect(profiles.allSatisfy { $0["status"] as? Int == 200 && $0["error"] == nil })
+    // Windows are back to back, each one interval long (but the one cut at shutdown) and sent once.
+    let windows = profiles.compactMap { entry -> (start: Double, duration: Double)? in
+      guard let start = number(entry["startUnixNanos"]),
+        let duration = number(entry["durationNanos"])
+      else { return nil }
+      return (start / 1e9, duration / 1e9)
+    }.sorted { $0.start < $1.start }
+    #expect(windows.count == profiles.count && windows.count >= 6, "\(windows.count) windows")
+    for (earlier, later) in zip(windows, windows.dropFirst()) {
+      #expect(abs(later.start - (earlier.start + earlier.duration)) < 0.2, "contiguous windows")
+    }
+    #expect(
+      windows.dropLast().allSatisfy { abs($0.duration - interval) < 0.3 },
+      "\(windows.map(\.duration))")
+    #expect(profiles.allSatisfy { $0["encoding"] as? String == "gzip" })
+
+    // Samples linked to the spans of our requests, and the process described as a resource.
+    let links = profiles.flatMap { ($0["links"] as? [[String]]) ?? [] }
+    let linkedTraces = Set(links.map { $0[0] }).intersection(traceIDs)
+    #expect(linkedTraces.count >= 5, "traces with linked samples: \(linkedTraces.count)")
+    #expect(profiles.contains { ($0["spanNames"] as? [String])?.contains("GET /burn") == true })
+    let resources = profiles.flatMap { ($0["resources"] as? [[String: Any]]) ?? [] }
+    let serverResource = try #require(
+      resources.first { $0["process.pid"] as? Int == Int(server.pid) })
+    #expect(serverResource["service.name"] as? String == "checkout-under-test")
+    #expect(serverResource["process.executable.name"] as? String == "http_server")
+    #expect(
+      (serverResource["process.executable.path"] as? String)?.hasSuffix("/http_server") == true)
+    #expect(serverResource["host.name"] as? String != nil)
+    #expect(serverResource["deployment.environment"] as? String == "test")
+    #expect(
+      !resources.contains {
+        $0.keys.contains("process.command_line") || $0.keys.contains("process.command_args")
+      })
+
+    // The traces export decodes and carries the same spans.
+    let traceExports = receiver.entries(path: "/v1/traces")
+    #expect(!traceExports.isEmpty && traceExports.allSatisfy { $0["error"] == nil })
+    let exportedSpans = traceExports.flatMap { ($0["spans"] as? [[String: Any]]) ?? [] }
+      .filter { traceIDs.contains($0["traceId"] as? String ?? "") }
+    #expect(exportedSpans.count >= 25)
+    let sample = try #require(exportedSpans.first)
+    #expect(sample["name"] as? String == "GET /burn")
+    #expect(sample["kind"] as? Int == 2)
+    let attributes = sample["attributes"] as? [String: Any] ?? [:]
+    #expect(attributes["http.response.status_code"] as? Int == 200)
+    #expect(attributes["url.path"] as? String == "/burn")
+  }
+
+  /// Backend down for a while, then up: windows within the queue bound arrive, the older ones are
+  /// dropped, and the counters say exactly how many.
+  @Test func outageQueuesWithinTheBoundAndCountsWhatWasDropped() throws {
+    guard AgentHarness.ready(for: #function, tools: ["curl"]) else { return }
+    let outage = Double(ProcessInfo.processInfo.environment["FLAMESPAN_OUTAGE_SECONDS"] ?? "") ?? 60
+    let directory = try TestEnvironment.temporaryDirectory("agent-outage")
+    let receiverPort = AgentHarness.freePort()
+    let uiPort = AgentHarness.freePort()
+    let bound = 8
+    let agent = try BackgroundProcess(
+      [
+        AgentHarness.binary, "agent", "--export-interval", "2s", "--endpoint",
+        "http://127.0.0.1:\(receiverPort)", "--queue-windows", String(bound), "--retry-max-backoff",
+        "2s",
+        "--trace-http", "false", "--store", "", "--listen", "127.0.0.1:\(uiPort)",
+      ], logs: directory, label: "agent")
+    defer { _ = agent.stop(signal: SIGKILL) }
+    let agentStarted = Date().timeIntervalSince1970
+    usleep(UInt32(outage * 1_000_000))
+    let during = try AgentHarness.metrics(port: uiPort)
+    #expect(
+      during["flamespan_export_queue_windows"] == Double(bound), "the queue fills to its bound")
+    #expect((during["flamespan_export_errors_total{destination=\"otlp-profiles\"}"] ?? 0) > 0)
+
+    let receiver = try OTLPReceiver(port: receiverPort, directory: directory)
+    defer { receiver.stop() }
+    let recovered = Date().timeIntervalSince1970
+    let drained = try AgentHarness.waitUntil(seconds: 30) {
+      try AgentHarness.metrics(port: uiPort)["flamespan_export_queue_windows"] == 0
+    }
+    #expect(drained, "the queue drains once the backend is back")
+    let after = try AgentHarness.metrics(port: uiPort)
+    let enqueued = after["flamespan_export_windows_enqueued_total"] ?? -1
+    let exported = after["flamespan_export_windows_total"] ?? -1
+    let dropped = after["flamespan_export_dropped_windows_total"] ?? -1
+    let received = receiver.entries(path: "/v1development/profiles")
+    #expect(
+      enqueued == exported + dropped,
+      "enqueued \(enqueued) = exported \(exported) + dropped \(dropped)")
+    #expect(Double(received.count) == exported, "received \(received.count), exported \(exported)")
+    #expect(received.allSatisfy { $0["error"] == nil && $0["status"] as? Int == 200 })
+    let windowsDuringOutage = outage / 2
+    #expect(dropped >= windowsDuringOutage - Double(bound) - 2, "dropped \(dropped)")
+    // What arrived right after recovery is the queued backlog: the bound's worth of the newest windows.
+    let backlog = received.filter { ($0["time"] as? Double ?? .infinity) < recovered + 4 }
+    #expect(backlog.count >= bound - 1, "backlog delivered: \(backlog.count)")
+    // The dropped windows are the oldest: the first delivered window started well after the agent did.
+    let firstStart = (received.compactMap { number($0["startUnixNanos"]) }.min() ?? 0) / 1e9
+    #expect(
+      firstStart > agentStarted + (dropped - 1) * 2,
+      "first delivered window starts at \(firstStart)")
+    let (status, took) = agent.stop(signal: SIGTERM, within: 10)
+    #expect(status == 0 && took < 5)
+  }
+
+  /// Names of the flame graph boxes drawn at one depth (18 px per level) in a dumped DOM.
+  static func frameNames(atDepth depth: Int, in dom: String) -> [String] {
+    var names: [String] = []
+    for piece in dom.components(separatedBy: "<div class=\"f").dropFirst() {
+      let tag = piece.prefix { $0 != ">" }
+      guard tag.contains("top: \(depth * 18)px;"), let start = tag.range(of: "data-name=\"") else {
+        continue
+      }
+      names.append(String(tag[start.upperBound...].prefix { $0 != "\"" }))
+    }
+    return names
+  }
+
+  func chromiumDOM(_ url: String, screenshot: URL) throws -> String {
+    let chromium = TestEnvironment.which("chromium") ?? "chromium"
+    let common = [
+      chromium, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1400,900",
+      "--virtual-time-budget=8000",
+    ]
+    let shot = try Run.command(common + ["--screenshot=\(screenshot.path)", url])
+    #expect(shot.status == 0, "chromium screenshot: \(shot.stderr.suffix(500))")
+    let size =
+      (try? FileManager.default.attributesOfItem(atPath: screenshot.path)[.size] as? Int) ?? 0
+    #expect((size ?? 0) > 10_000, "screenshot \(screenshot.path) has \(size ?? 0) bytes")
+    let dump = try Run.command(common + ["--dump-dom", url])
+    guard dump.status == 0 else { throw TestFailure("chromium --dump-dom failed: \(dump.stderr)") }
+    return dump.stdout
+  }
+}
