@@ -68,7 +68,13 @@ public final class Recorder {
     let handle = { (event: SamplerEvent) in
       switch event {
       case .sample(let sample):
-        if rescans.refreshIfNeeded(for: sample, tracker: tracker) {
+        // In DWARF mode the kernel's frame-pointer walk of code without frame pointers yields junk
+        // addresses that would trigger a maps rescan on every sample; only the sampled instruction counts.
+        var probe = sample
+        if copiesStacks, let copy = sample.userStackCopy, copy.registers.ip != 0 {
+          probe.userStack = [copy.registers.ip]
+        }
+        if rescans.refreshIfNeeded(for: probe, tracker: tracker) {
           aggregator.noteSnapshot(pid: sample.pid, time: sample.timeNanos)
         }
         if copiesStacks {
