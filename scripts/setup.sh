@@ -13,7 +13,8 @@ fi
 # curl, wrk, nginx and python3 (real HTTP peers), binutils (readelf), util-linux (setpriv).
 packages=(
   libbpf-dev libdw-dev libelf-dev libunwind-dev zlib1g-dev pkg-config bpftool make clang
-  golang-go linux-perf curl wrk nginx-light python3 binutils util-linux time
+  golang-go linux-perf curl wrk nginx-light python3 python3-pip binutils util-linux time
+  protobuf-compiler chromium
 )
 missing=()
 for package in "${packages[@]}"; do
@@ -28,6 +29,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "==> Installing: ${missing[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# The reference OTLP decoder the tests read our output with (a pinned version: the layouts move).
+if ! python3 -c 'import opentelemetry.proto.profiles.v1development.profiles_pb2' 2>/dev/null; then
+  echo "==> Installing opentelemetry-proto==1.44.0 (PyPI)"
+  python3 -m pip install -q opentelemetry-proto==1.44.0 2>/dev/null ||
+    python3 -m pip install -q --break-system-packages opentelemetry-proto==1.44.0
 fi
 
 if ! command -v swift >/dev/null 2>&1; then

@@ -22,5 +22,8 @@ swift build 2>&1 | quiet_build
 [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "test.sh: build failed" >&2; exit 1; }
 export FLAMESPAN_BIN="$PWD/.build/debug/flamespan"
 echo "==> swift test"
-swift test 2>&1 | quiet_build
-exit "${PIPESTATUS[0]}"
+# A hung test must fail the run with a message, not eat CI's whole time budget.
+timeout --signal=INT --kill-after=60 "${FLAMESPAN_TEST_TIMEOUT:-3600}" swift test 2>&1 | quiet_build
+status=${PIPESTATUS[0]}
+[ "$status" -ne 124 ] || echo "test.sh: swift test did not finish within ${FLAMESPAN_TEST_TIMEOUT:-3600} s" >&2
+exit "$status"
