@@ -9,7 +9,8 @@ struct DwarfStackUnwinding {
   let unwinder = Unwinder()
   private(set) var stacksUnwound = 0
   private(set) var stacksComplete = 0
-  /// Stacks whose DWARF unwind stopped at code with no usable CFI and continued on frame pointers.
+  /// Stacks whose DWARF unwind stopped early (no usable CFI, or deeper than the copy) and continued on
+  /// the kernel's frame-pointer walk from a frame both walks found.
   private(set) var framePointerSplices = 0
   /// CPU time spent unwinding, for the summary.
   private(set) var unwindNanos: UInt64 = 0
@@ -48,9 +49,11 @@ struct DwarfStackUnwinding {
     case .reachedEnd:
       stacksComplete += 1
       return (unwound, nil)
-    case .unknownCode, .corruptCFI:
-      // Code without usable CFI (JIT output often keeps frame pointers): if the kernel's frame-pointer walk
-      // passed through the very same frame, its callers from there on are what fp mode would show.
+    case .frameLimit: break
+    case .unknownCode, .corruptCFI, .truncated:
+      // Code without usable CFI (JIT output often keeps frame pointers), or a stack deeper than the copy:
+      // if the kernel's frame-pointer walk passed through the very same frame, its callers from there on
+      // are what fp mode would show, read from the live stack rather than the copy.
       if let last = result.addresses.last, let index = sample.userStack.firstIndex(of: last),
         index + 1 < sample.userStack.count
       {
@@ -58,6 +61,10 @@ struct DwarfStackUnwinding {
         unwound.userStack = result.addresses + sample.userStack[(index + 1)...]
         return (unwound, nil)
       }
+    }
+    switch result.end {
+    case .reachedEnd: return (unwound, nil)
+    case .unknownCode, .corruptCFI:
       return (unwound, "[user stack incomplete: \(Self.markerReason(result.end))]")
     case .truncated:
       if copy.bytes.isEmpty, let errno = copy.stopErrno {
