@@ -149,6 +149,39 @@ import Testing
     #expect(result.stderr.contains("Lost samples: 0"), "summary: \(result.stderr)")
   }
 
+  /// The same pid runs a shell loop, then execs the workload: each image's samples resolve against the
+  /// mappings of that image, never the other's.
+  @Test func processThatExecsKeepsBothImagesApart() throws {
+    guard TestEnvironment.bpfAvailable(for: #function) else {
+      #expect(!TestEnvironment.isCI)
+      return
+    }
+    let out = try TestEnvironment.temporaryDirectory("exec")
+    let folded = out.appendingPathComponent("exec.folded")
+    let script =
+      "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; exec \(try sample("hotpaths")) 1"
+    let result = try record(["-F", "499", "-q", "-o", folded.path, "--", "/bin/sh", "-c", script])
+    #expect(result.status == 0, "stderr: \(result.stderr)")
+    let profile = try FoldedProfile(contentsOf: folded)
+    let before = profile.stacks.filter { $0.frames.first == "sh" }
+    let after = profile.stacks.filter { $0.frames.first == "hotpaths" }
+    let workloadFunctions: Set<String> = [
+      "main", "run_workload", "hot_path_heavy", "hot_path_light", "mix_step",
+    ]
+    #expect(before.reduce(0) { $0 + $1.count } > 20, "the shell loop left too few samples")
+    #expect(after.reduce(0) { $0 + $1.count } > 100, "the exec'd workload left too few samples")
+    #expect(
+      before.allSatisfy { Set($0.frames).isDisjoint(with: workloadFunctions) },
+      "shell samples named workload code")
+    let resolved = after.filter {
+      $0.frames.contains("hot_path_heavy") || $0.frames.contains("hot_path_light")
+    }
+    #expect(
+      Double(resolved.reduce(0) { $0 + $1.count }) >= 0.9
+        * Double(after.reduce(0) { $0 + $1.count }),
+      "workload samples after exec were not symbolized")
+  }
+
   @Test func processExitingMidRecordingStillGetsSymbolized() throws {
     guard TestEnvironment.bpfAvailable(for: #function) else {
       #expect(!TestEnvironment.isCI)
