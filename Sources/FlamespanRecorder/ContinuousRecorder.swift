@@ -13,7 +13,9 @@ public struct ContinuousRecordingOptions: Sendable {
   public var windowNanos: UInt64 = 10_000_000_000
   /// Also load the L7 tracer, so samples carry the HTTP span their thread was serving.
   public var traceHTTP = true
-  public var symbolizer = SymbolizerOptions()
+  /// An always-on agent keeps fewer parsed files than a one-shot recording: each can hold tens of MiB of
+  /// symbol and line tables, and the files a machine keeps running stay hot in any case.
+  public var symbolizer = SymbolizerOptions(maxCachedFiles: 16)
   /// Windows cut but not yet symbolized. Past this the oldest is dropped (and counted) so that sampling
   /// never waits for symbolization.
   public var pendingWindowLimit = 4
@@ -309,6 +311,9 @@ private final class WindowResolver: @unchecked Sendable {
     for pid in window.exitedProcesses.keys where !ProcessInspector.exists(pid: pid) {
       tracker.forget(pid: pid)
     }
+    // Symbolizing a big binary parses its tables into short-lived allocations; hand the freed pages back
+    // so the agent's resident size follows its caches, not its peak.
+    Self.releaseFreedMemory()
     onWindow(
       RecordedWindow(
         sequence: window.sequence, profile: profile, exchanges: window.exchanges,
@@ -317,6 +322,14 @@ private final class WindowResolver: @unchecked Sendable {
       symbolizer: symbolizer.statistics, tracked: tracker.trackedProcesses,
       nanos: ProcessInspector.monotonicNanos() - began, dropped: dropped)
   }
+
+  /// glibc's malloc_trim, which Swift's Glibc module does not import; looked up once.
+  private static let mallocTrim: (@convention(c) (Int) -> Int32)? = {
+    guard let symbol = dlsym(nil, "malloc_trim") else { return nil }
+    return unsafeBitCast(symbol, to: (@convention(c) (Int) -> Int32).self)
+  }()
+
+  static func releaseFreedMemory() { _ = mallocTrim?(0) }
 
   /// "METHOD /path" from a raw request line, the query string cut off; nil when it is not one.
   static func spanName(_ requestLine: [UInt8]) -> String? {

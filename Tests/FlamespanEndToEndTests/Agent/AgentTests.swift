@@ -208,6 +208,9 @@ func number(_ value: Any?) -> Double? { (value as? NSNumber)?.doubleValue }
     let exported = after["flamespan_export_windows_total"] ?? -1
     let dropped = after["flamespan_export_dropped_windows_total"] ?? -1
     let received = receiver.entries(path: "/v1development/profiles")
+    print(
+      "outage \(outage) s, bound \(bound): enqueued \(enqueued), exported \(exported), dropped \(dropped), received \(received.count)"
+    )
     #expect(
       enqueued == exported + dropped,
       "enqueued \(enqueued) = exported \(exported) + dropped \(dropped)")
