@@ -88,7 +88,19 @@ struct {
 
 // Waking the reader for every sample costs it a context switch each time; it drains the buffer every 100 ms
 // anyway (CPUSampler.poll), so a sample forces a wakeup only once a quarter of the buffer is in use.
-static __always_inline __u64 sample_wakeup_flags(void) {
+// The first sample of a process (or of its new image after exec) wakes the reader at once all the same: it
+// must read /proc/PID/maps before a short-lived process is gone.
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 16384);
+  __type(key, __u32);
+  __type(value, __u8);
+} announced_pids SEC(".maps");
+
+static __always_inline __u64 sample_wakeup_flags(__u32 pid) {
+  __u8 yes = 1;
+  if (bpf_map_update_elem(&announced_pids, &pid, &yes, BPF_NOEXIST) == 0)
+    return BPF_RB_FORCE_WAKEUP;
   return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > 2 * 1024 * 1024 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
@@ -220,7 +232,7 @@ static __always_inline int sample_with_stack(struct bpf_perf_event_data *ctx, __
   __u64 size = __builtin_offsetof(struct fs_sample_with_stack, stack) + copied;
   if (size > sizeof(*record))
     size = sizeof(*record);
-  if (bpf_ringbuf_output(&events, record, size, sample_wakeup_flags()) != 0) {
+  if (bpf_ringbuf_output(&events, record, size, sample_wakeup_flags(pid_tgid >> 32)) != 0) {
     count(FS_COUNTER_RINGBUF_FULL);
     return 0;
   }
@@ -255,7 +267,7 @@ int sample_cpu(struct bpf_perf_event_data *ctx) {
     return 0;
   }
   fill_sample(ctx, sample, FS_EVENT_SAMPLE, pid_tgid);
-  bpf_ringbuf_submit(sample, sample_wakeup_flags());
+  bpf_ringbuf_submit(sample, sample_wakeup_flags(pid));
   count(FS_COUNTER_SAMPLES);
   return 0;
 }
@@ -279,6 +291,7 @@ SEC("tp_btf/sched_process_exec")
 int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm) {
   __u64 pid_tgid = bpf_get_current_pid_tgid();
   __u32 pid = pid_tgid >> 32;
+  bpf_map_delete_elem(&announced_pids, &pid);
   if (is_target(pid))
     notify_process(FS_EVENT_EXEC, pid, (__u32)pid_tgid);
   return 0;
