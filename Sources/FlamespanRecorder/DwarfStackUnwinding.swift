@@ -66,12 +66,15 @@ struct DwarfStackUnwinding {
     case .reachedEnd: return (unwound, nil)
     case .unknownCode, .corruptCFI:
       return (unwound, "[user stack incomplete: \(Self.markerReason(result.end))]")
-    case .truncated:
+    case .truncated(let reason):
       if copy.bytes.isEmpty, let errno = copy.stopErrno {
         return (
           unwound,
           "[user stack not copied: \(String(cString: strerror(errno))) at the stack pointer]"
         )
+      }
+      guard reason.contains("beyond") else {
+        return (unwound, "[user stack incomplete: \(reason)]")
       }
       return (unwound, "[user stack truncated: deeper than the \(copy.bytes.count)-byte copy]")
     case .frameLimit:

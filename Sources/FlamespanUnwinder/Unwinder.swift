@@ -52,7 +52,7 @@ public final class Unwinder {
     }
     func missingStack(_ address: UInt64?) -> UnwindEnd {
       guard let address else { return .truncated(reason: "a saved register could not be read") }
-      if address >= stackStart {
+      if address &+ 8 > stackEnd {
         return .truncated(
           reason: "the caller's frame is beyond the \(stack.count)-byte stack copy")
       }
@@ -145,7 +145,8 @@ public final class Unwinder {
           if next[register] == nil, register == rule.returnAddressRegister || register == 7 {
             return finish(missingStack(lastMissedLoad))
           }
-          nextLostBeyondCopy[register] = next[register] == nil && (lastMissedLoad ?? 0) >= stackEnd
+          nextLostBeyondCopy[register] =
+            next[register] == nil && (lastMissedLoad ?? 0) &+ 8 > stackEnd
         case .valueOffset(let offset): next[register] = cfa &+ UInt64(bitPattern: offset)
         case .register(let source): next[register] = source < values.count ? values[source] : nil
         case .expression(let bytes), .valueExpression(let bytes):
