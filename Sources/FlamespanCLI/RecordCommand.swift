@@ -1,5 +1,6 @@
 import ArgumentParser
 import FlamespanExport
+import FlamespanL7
 import FlamespanModel
 import FlamespanRecorder
 import Glibc
@@ -52,6 +53,18 @@ struct RecordCommand: ParsableCommand {
       "Count stacks in kernel maps instead of streaming each sample (cheaper; no span ids, and processes that exit before the end lose their user frames)."
     ))
   var kernelAggregation = false
+
+  @Flag(
+    help: ArgumentHelp(
+      "Do not trace HTTP/1.x requests: samples carry no trace_id/span_id labels and no spans are collected."
+    ))
+  var noHttpTracing = false
+
+  @Option(
+    help: ArgumentHelp(
+      "Write the HTTP spans seen during the recording as one OTLP/JSON ExportTraceServiceRequest.",
+      valueName: "path"))
+  var spansOutput: String?
 
   @Option(
     help: ArgumentHelp(
@@ -112,6 +125,7 @@ struct RecordCommand: ParsableCommand {
     options.durationNanos = duration.flatMap(DurationText.nanoseconds)
     options.command = command.isEmpty ? nil : command
     options.aggregateInKernel = kernelAggregation
+    options.traceHTTP = !noHttpTracing
     options.unwinding = UserStackUnwinding(rawValue: unwind) ?? .framePointers
     options.userStackCopyBytes = stackCopyBytes
 
@@ -150,6 +164,17 @@ struct RecordCommand: ParsableCommand {
         Console.error("Wrote \(path)\(Self.readingHint(for: path))")
       } catch {
         Console.error("flamespan record: cannot write \(path): \(error.description)")
+        failed = true
+      }
+    }
+    if let spansOutput {
+      do {
+        try OTLPTraceJSON.write(
+          recording.spans, to: spansOutput, hostName: OTLPTraceJSON.hostName(),
+          processNames: recording.spanProcessNames)
+        Console.error("Wrote \(spansOutput) (\(recording.spans.count) spans, OTLP/JSON)")
+      } catch {
+        Console.error("flamespan record: \(error.description)")
         failed = true
       }
     }

@@ -7,7 +7,7 @@ enum RecordSummaryText {
   static func render(_ recording: Recording, topCount: Int = 10) -> String {
     let summary = recording.summary
     let seconds = Double(summary.durationNanos) / 1e9
-    var lines: [String] = []
+    var lines: [String] = summary.warnings.map { "warning: \($0)" }
     lines.append(
       String(
         format: "Recorded %.2f s at %d Hz on %d CPU%@: %d samples from %d process%@.", seconds,
@@ -28,6 +28,7 @@ enum RecordSummaryText {
     if let unwinding = summary.unwinding {
       lines.append(unwinding.text.prefix(1).uppercased() + unwinding.text.dropFirst() + ".")
     }
+    if let http = summary.http, http.spans > 0 || http.eventsLost > 0 { lines.append(http.text) }
     if summary.processesGoneBeforeMaps > 0 {
       lines.append(
         "\(summary.processesGoneBeforeMaps) process(es) exited before their mappings were read; their user frames are unknown."

@@ -1,4 +1,5 @@
 import FlamespanBPF
+import FlamespanL7
 import FlamespanModel
 import FlamespanProcess
 import FlamespanSymbolizer
@@ -7,6 +8,10 @@ import Glibc
 public struct Recording: Sendable {
   public var profile: Profile
   public var summary: RecordingSummary
+  /// HTTP spans of the sampled processes (empty when HTTP tracing was off).
+  public var spans: [HTTPSpan] = []
+  /// Process names by pid, for the spans' resources.
+  public var spanProcessNames: [Int32: String] = [:]
 }
 
 /// One recording session: load and attach the sampler, stream samples until a stop condition, then
@@ -29,12 +34,22 @@ public final class Recorder {
     let filtering = options.pids != nil || options.command != nil
     // In-kernel aggregation has no per-sample records to carry a stack copy, so it stays on frame pointers.
     let copiesStacks = options.unwinding == .dwarf && !options.aggregateInKernel
+    // The L7 tracer loads first: it owns the active-span map the sampler reads at every sample.
+    var spanCollector: HTTPSpanCollector?
+    var warnings: [String] = []
+    if options.traceHTTP && !options.aggregateInKernel {
+      let (collector, warning) = HTTPSpanCollector.start(
+        pids: filtering ? (options.pids ?? []) : nil)
+      spanCollector = collector
+      if let warning { warnings.append(warning) }
+    }
     let sampler: CPUSampler
     do {
       sampler = try CPUSampler(
         configuration: SamplerConfiguration(
           frequency: options.frequency, pids: filtering ? (options.pids ?? []) : nil,
           aggregateInKernel: options.aggregateInKernel,
+          activeSpanMap: spanCollector?.activeSpanMap,
           userStackCopyBytes: copiesStacks ? options.userStackCopyBytes : nil))
     } catch {
       throw RecordError(error)
@@ -49,7 +64,10 @@ public final class Recorder {
     if let command = options.command {
       let launcher = try CommandLauncher(arguments: command)
       launched = launcher
-      do { try sampler.addTarget(pid: launcher.pid) } catch { throw RecordError(error) }
+      do {
+        try spanCollector?.addTarget(pid: launcher.pid)
+        try sampler.addTarget(pid: launcher.pid)
+      } catch { throw RecordError(error) }
     }
 
     let wallStart = Self.realtimeNanos()
@@ -103,7 +121,10 @@ public final class Recorder {
     }
 
     while true {
-      do { try sampler.poll(timeoutMilliseconds: 100, handler: handle) } catch {
+      do {
+        try sampler.poll(timeoutMilliseconds: 100, handler: handle)
+        try spanCollector?.drain()
+      } catch {
         throw RecordError(error)
       }
       let now = ProcessInspector.monotonicNanos()
@@ -146,18 +167,24 @@ public final class Recorder {
     sampler.close()
     launched?.waitForExit()
 
+    let http = spanCollector?.finish()
+
     let symbolizer = Symbolizer(options: options.symbolizer)
-    let samples = StackResolver(tracker: tracker, symbolizer: symbolizer).resolve(aggregator)
+    var samples = StackResolver(tracker: tracker, symbolizer: symbolizer).resolve(aggregator)
+    if let spanCollector { samples = spanCollector.label(samples) }
     let summary = RecordingSummary(
       durationNanos: elapsed, frequency: options.frequency, sampledCPUs: sampledCPUs,
       samplesReceived: aggregator.sampleCount, counters: counters, malformedRecords: malformed,
       processes: aggregator.processes.count, mapsSnapshots: tracker.snapshotsTaken,
       processesGoneBeforeMaps: tracker.processesGone, commandExitStatus: launched?.exitStatus,
-      unwinding: copiesStacks ? dwarf.summary(copyFailures: counters.stackCopyFailed) : nil)
+      unwinding: copiesStacks ? dwarf.summary(copyFailures: counters.stackCopyFailed) : nil,
+      http: http?.summary, warnings: warnings)
     let profile = Profile(
       samples: samples, periodNanos: Int64(1_000_000_000 / max(options.frequency, 1)),
       startTimeNanos: wallStart, durationNanos: Int64(elapsed), comments: summary.comments)
-    return Recording(profile: profile, summary: summary)
+    return Recording(
+      profile: profile, summary: summary, spans: http?.spans ?? [],
+      spanProcessNames: http?.processNames ?? [:])
   }
 
   static func realtimeNanos() -> Int64 {

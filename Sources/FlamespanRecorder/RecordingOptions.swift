@@ -17,6 +17,9 @@ public struct RecordingOptions: Sendable {
   public var unwinding: UserStackUnwinding = .framePointers
   /// DWARF mode: bytes of user stack copied per sample (8...65536).
   public var userStackCopyBytes = 16384
+  /// Trace HTTP/1.x exchanges of the sampled processes and label samples with the span they served.
+  /// When the L7 tracer cannot load (no tracefs, say) the recording goes on without spans, with a warning.
+  public var traceHTTP = true
 
   public init() {}
 }

@@ -16,6 +16,10 @@ public struct RecordingSummary: Sendable {
   public var commandExitStatus: Int32?
   /// DWARF mode only.
   public var unwinding: UnwindingSummary? = nil
+  /// nil when HTTP tracing was off or could not start.
+  public var http: HTTPTracingSummary? = nil
+  /// Things the user should know that did not stop the recording (HTTP tracing unavailable, say).
+  public var warnings: [String] = []
 
   /// Samples that were taken in the kernel but are not in the profile.
   public var lostSamples: UInt64 { counters.lostSamples + UInt64(malformedRecords) }
@@ -32,7 +36,16 @@ public struct RecordingSummary: Sendable {
       "lost samples: \(lostSamples) (ring buffer full: \(counters.ringBufferFull), undecodable: \(malformedRecords)); kernel stack errors: \(counters.kernelStackErrors); user stack errors: \(counters.userStackErrors)",
     ]
     if let unwinding { lines.append(unwinding.text) }
+    if let http, http.spans > 0 || http.eventsLost > 0 { lines.append(http.text) }
     return lines
+  }
+}
+
+extension HTTPTracingSummary {
+  /// One line for the end-of-run summary and the profile's comments.
+  public var text: String {
+    "HTTP spans: \(spans) captured (\(serverSpans) server, \(clientSpans) client); L7 events lost: \(eventsLost); "
+      + "rejected: \(rejectedExchanges); non-HTTP connections: \(counters.notHTTP); bad traceparent headers: \(counters.rejectedTraceparents)"
   }
 }
 
