@@ -67,4 +67,18 @@ import Testing
           frequency: 99, pids: [getpid()], userStackCopyBytes: 1 << 20))
     }
   }
+
+  @Test(arguments: [8, 4096, 65536])
+  func theVerifierAcceptsEveryCopySize(bytes: Int) throws {
+    guard TestEnvironment.bpfAvailable(for: #function) else {
+      #expect(!TestEnvironment.isCI, "CI runs as root, where BPF must work")
+      return
+    }
+    // The copy size is a load-time constant, so the verifier checks each size's loop bounds anew.
+    let sampler = try CPUSampler(
+      configuration: SamplerConfiguration(
+        frequency: 99, pids: [getpid()], userStackCopyBytes: bytes))
+    #expect(!sampler.sampledCPUs.isEmpty)
+    sampler.close()
+  }
 }
