@@ -42,6 +42,32 @@ final class CFICache {
 
   func cfi(for mapping: Mapping, pid: Int32) -> Loaded {
     if mapping.kind == .vdso { return vdsoInformation() }
+    // Consecutive frames are mostly in the same file: compare integers before hashing a key.
+    if let last = lastLookup, last.start == mapping.start, last.inode == mapping.inode,
+      last.device == mapping.device, last.pid == pid, last.buildID == mapping.buildID
+    {
+      clock += 1
+      last.loaded.lastUse = clock
+      return last.loaded
+    }
+    let loaded = lookUp(mapping, pid: pid)
+    lastLookup = LastLookup(
+      start: mapping.start, inode: mapping.inode, device: mapping.device, pid: pid,
+      buildID: mapping.buildID, loaded: loaded)
+    return loaded
+  }
+
+  private struct LastLookup {
+    var start: UInt64
+    var inode: UInt64
+    var device: UInt64
+    var pid: Int32
+    var buildID: BuildID?
+    var loaded: Loaded
+  }
+  private var lastLookup: LastLookup?
+
+  private func lookUp(_ mapping: Mapping, pid: Int32) -> Loaded {
     let key = Key(
       device: mapping.device, inode: mapping.inode, path: mapping.inode == 0 ? mapping.path : "",
       buildID: mapping.buildID)
