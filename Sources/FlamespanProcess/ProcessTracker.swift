@@ -30,6 +30,12 @@ public final class ProcessTracker: @unchecked Sendable {
       if error.code == .noSuchProcess { lock.withLock { processesGoneCount += 1 } }
       return false
     }
+    // A zombie (or a process between exit_mm and reaping) still has /proc/PID/maps, but it is empty. Stored,
+    // it would hide the real snapshot taken earlier from every later lookup.
+    guard !maps.mappings.isEmpty else {
+      lock.withLock { processesGoneCount += 1 }
+      return false
+    }
     store(maps, at: time)
     return true
   }

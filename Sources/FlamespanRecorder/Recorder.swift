@@ -68,6 +68,7 @@ public final class Recorder {
         try spanCollector?.addTarget(pid: launcher.pid)
         try sampler.addTarget(pid: launcher.pid)
       } catch { throw RecordError(error) }
+      launcher.release()
     }
 
     let wallStart = Self.realtimeNanos()
@@ -114,7 +115,10 @@ public final class Recorder {
           aggregator.noteSnapshot(pid: pid, time: time)
         }
       case .process(.exit, let pid, let time, _):
-        if !tracker.hasSnapshot(pid: pid) { tracker.snapshot(pid: pid, at: time) }
+        // Only a process with samples needs its maps; any other exit on the machine is none of our business.
+        if aggregator.processes.contains(pid) && !tracker.hasSnapshot(pid: pid) {
+          tracker.snapshot(pid: pid, at: time)
+        }
       case .malformed:
         malformed += 1
       }
@@ -176,7 +180,8 @@ public final class Recorder {
       durationNanos: elapsed, frequency: options.frequency, sampledCPUs: sampledCPUs,
       samplesReceived: aggregator.sampleCount, counters: counters, malformedRecords: malformed,
       processes: aggregator.processes.count, mapsSnapshots: tracker.snapshotsTaken,
-      processesGoneBeforeMaps: tracker.processesGone, commandExitStatus: launched?.exitStatus,
+      processesGoneBeforeMaps: aggregator.processes.filter { !tracker.hasSnapshot(pid: $0) }.count,
+      commandExitStatus: launched?.exitStatus,
       unwinding: copiesStacks ? dwarf.summary(copyFailures: counters.stackCopyFailed) : nil,
       http: http?.summary, warnings: warnings)
     let profile = Profile(
