@@ -48,9 +48,15 @@ enum RecordSummaryText {
         lines.append(
           String(
             format: "  %5.1f%%  %5.1f%%  %@", 100 * Double(share.selfCount) / Double(total),
-            100 * Double(share.totalCount) / Double(total), share.name))
+            100 * Double(share.totalCount) / Double(total), abbreviated(share.name)))
       }
     }
     return lines.joined(separator: "\n")
+  }
+
+  /// C++ and Swift names can run to hundreds of characters; the summary is for reading at a glance, the
+  /// profile keeps the full name.
+  static func abbreviated(_ name: String, limit: Int = 110) -> String {
+    name.count <= limit ? name : String(name.prefix(limit - 1)) + "…"
   }
 }
