@@ -61,7 +61,9 @@ let package = Package(
     // Locating the package, building samples/, running the CLI and gating real-BPF tests on privileges.
     .target(name: "FlamespanTestSupport", path: "Tests/FlamespanTestSupport"),
     .testTarget(name: "FlamespanModelTests", dependencies: ["FlamespanModel"]),
-    .testTarget(name: "FlamespanL7Tests", dependencies: ["FlamespanL7", "FlamespanModel"]),
+    .testTarget(
+      name: "FlamespanL7Tests",
+      dependencies: ["FlamespanL7", "FlamespanModel", "FlamespanExport", "FlamespanTestSupport"]),
     .testTarget(
       name: "FlamespanUnwinderTests",
       dependencies: ["FlamespanUnwinder", "FlamespanProcess", "FlamespanModel", "FlamespanTestSupport"],
