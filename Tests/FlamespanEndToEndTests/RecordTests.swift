@@ -191,10 +191,11 @@ import Testing
     let folded = out.appendingPathComponent("machine.folded")
     let recorder = Process()
     recorder.executableURL = URL(fileURLWithPath: TestEnvironment.flamespanBinary)
-    recorder.arguments = ["record", "-q", "-d", "3s", "-o", folded.path]
+    // 499 Hz and a generous start-up wait keep the count well clear of the bound on a loaded machine.
+    recorder.arguments = ["record", "-q", "-F", "499", "-d", "5s", "-o", folded.path]
     recorder.standardError = FileHandle.nullDevice
     try recorder.run()
-    Thread.sleep(forTimeInterval: 1.0)
+    Thread.sleep(forTimeInterval: 1.5)
     let workload = try Run.command([try sample("hotpaths"), "1"])
     #expect(workload.status == 0)
     recorder.waitUntilExit()
