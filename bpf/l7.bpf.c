@@ -69,9 +69,11 @@ struct scratch {
   char data[SCAN_BYTES + SCAN_SLACK];
 };
 
+// 16 MiB hold ~67k exchange records: a few seconds of a busy loopback server, so that a consumer that
+// falls behind for a moment (symbolizing, a busy CPU) does not lose spans.
 struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
-  __uint(max_entries, 4 * 1024 * 1024);
+  __uint(max_entries, 16 * 1024 * 1024);
 } l7_events SEC(".maps");
 
 struct {

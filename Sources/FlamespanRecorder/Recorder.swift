@@ -126,7 +126,8 @@ public final class Recorder {
 
     while true {
       do {
-        try sampler.poll(timeoutMilliseconds: 100, handler: handle)
+        // The two ring buffers are separate; a shorter wait keeps the L7 one drained under request load.
+        try sampler.poll(timeoutMilliseconds: spanCollector == nil ? 100 : 20, handler: handle)
         try spanCollector?.drain()
       } catch {
         throw RecordError(error)
