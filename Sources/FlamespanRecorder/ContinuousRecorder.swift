@@ -13,9 +13,14 @@ public struct ContinuousRecordingOptions: Sendable {
   public var windowNanos: UInt64 = 10_000_000_000
   /// Also load the L7 tracer, so samples carry the HTTP span their thread was serving.
   public var traceHTTP = true
-  /// An always-on agent keeps fewer parsed files than a one-shot recording: each can hold tens of MiB of
-  /// symbol and line tables, and the files a machine keeps running stay hot in any case.
-  public var symbolizer = SymbolizerOptions(maxCachedFiles: 16)
+  /// The default 64 parsed files: with 16, a machine running builds (a new compiler process every few
+  /// seconds, each with a dozen big files) evicted and re-parsed files every window, which cost more CPU
+  /// than the memory it saved (bench/agent/RESULTS.md).
+  public var symbolizer = SymbolizerOptions()
+  /// Resident bytes above which the symbolizer's caches are dropped after a window (nil: never). The cache
+  /// is bounded by file count, and one parsed compiler binary can hold 100 MiB, so this is what keeps an
+  /// agent on a build machine inside its memory limit.
+  public var memoryBudgetBytes: UInt64? = nil
   /// Windows cut but not yet symbolized. Past this the oldest is dropped (and counted) so that sampling
   /// never waits for symbolization.
   public var pendingWindowLimit = 4
@@ -48,6 +53,8 @@ public struct ContinuousRecorderStatistics: Sendable {
   /// Why HTTP tracing is off when it was asked for (for example tracefs missing); nil when it runs.
   public var l7Unavailable: String?
   public var symbolizer = SymbolizerStatistics()
+  /// Times the symbolizer's caches were dropped to get back under `memoryBudgetBytes`.
+  public var symbolizerResets = 0
   public var trackedProcesses = 0
   /// Wall time the last window took to symbolize.
   public var lastResolveNanos: UInt64 = 0
@@ -98,6 +105,7 @@ public final class ContinuousRecorder: @unchecked Sendable {
     let tracker = ProcessTracker()
     let resolver = WindowResolver(
       tracker: tracker, symbolizer: Symbolizer(options: options.symbolizer),
+      symbolizerOptions: options.symbolizer, memoryBudget: options.memoryBudgetBytes,
       limit: max(options.pendingWindowLimit, 1),
       periodNanos: Int64(1_000_000_000 / max(options.frequency, 1)),
       recorder: self, onWindow: onWindow)
@@ -179,11 +187,12 @@ public final class ContinuousRecorder: @unchecked Sendable {
   }
 
   fileprivate func noteResolved(
-    symbolizer: SymbolizerStatistics, tracked: Int, nanos: UInt64, dropped: Int
+    symbolizer: SymbolizerStatistics, tracked: Int, nanos: UInt64, dropped: Int, resets: Int
   ) {
     lock.withLock {
       stats.windowsResolved += 1
       stats.symbolizer = symbolizer
+      stats.symbolizerResets = resets
       stats.trackedProcesses = tracked
       stats.lastResolveNanos = nanos
       stats.windowsDroppedBeforeSymbolization = dropped
@@ -212,7 +221,12 @@ private struct PendingWindow: @unchecked Sendable {
 /// The symbolizing thread and its bounded inbox.
 private final class WindowResolver: @unchecked Sendable {
   private let tracker: ProcessTracker
-  private let symbolizer: Symbolizer
+  private var symbolizer: Symbolizer
+  private let symbolizerOptions: SymbolizerOptions
+  private let memoryBudget: UInt64?
+  private var resets = 0
+  /// Statistics of symbolizers already dropped, so the totals keep counting across resets.
+  private var retiredStatistics = SymbolizerStatistics()
   private let limit: Int
   private let periodNanos: Int64
   private weak var recorder: ContinuousRecorder?
@@ -229,11 +243,14 @@ private final class WindowResolver: @unchecked Sendable {
   private static let spanNameLimit = 50_000
 
   init(
-    tracker: ProcessTracker, symbolizer: Symbolizer, limit: Int, periodNanos: Int64,
+    tracker: ProcessTracker, symbolizer: Symbolizer, symbolizerOptions: SymbolizerOptions,
+    memoryBudget: UInt64?, limit: Int, periodNanos: Int64,
     recorder: ContinuousRecorder, onWindow: @escaping @Sendable (RecordedWindow) -> Void
   ) {
     self.tracker = tracker
     self.symbolizer = symbolizer
+    self.symbolizerOptions = symbolizerOptions
+    self.memoryBudget = memoryBudget
     self.limit = limit
     self.periodNanos = periodNanos
     self.recorder = recorder
@@ -314,13 +331,21 @@ private final class WindowResolver: @unchecked Sendable {
     // Symbolizing a big binary parses its tables into short-lived allocations; hand the freed pages back
     // so the agent's resident size follows its caches, not its peak.
     Self.releaseFreedMemory()
+    var statistics = retiredStatistics.adding(symbolizer.statistics)
+    if let memoryBudget, Self.residentBytes() > memoryBudget {
+      retiredStatistics = statistics
+      symbolizer = Symbolizer(options: symbolizerOptions)
+      resets += 1
+      Self.releaseFreedMemory()
+      statistics = retiredStatistics
+    }
     onWindow(
       RecordedWindow(
         sequence: window.sequence, profile: profile, exchanges: window.exchanges,
         monotonicToUnixNanos: window.monotonicToUnix, isLast: window.isLast))
     recorder?.noteResolved(
-      symbolizer: symbolizer.statistics, tracked: tracker.trackedProcesses,
-      nanos: ProcessInspector.monotonicNanos() - began, dropped: dropped)
+      symbolizer: statistics, tracked: tracker.trackedProcesses,
+      nanos: ProcessInspector.monotonicNanos() - began, dropped: dropped, resets: resets)
   }
 
   /// glibc's malloc_trim, which Swift's Glibc module does not import; looked up once.
@@ -331,6 +356,16 @@ private final class WindowResolver: @unchecked Sendable {
 
   static func releaseFreedMemory() { _ = mallocTrim?(0) }
 
+  /// This process's resident set from /proc/self/statm (0 when unreadable).
+  static func residentBytes() -> UInt64 {
+    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else {
+      return 0
+    }
+    let fields = text.split(separator: " ")
+    guard fields.count > 1, let pages = UInt64(fields[1]) else { return 0 }
+    return pages * UInt64(sysconf(Int32(_SC_PAGESIZE)))
+  }
+
   /// "METHOD /path" from a raw request line, the query string cut off; nil when it is not one.
   static func spanName(_ requestLine: [UInt8]) -> String? {
     let text = String(decoding: requestLine, as: UTF8.self)
@@ -338,5 +373,17 @@ private final class WindowResolver: @unchecked Sendable {
     guard parts.count >= 2, parts[0].allSatisfy({ $0.isUppercase }) else { return nil }
     let path = parts[1].split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0]
     return "\(parts[0]) \(path)"
+  }
+}
+
+extension SymbolizerStatistics {
+  fileprivate func adding(_ other: SymbolizerStatistics) -> SymbolizerStatistics {
+    var sum = self
+    sum.cacheHits += other.cacheHits
+    sum.cacheMisses += other.cacheMisses
+    sum.filesParsed += other.filesParsed
+    sum.evictions += other.evictions
+    sum.addressesResolved += other.addressesResolved
+    return sum
   }
 }

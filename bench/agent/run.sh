@@ -106,7 +106,7 @@ BPF map memory:         $MAP_BYTES bytes (bytes_memlock of the agent's maps)
 $(cat "$OUT/maps.txt")
 exports received:       $PROFILES profiles, $TRACES traces
 samples, lost:          $(echo "$METRICS" | awk '/^flamespan_samples_total/ {s=$2} /^flamespan_lost_samples_total/ {l=$2} END {print s", "l}')
-symbolizer hit ratio:   $(echo "$METRICS" | awk '/^flamespan_symbolizer_cache_hit_ratio/ {print $2}')
+symbolizer:             hit ratio $(echo "$METRICS" | awk "/^flamespan_symbolizer_cache_hit_ratio/ {print \$2}"), files parsed $(echo "$METRICS" | awk "/^flamespan_symbolizer_files_parsed_total/ {print \$2}"), evictions $(echo "$METRICS" | awk "/^flamespan_symbolizer_evictions_total/ {print \$2}"), cache resets $(echo "$METRICS" | awk "/^flamespan_symbolizer_resets_total/ {print \$2}")
 SIGTERM to exit:        ${STOP_S} s, exit status $STATUS
 output:                 $OUT
 REPORT

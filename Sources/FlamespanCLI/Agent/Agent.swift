@@ -28,6 +28,7 @@ final class Agent: @unchecked Sendable {
     options.frequency = configuration.frequency
     options.windowNanos = configuration.exportIntervalNanos
     options.traceHTTP = configuration.traceHTTP
+    options.memoryBudgetBytes = configuration.memoryBudgetBytes
     recorder = ContinuousRecorder(options: options)
     queue = ExportQueue(limits: configuration.queueLimits, log: { Log.info($0) })
     self.store = store

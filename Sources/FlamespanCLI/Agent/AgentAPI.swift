@@ -279,6 +279,16 @@ enum AgentMetrics {
       "flamespan_symbolizer_cache_misses_total", "counter", "Symbolizer file cache misses.",
       stats.symbolizer.cacheMisses)
     one(
+      "flamespan_symbolizer_resets_total", "counter",
+      "Times the symbolizer caches were dropped to stay under --memory-budget.",
+      stats.symbolizerResets)
+    one(
+      "flamespan_symbolizer_files_parsed_total", "counter", "Files the symbolizer parsed.",
+      stats.symbolizer.filesParsed)
+    one(
+      "flamespan_symbolizer_evictions_total", "counter", "Parsed files dropped from the cache.",
+      stats.symbolizer.evictions)
+    one(
       "flamespan_symbolizer_cache_hit_ratio", "gauge", "Hits over lookups since start.",
       lookups == 0 ? 0 : Double(stats.symbolizer.cacheHits) / Double(lookups))
     one(

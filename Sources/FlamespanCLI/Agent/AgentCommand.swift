@@ -72,8 +72,16 @@ struct AgentCommand: ParsableCommand {
   var retryMaxBackoff: String?
   @Option(help: ArgumentHelp("Trace HTTP/1.x requests (default true).", valueName: "bool"))
   var traceHttp: String?
+  @Option(
+    help: ArgumentHelp(
+      "Resident bytes past which symbolizer caches are dropped (default 100663296 = 96 MiB; 0: never).",
+      valueName: "bytes"))
+  var memoryBudget: String?
   @Option(help: ArgumentHelp("Log a status line every window (default true).", valueName: "bool"))
   var statusLines: String?
+
+  @Flag(help: "Print the effective settings, each with where it came from, and exit.")
+  var printConfig = false
 
   func settings(environment: [String: String]) throws -> AgentSettings {
     var settings = AgentSettings()
@@ -89,7 +97,7 @@ struct AgentCommand: ParsableCommand {
       ("listen", listen),
       ("queue-windows", queueWindows), ("queue-bytes", queueBytes),
       ("retry-max-backoff", retryMaxBackoff),
-      ("trace-http", traceHttp), ("status-lines", statusLines),
+      ("trace-http", traceHttp), ("status-lines", statusLines), ("memory-budget", memoryBudget),
     ]
     for (key, value) in flags { settings.fill(key, value, source: "--\(key)") }
     let variables: [(String, String)] = [
@@ -119,6 +127,11 @@ struct AgentCommand: ParsableCommand {
     } catch {
       Console.error("flamespan agent: \(error)")
       throw ExitCode(2)
+    }
+    if printConfig {
+      let merged = try settings(environment: ProcessInfo.processInfo.environment)
+      print(configurationText(configuration, merged))
+      return
     }
     var store: WindowStore?
     if let directory = configuration.storeDirectory {
@@ -177,6 +190,43 @@ struct AgentCommand: ParsableCommand {
       "stopped: \(exports.windowsExported) windows exported, \(exports.windowsDropped) dropped, \(lost) unsent at exit; BPF programs detached"
     )
   }
+}
+
+/// One `key = value  # source` line per setting, in the config file's syntax, header values masked
+/// (they usually carry credentials).
+func configurationText(_ configuration: AgentConfiguration, _ settings: AgentSettings) -> String {
+  func source(_ key: String) -> String { settings.values[key]?.source ?? "default" }
+  let lines: [(String, String)] = [
+    ("frequency", String(configuration.frequency)),
+    ("export-interval", "\(Double(configuration.exportIntervalNanos) / 1e9)s"),
+    ("profiles-endpoint", configuration.profilesEndpoint?.description ?? ""),
+    ("traces-endpoint", configuration.tracesEndpoint?.description ?? ""),
+    ("headers", configuration.headers.map { "\($0.0)=***" }.joined(separator: ",")),
+    (
+      "resource-attributes",
+      configuration.resourceAttributes.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
+    ),
+    ("service-name", configuration.serviceName ?? ""),
+    ("gzip", String(configuration.gzip)),
+    ("pyroscope", configuration.pyroscopeEndpoint?.description ?? ""),
+    ("store", configuration.storeDirectory ?? ""),
+    ("retention", "\(Double(configuration.retentionNanos) / 1e9)s"),
+    ("listen", configuration.listen ?? "off"),
+    ("queue-windows", String(configuration.queueLimits.maximumWindows)),
+    ("queue-bytes", String(configuration.queueLimits.maximumBytes)),
+    ("trace-http", String(configuration.traceHTTP)),
+    ("memory-budget", configuration.memoryBudgetBytes.map(String.init) ?? "0"),
+  ]
+  return lines.map { key, value in
+    let origin =
+      key == "profiles-endpoint" && settings.values[key] == nil
+        && settings.values["endpoint"] != nil
+      ? source("endpoint")
+      : key == "traces-endpoint" && settings.values[key] == nil
+        && settings.values["endpoint"] != nil
+        ? source("endpoint") : source(key)
+    return "\(key) = \(value)  # \(origin)"
+  }.joined(separator: "\n")
 }
 
 /// Remembers when SIGINT or SIGTERM first arrived, which starts the shutdown budget.

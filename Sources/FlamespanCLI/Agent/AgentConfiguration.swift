@@ -23,6 +23,8 @@ struct AgentConfiguration: Sendable {
   var listen: String? = "127.0.0.1:7470"
   var queueLimits = ExportQueueLimits()
   var statusLines = true
+  /// Resident bytes past which the symbolizer's caches are dropped after a window.
+  var memoryBudgetBytes: UInt64? = 96 << 20
 }
 
 struct ConfigurationError: Error, CustomStringConvertible {
@@ -37,7 +39,7 @@ struct AgentSettings {
     "frequency", "export-interval", "endpoint", "profiles-endpoint", "traces-endpoint", "headers",
     "resource-attributes", "service-name", "host-name", "gzip", "pyroscope", "pyroscope-app",
     "store", "retention", "store-max-bytes", "listen", "queue-windows", "queue-bytes",
-    "retry-max-backoff", "trace-http", "status-lines",
+    "retry-max-backoff", "trace-http", "status-lines", "memory-budget",
   ]
 
   var values: [String: (value: String, source: String)] = [:]
@@ -176,6 +178,9 @@ struct AgentSettings {
     }
     if let value = try boolean("trace-http") { configuration.traceHTTP = value }
     if let value = try boolean("status-lines") { configuration.statusLines = value }
+    if let value = try integer("memory-budget", 0...Int.max) {
+      configuration.memoryBudgetBytes = value == 0 ? nil : UInt64(value)
+    }
     return configuration
   }
 }

@@ -1,0 +1,90 @@
+import FlamespanTestSupport
+import Foundation
+import Testing
+
+/// How `flamespan agent` merges its settings: flags over OTEL_* variables over the config file over
+/// defaults. Needs no privileges: `--print-config` shows the result, with the source of each value.
+struct AgentConfigurationTests {
+  func printConfig(_ arguments: [String], environment: [String: String] = [:]) throws -> Run.Result
+  {
+    // Unset inherited OTEL_* variables so only the test's own apply.
+    var clean: [String: String] = [:]
+    for key in ProcessInfo.processInfo.environment.keys where key.hasPrefix("OTEL_") {
+      clean[key] = ""
+    }
+    return try Run.command(
+      [AgentHarness.binary, "agent", "--print-config"] + arguments,
+      environment: clean.merging(environment) { $1 })
+  }
+
+  func settings(_ output: String) -> [String: (value: String, source: String)] {
+    var result: [String: (String, String)] = [:]
+    for line in output.split(separator: "\n") {
+      let parts = line.components(separatedBy: " = ")
+      guard parts.count == 2 else { continue }
+      let valueAndSource = parts[1].components(separatedBy: "  # ")
+      result[parts[0]] = (valueAndSource[0], valueAndSource.last ?? "")
+    }
+    return result
+  }
+
+  @Test func flagsBeatEnvironmentWhichBeatsTheFileWhichBeatsDefaults() throws {
+    let directory = try TestEnvironment.temporaryDirectory("agent-config")
+    let file = directory.appendingPathComponent("agent.conf")
+    try """
+    # comments and blank lines are fine
+
+    endpoint = http://file-host:4318
+    frequency = 50
+    export-interval = 3s
+    headers = "x-api-key=from-file"
+    queue-windows = 7
+    """.write(to: file, atomically: true, encoding: .utf8)
+    let result = try printConfig(
+      ["--config", file.path, "--frequency", "29"],
+      environment: [
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://env-host:4318/",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://traces-host:9999/custom/path",
+        "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=prod,team=two%20words",
+        "OTEL_SERVICE_NAME": "fallback-service",
+      ])
+    #expect(result.status == 0, "\(result.stderr)")
+    let values = settings(result.stdout)
+    #expect(values["frequency"]?.value == "29" && values["frequency"]?.source == "--frequency")
+    #expect(values["export-interval"]?.value == "3.0s")
+    #expect(values["export-interval"]?.source == file.path)
+    #expect(values["profiles-endpoint"]?.value == "http://env-host:4318/v1development/profiles")
+    #expect(
+      values["traces-endpoint"]?.value == "http://traces-host:9999/custom/path",
+      "signal URLs are used as they are")
+    #expect(values["resource-attributes"]?.value == "deployment.environment=prod,team=two words")
+    #expect(values["service-name"]?.value == "fallback-service")
+    #expect(values["headers"]?.value == "x-api-key=***", "header values never printed")
+    #expect(values["queue-windows"]?.value == "7")
+    #expect(values["listen"]?.value == "127.0.0.1:7470" && values["listen"]?.source == "default")
+  }
+
+  @Test func badSettingsAreRefusedWithWhereAndWhy() throws {
+    let directory = try TestEnvironment.temporaryDirectory("agent-config-bad")
+    let file = directory.appendingPathComponent("bad.conf")
+    try "frequency = 19\nexport_interval = 5s\n".write(to: file, atomically: true, encoding: .utf8)
+    let unknownKey = try printConfig(["--config", file.path])
+    #expect(unknownKey.status == 2)
+    #expect(unknownKey.stderr.contains("\(file.path):2: unknown key \"export_interval\""))
+
+    let badDuration = try printConfig(["--export-interval", "soon"])
+    #expect(badDuration.status == 2 && badDuration.stderr.contains("not a duration"))
+    let tooShort = try printConfig(["--export-interval", "10ms"])
+    #expect(tooShort.status == 2 && tooShort.stderr.contains("at least 100ms"))
+    let tls = try printConfig(
+      [], environment: ["OTEL_EXPORTER_OTLP_ENDPOINT": "https://collector:4318"])
+    #expect(tls.status == 2 && tls.stderr.contains("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    #expect(tls.stderr.contains("https is not supported"))
+    let badList = try printConfig([], environment: ["OTEL_EXPORTER_OTLP_HEADERS": "novalue"])
+    #expect(badList.status == 2 && badList.stderr.contains("expected key=value"))
+    let missing = try printConfig([
+      "--config", directory.appendingPathComponent("absent.conf").path,
+    ])
+    #expect(missing.status == 2 && missing.stderr.contains("cannot read the config file"))
+  }
+}
