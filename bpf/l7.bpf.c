@@ -118,6 +118,32 @@ struct {
   __type(value, __u64);
 } l7_counters SEC(".maps");
 
+// An SSL_read/SSL_write(_ex) in flight on a thread: the plaintext buffer, and the socket fd once the nested
+// read/write syscall names it.
+struct tls_call {
+  __u64 ssl;
+  __u64 buffer;
+  __u64 transferred_out; // the size_t* of the _ex forms, or 0
+  __s32 fd;
+  __u8 writing;
+  __u8 reserved[3];
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 16384);
+  __type(key, __u64);
+  __type(value, struct tls_call);
+} l7_tls_calls SEC(".maps");
+
+// The socket of each SSL object, for the calls OpenSSL answers from its buffer without a syscall.
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 16384);
+  __type(key, __u64);
+  __type(value, __s32);
+} l7_tls_sockets SEC(".maps");
+
 // Same definition as in profile.bpf.c: the sampler reuses this map's fd.
 struct {
   __uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -502,8 +528,22 @@ static __always_inline void track_connection(int fd, __u8 role) {
     count(FS_L7_COUNTER_CONN_MAP_FULL);
 }
 
+static __always_inline void note_tls_socket(__u64 pid_tgid, int fd) {
+  struct tls_call *call = bpf_map_lookup_elem(&l7_tls_calls, &pid_tgid);
+  if (!call || call->fd >= 0)
+    return;
+  call->fd = fd;
+  bpf_map_update_elem(&l7_tls_sockets, &call->ssl, &fd, BPF_ANY);
+}
+
+static __always_inline bool inside_tls_call(void) {
+  __u64 pid_tgid = bpf_get_current_pid_tgid();
+  return bpf_map_lookup_elem(&l7_tls_calls, &pid_tgid) != NULL;
+}
+
 static __always_inline void remember_io(int fd, __u64 buffer, __u8 indirection) {
   __u64 pid_tgid = bpf_get_current_pid_tgid();
+  note_tls_socket(pid_tgid, fd);
   struct conn_key key = {.tgid = pid_tgid >> 32, .fd = fd};
   struct conn *conn = bpf_map_lookup_elem(&l7_connections, &key);
   if (!conn)
@@ -516,6 +556,7 @@ static __always_inline void remember_io(int fd, __u64 buffer, __u8 indirection) 
 // before the thread blocks, so its idle time and unrelated work do not count.
 static __always_inline void before_read(int fd, __u64 buffer, __u8 indirection) {
   __u64 pid_tgid = bpf_get_current_pid_tgid();
+  note_tls_socket(pid_tgid, fd);
   struct conn_key key = {.tgid = pid_tgid >> 32, .fd = fd};
   struct conn *conn = bpf_map_lookup_elem(&l7_connections, &key);
   if (!conn)
@@ -538,12 +579,33 @@ static __always_inline struct conn *take_pending(struct pending_io *io, struct c
   return bpf_map_lookup_elem(&l7_connections, key);
 }
 
+static __always_inline bool inside_tls_call(void);
+static __always_inline void process_read(struct conn *conn, struct conn_key key, struct pending_io io,
+                                         long transferred);
+static __always_inline void process_write(struct conn *conn, struct conn_key key, struct pending_io io,
+                                          long transferred);
+
+// Syscall exits. Inside an SSL_read/SSL_write the bytes are ciphertext: the uprobes handle the plaintext.
 static __always_inline void after_read(long transferred) {
   struct pending_io io;
   struct conn_key key;
   struct conn *conn = take_pending(&io, &key);
-  if (!conn || transferred <= 0)
+  if (!conn || transferred <= 0 || inside_tls_call())
     return;
+  process_read(conn, key, io, transferred);
+}
+
+static __always_inline void after_write(long transferred) {
+  struct pending_io io;
+  struct conn_key key;
+  struct conn *conn = take_pending(&io, &key);
+  if (!conn || transferred <= 0 || inside_tls_call())
+    return;
+  process_write(conn, key, io, transferred);
+}
+
+static __always_inline void process_read(struct conn *conn, struct conn_key key, struct pending_io io,
+                                         long transferred) {
   __u64 pid_tgid = bpf_get_current_pid_tgid();
   __u32 zero = 0;
   struct scratch *scratch = bpf_map_lookup_elem(&l7_scratch, &zero);
@@ -600,12 +662,8 @@ static __always_inline void after_read(long transferred) {
   }
 }
 
-static __always_inline void after_write(long transferred) {
-  struct pending_io io;
-  struct conn_key key;
-  struct conn *conn = take_pending(&io, &key);
-  if (!conn || transferred <= 0)
-    return;
+static __always_inline void process_write(struct conn *conn, struct conn_key key, struct pending_io io,
+                                          long transferred) {
   __u64 pid_tgid = bpf_get_current_pid_tgid();
 
   if (conn->role == FS_L7_ROLE_SERVER) {
@@ -821,6 +879,85 @@ int enter_close(struct trace_event_raw_sys_enter *ctx) {
   return 0;
 }
 
+// ---- TLS: OpenSSL/BoringSSL plaintext, attached per library by user space ------------------------------
+
+static __always_inline void tls_enter(__u64 ssl, __u64 buffer, __u64 transferred_out, __u8 writing) {
+  __u64 pid_tgid = bpf_get_current_pid_tgid();
+  if (!is_target(pid_tgid >> 32))
+    return;
+  struct tls_call call = {
+      .ssl = ssl, .buffer = buffer, .transferred_out = transferred_out, .fd = -1, .writing = writing};
+  bpf_map_update_elem(&l7_tls_calls, &pid_tgid, &call, BPF_ANY);
+}
+
+static __always_inline void tls_exit(long result) {
+  __u64 pid_tgid = bpf_get_current_pid_tgid();
+  struct tls_call *pending = bpf_map_lookup_elem(&l7_tls_calls, &pid_tgid);
+  if (!pending)
+    return;
+  struct tls_call call = *pending;
+  bpf_map_delete_elem(&l7_tls_calls, &pid_tgid);
+  // Every probed function returns int: the upper half of the register is not part of the value.
+  long transferred = (int)result;
+  if (call.transferred_out) {
+    size_t count = 0;
+    if (transferred != 1 || bpf_probe_read_user(&count, sizeof(count), (void *)call.transferred_out) != 0)
+      return;
+    transferred = count;
+  }
+  if (transferred <= 0)
+    return;
+  if (call.fd < 0) {
+    __s32 *known = bpf_map_lookup_elem(&l7_tls_sockets, &call.ssl);
+    if (!known)
+      return;
+    call.fd = *known;
+  }
+  struct conn_key key = {.tgid = pid_tgid >> 32, .fd = call.fd};
+  struct conn *conn = bpf_map_lookup_elem(&l7_connections, &key);
+  if (!conn)
+    return;
+  struct pending_io io = {.buffer = call.buffer, .fd = call.fd, .indirection = 0};
+  if (call.writing) {
+    process_write(conn, key, io, transferred);
+  } else {
+    // A server reading again has answered (the nested read may not have happened: buffered data).
+    if (conn->role == FS_L7_ROLE_SERVER && conn->state == CONN_RESPONSE)
+      finish_exchange(conn, FS_L7_END_NEXT_READ, 0);
+    process_read(conn, key, io, transferred);
+  }
+}
+
+SEC("uprobe")
+int BPF_KPROBE(tls_read_enter, void *ssl, void *buffer, int size) {
+  tls_enter((__u64)ssl, (__u64)buffer, 0, 0);
+  return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(tls_read_ex_enter, void *ssl, void *buffer, size_t size, size_t *read_bytes) {
+  tls_enter((__u64)ssl, (__u64)buffer, (__u64)read_bytes, 0);
+  return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(tls_write_enter, void *ssl, const void *buffer, int size) {
+  tls_enter((__u64)ssl, (__u64)buffer, 0, 1);
+  return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(tls_write_ex_enter, void *ssl, const void *buffer, size_t size, size_t *written) {
+  tls_enter((__u64)ssl, (__u64)buffer, (__u64)written, 1);
+  return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(tls_exit_probe, long result) {
+  tls_exit(result);
+  return 0;
+}
+
 // Children forked by a target (nginx workers, pre-fork servers) are traced too.
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(l7_on_fork, struct task_struct *parent, struct task_struct *child) {
@@ -843,6 +980,7 @@ int BPF_PROG(l7_on_exit, struct task_struct *task) {
   // A thread that dies while serving must not leave its span for a future thread with the same id.
   bpf_map_delete_elem(&traces_ctx_v1, &pid_tgid);
   bpf_map_delete_elem(&l7_pending, &pid_tgid);
+  bpf_map_delete_elem(&l7_tls_calls, &pid_tgid);
   if ((__u32)pid_tgid == pid && filter_by_pid)
     bpf_map_delete_elem(&l7_targets, &pid);
   return 0;

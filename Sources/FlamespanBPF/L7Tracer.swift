@@ -53,6 +53,9 @@ public final class L7Tracer {
       close()
       throw error
     }
+    // Plaintext of the processes that already use libssl; a library that will not take probes costs the
+    // TLS spans of that process, not the tracer.
+    for pid in configuration.pids ?? [] { _ = try? attachTLS(pid: pid) }
   }
 
   deinit { close() }
@@ -89,6 +92,66 @@ public final class L7Tracer {
     for pid in configuration.pids ?? [] { try addTarget(pid: pid) }
   }
 
+  /// OpenSSL/BoringSSL libraries whose SSL_read/SSL_write(_ex) carry uprobes.
+  public private(set) var tlsLibraries: Set<String> = []
+
+  /// Attaches the TLS uprobes to the libssl mapped by `pid` (once per library file; the probes filter by
+  /// the traced set in the kernel). Returns the libraries newly attached. A process without libssl is not
+  /// an error.
+  @discardableResult
+  public func attachTLS(pid: Int32) throws(BPFError) -> [String] {
+    guard let maps = try? String(contentsOfFile: "/proc/\(pid)/maps", encoding: .utf8) else {
+      return []
+    }
+    var libraries: [String] = []
+    for line in maps.split(separator: "\n") {
+      guard let path = line.split(separator: " ", omittingEmptySubsequences: true).last,
+        path.hasPrefix("/"), path.split(separator: "/").last?.hasPrefix("libssl.so") == true
+      else { continue }
+      // Through the process's root, so a library in another mount namespace is the right file.
+      let library = "/proc/\(pid)/root\(path)"
+      if !tlsLibraries.contains(String(path)) && !libraries.contains(library) {
+        libraries.append(library)
+      }
+    }
+    var attached: [String] = []
+    for library in libraries {
+      let probes: [(function: String, program: String, returns: Bool)] = [
+        ("SSL_read", "tls_read_enter", false), ("SSL_read", "tls_exit_probe", true),
+        ("SSL_read_ex", "tls_read_ex_enter", false), ("SSL_read_ex", "tls_exit_probe", true),
+        ("SSL_write", "tls_write_enter", false), ("SSL_write", "tls_exit_probe", true),
+        ("SSL_write_ex", "tls_write_ex_enter", false), ("SSL_write_ex", "tls_exit_probe", true),
+      ]
+      var attachedHere = 0
+      for probe in probes {
+        guard let program = bpf_object__find_program_by_name(object, probe.program) else {
+          throw BPFError(
+            .openObject, errno: ENOENT, context: "the L7 tracer object has no \(probe.program)")
+        }
+        var options = bpf_uprobe_opts()
+        options.sz = MemoryLayout<bpf_uprobe_opts>.size
+        options.retprobe = probe.returns
+        let link = probe.function.withCString { name in
+          options.func_name = name
+          return bpf_program__attach_uprobe_opts(program, -1, library, 0, &options)
+        }
+        // BoringSSL has no _ex forms: a missing symbol is skipped, not fatal.
+        guard let link else { continue }
+        links.append(link)
+        attachedHere += 1
+      }
+      guard attachedHere > 0 else {
+        throw BPFError(
+          .attach, errno: errno, context: "cannot attach the TLS uprobes to \(library)",
+          libbpfLog: LibBPFLog.take())
+      }
+      let mapped = String(library.dropFirst("/proc/\(pid)/root".count))
+      tlsLibraries.insert(mapped)
+      attached.append(mapped)
+    }
+    return attached
+  }
+
   private func mapFD(_ name: String) throws(BPFError) -> Int32 {
     let fd = bpf_object__find_map_by_name(object, name).map { bpf_map__fd($0) } ?? -1
     guard fd >= 0 else {
@@ -101,6 +164,11 @@ public final class L7Tracer {
     var program = bpf_object__next_program(object, nil)
     while let current = program {
       let name = String(cString: bpf_program__name(current))
+      // The TLS uprobes attach per library, in attachTLS.
+      if name.hasPrefix("tls_") {
+        program = bpf_object__next_program(object, current)
+        continue
+      }
       guard let link = bpf_program__attach(current) else {
         let code = errno
         let missingTracefs =
