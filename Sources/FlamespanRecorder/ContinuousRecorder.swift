@@ -24,6 +24,9 @@ public struct ContinuousRecordingOptions: Sendable {
   /// Windows cut but not yet symbolized. Past this the oldest is dropped (and counted) so that sampling
   /// never waits for symbolization.
   public var pendingWindowLimit = 4
+  /// HTTP exchanges kept per window; past it a uniform sample of this size is kept (reservoir sampling), so
+  /// a load test on the machine (half a million requests in 10 s) costs bounded memory.
+  public var exchangeLimitPerWindow = 20_000
 
   public init() {}
 }
@@ -52,6 +55,8 @@ public struct ContinuousRecorderStatistics: Sendable {
   public var l7 = L7Counters()
   /// Why HTTP tracing is off when it was asked for (for example tracefs missing); nil when it runs.
   public var l7Unavailable: String?
+  /// Exchanges left out of windows by `exchangeLimitPerWindow`.
+  public var exchangesDropped = 0
   public var symbolizer = SymbolizerStatistics()
   /// Times the symbolizer's caches were dropped to get back under `memoryBudgetBytes`.
   public var symbolizerResets = 0
@@ -113,6 +118,9 @@ public final class ContinuousRecorder: @unchecked Sendable {
 
     var aggregator = SampleAggregator()
     var exchanges: [L7Exchange] = []
+    var exchangesSeen = 0
+    var exchangesDropped = 0
+    let exchangeLimit = max(options.exchangeLimitPerWindow, 1)
     var rescans = MapsRescanPolicy()
     var malformed = 0
     var exited: [Int32: UInt64] = [:]
@@ -133,7 +141,15 @@ public final class ContinuousRecorder: @unchecked Sendable {
       }
     }
     let handleExchange = { (event: L7Event) in
-      if case .exchange(let exchange) = event { exchanges.append(exchange) }
+      guard case .exchange(let exchange) = event else { return }
+      exchangesSeen += 1
+      if exchanges.count < exchangeLimit {
+        exchanges.append(exchange)
+        return
+      }
+      exchangesDropped += 1
+      let slot = Int.random(in: 0..<exchangesSeen)
+      if slot < exchangeLimit { exchanges[slot] = exchange }
     }
 
     var windowStart = ProcessInspector.monotonicNanos()
@@ -154,9 +170,11 @@ public final class ContinuousRecorder: @unchecked Sendable {
         stats.malformedRecords = malformed
         stats.sampler = counters
         if let l7Counters { stats.l7 = l7Counters }
+        stats.exchangesDropped = exchangesDropped
       }
       aggregator = SampleAggregator()
       exchanges = []
+      exchangesSeen = 0
       exited = [:]
       windowStart = now
       windowWallStart = Self.realtimeNanos()

@@ -18,6 +18,7 @@ final class Agent: @unchecked Sendable {
   private let lock = NSLock()
   private var windowsHandled = 0
   private var spansSeen = 0
+  private var spansDropped = 0
   private var storeErrors = 0
   private var lastStatus = (cpuNanos: UInt64(0), wall: UInt64(0))
   let startedAt = Monotonic.now()
@@ -50,6 +51,16 @@ final class Agent: @unchecked Sendable {
     }
     for index in spans.indices {
       spans[index].cpuSamples = samplesBySpan[HexCoding.decode(spans[index].spanID) ?? []] ?? 0
+    }
+    if spans.count > configuration.maximumSpansPerWindow {
+      // Spans with CPU samples are the ones a profile can explain; then the slowest.
+      spans.sort {
+        ($0.cpuSamples > 0 ? 1 : 0, $0.durationNanos) > (
+          $1.cpuSamples > 0 ? 1 : 0, $1.durationNanos
+        )
+      }
+      lock.withLock { spansDropped += spans.count - configuration.maximumSpansPerWindow }
+      spans.removeLast(spans.count - configuration.maximumSpansPerWindow)
     }
 
     var byProcess: [Int32: [ProfileSample]] = [:]
@@ -174,8 +185,8 @@ final class Agent: @unchecked Sendable {
       + "agent cpu \(String(format: "%.2f", share))% rss \(OwnUsage.residentBytes() >> 20) MiB"
   }
 
-  var counts: (windows: Int, spans: Int, storeErrors: Int) {
-    lock.withLock { (windowsHandled, spansSeen, storeErrors) }
+  var counts: (windows: Int, spans: Int, storeErrors: Int, spansDropped: Int) {
+    lock.withLock { (windowsHandled, spansSeen, storeErrors, spansDropped) }
   }
 }
 

@@ -234,6 +234,10 @@ enum AgentMetrics {
       "Windows dropped because symbolization fell behind.", stats.windowsDroppedBeforeSymbolization)
     one("flamespan_spans_total", "counter", "HTTP spans assembled.", counts.spans)
     one(
+      "flamespan_spans_dropped_total", "counter",
+      "Spans left out past --max-spans per window, and exchanges past the recorder's per-window bound.",
+      counts.spansDropped + stats.exchangesDropped)
+    one(
       "flamespan_l7_events_lost_total", "counter", "L7 exchange records lost in the kernel.",
       stats.l7.eventsLost)
     one(

@@ -74,9 +74,14 @@ struct AgentCommand: ParsableCommand {
   var traceHttp: String?
   @Option(
     help: ArgumentHelp(
-      "Resident bytes past which symbolizer caches are dropped (default 100663296 = 96 MiB; 0: never).",
+      "Resident bytes past which symbolizer caches are dropped (default 201326592 = 192 MiB; 0: never).",
       valueName: "bytes"))
   var memoryBudget: String?
+  @Option(
+    help: ArgumentHelp(
+      "Spans kept per window: those with CPU samples first, then the slowest (default 5000).",
+      valueName: "n"))
+  var maxSpans: String?
   @Option(help: ArgumentHelp("Log a status line every window (default true).", valueName: "bool"))
   var statusLines: String?
 
@@ -98,6 +103,7 @@ struct AgentCommand: ParsableCommand {
       ("queue-windows", queueWindows), ("queue-bytes", queueBytes),
       ("retry-max-backoff", retryMaxBackoff),
       ("trace-http", traceHttp), ("status-lines", statusLines), ("memory-budget", memoryBudget),
+      ("max-spans", maxSpans),
     ]
     for (key, value) in flags { settings.fill(key, value, source: "--\(key)") }
     let variables: [(String, String)] = [

@@ -24,7 +24,9 @@ struct AgentConfiguration: Sendable {
   var queueLimits = ExportQueueLimits()
   var statusLines = true
   /// Resident bytes past which the symbolizer's caches are dropped after a window.
-  var memoryBudgetBytes: UInt64? = 96 << 20
+  var memoryBudgetBytes: UInt64? = 192 << 20
+  /// Spans stored and exported per window: those with CPU samples first, then the slowest.
+  var maximumSpansPerWindow = 5000
 }
 
 struct ConfigurationError: Error, CustomStringConvertible {
@@ -39,7 +41,7 @@ struct AgentSettings {
     "frequency", "export-interval", "endpoint", "profiles-endpoint", "traces-endpoint", "headers",
     "resource-attributes", "service-name", "host-name", "gzip", "pyroscope", "pyroscope-app",
     "store", "retention", "store-max-bytes", "listen", "queue-windows", "queue-bytes",
-    "retry-max-backoff", "trace-http", "status-lines", "memory-budget",
+    "retry-max-backoff", "trace-http", "status-lines", "memory-budget", "max-spans",
   ]
 
   var values: [String: (value: String, source: String)] = [:]
@@ -178,6 +180,9 @@ struct AgentSettings {
     }
     if let value = try boolean("trace-http") { configuration.traceHTTP = value }
     if let value = try boolean("status-lines") { configuration.statusLines = value }
+    if let value = try integer("max-spans", 0...10_000_000) {
+      configuration.maximumSpansPerWindow = value
+    }
     if let value = try integer("memory-budget", 0...Int.max) {
       configuration.memoryBudgetBytes = value == 0 ? nil : UInt64(value)
     }
