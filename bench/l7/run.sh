@@ -7,7 +7,8 @@
 #   none        no profiler
 #   sampler     flamespan record --pid SERVER --no-http-tracing  (CPU sampling only)
 #   traced      flamespan record --pid SERVER --spans-output …   (CPU sampling + the L7 tracer)
-# Reports the median requests/s of each, the drop of `traced` against `none` and against `sampler`, and the
+# Reports the median requests/s of each, the drop of `traced` against `none` and against `sampler`, the
+# recorder's own CPU seconds per run (it shares the cores with wrk and the server), and the
 # capture rate: server spans recorded / requests wrk completed (the spans of requests wrk started but
 # did not count before its deadline make this slightly above 1).
 #
@@ -127,8 +128,10 @@ run_once() {
   esac
   [[ -z $recorder ]] || sleep "$SETTLE"
   wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" "$URL" >"$OUT/$tag.wrk"
-  local spans=0
+  local spans=0 recorder_cpu=0
   if [[ -n $recorder ]]; then
+    # The recorder's own CPU seconds (user + system) so far: what user space costs on these shared cores.
+    recorder_cpu=$(awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$recorder/stat")
     kill -INT "$recorder"
     wait "$recorder" || fail "flamespan record failed, see $OUT/$tag.log"
   fi
@@ -142,7 +145,7 @@ print(sum(1 for r in doc["resourceSpans"] for s in r["scopeSpans"] for x in s["s
   local requests rps
   requests=$(awk '/requests in/ {print $1}' "$OUT/$tag.wrk")
   rps=$(awk '/Requests\/sec/ {print $2}' "$OUT/$tag.wrk")
-  echo "$requests $rps $spans"
+  echo "$requests $rps $spans $recorder_cpu"
 }
 
 median() { sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
@@ -153,10 +156,10 @@ for target in $TARGETS; do
   : >"$OUT/$target.results"
   for round in $(seq 1 "$ROUNDS"); do
     for configuration in none sampler traced; do
-      read -r requests rps spans < <(run_once "$configuration" "$target-$configuration-$round")
-      echo "$configuration $round $requests $rps $spans" >>"$OUT/$target.results"
-      printf '  %-6s round %d %-8s %8s requests %10s req/s %8s spans\n' "$target" "$round" "$configuration" \
-        "$requests" "$rps" "$spans"
+      read -r requests rps spans recorder_cpu < <(run_once "$configuration" "$target-$configuration-$round")
+      echo "$configuration $round $requests $rps $spans $recorder_cpu" >>"$OUT/$target.results"
+      printf '  %-6s round %d %-8s %8s requests %10s req/s %8s spans %6s s recorder CPU\n' "$target" "$round" \
+        "$configuration" "$requests" "$rps" "$spans" "$recorder_cpu"
     done
   done
   cleanup
