@@ -83,8 +83,10 @@ struct {
   __type(value, __u8);
 } l7_targets SEC(".maps");
 
+// LRU: a process that exits closes its sockets without a close() syscall we would see, so entries can go
+// stale; the least recently used ones make room instead of blocking new connections.
 struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
   __uint(max_entries, 65536);
   __type(key, struct conn_key);
   __type(value, struct conn);
