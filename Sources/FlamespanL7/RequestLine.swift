@@ -32,7 +32,8 @@ public struct RequestLine: Sendable, Equatable {
     if target.starts(with: Array("http://".utf8)) || target.starts(with: Array("https://".utf8)) {
       let afterScheme = target.dropFirst(target.starts(with: Array("https://".utf8)) ? 8 : 7)
       target =
-        afterScheme.firstIndex(of: UInt8(ascii: "/")).map { afterScheme[$0...] } ?? [UInt8(ascii: "/")][...]
+        afterScheme.firstIndex(of: UInt8(ascii: "/")).map { afterScheme[$0...] }
+        ?? [UInt8(ascii: "/")][...]
     }
     if method == "CONNECT" || method == "OPTIONS" && target.elementsEqual([UInt8(ascii: "*")]) {
       return RequestLine(method: method, path: String(decoding: target, as: UTF8.self))
