@@ -64,10 +64,9 @@ public final class CPUSampler {
   private var object: OpaquePointer?
   private var links: [OpaquePointer] = []
   private var perfEventFDs: [Int32] = []
-  private var ringBuffer: OpaquePointer?
-  private let dispatcher = RingBufferDispatcher()
+  private var reader: RingBufferReader<SamplerEvent>?
   private var targetsFD: Int32 = -1
-  private var countersFD: Int32 = -1
+  private var counterMap = PerCPUCounters(fd: -1)
 
   public init(configuration: SamplerConfiguration) throws(BPFError) {
     self.configuration = configuration
@@ -119,7 +118,7 @@ public final class CPUSampler {
         libbpfLog: LibBPFLog.take())
     }
     targetsFD = try mapFD("targets")
-    countersFD = try mapFD("fs_counters")
+    counterMap = PerCPUCounters(fd: try mapFD("fs_counters"))
     for pid in configuration.pids ?? [] { try addTarget(pid: pid) }
   }
 
@@ -171,11 +170,7 @@ public final class CPUSampler {
   }
 
   private func mapFD(_ name: String) throws(BPFError) -> Int32 {
-    let fd = bpf_object__find_map_by_name(object, name).map { bpf_map__fd($0) } ?? -1
-    guard fd >= 0 else {
-      throw BPFError(.openObject, errno: ENOENT, context: "the sampler object has no map \(name)")
-    }
-    return fd
+    try ObjectMaps.fd(of: name, in: object, owner: "the sampler")
   }
 
   private func attach() throws(BPFError) {
@@ -216,23 +211,13 @@ public final class CPUSampler {
       throw BPFError(.noCPUs, errno: ENODEV, context: "no online CPU could be sampled")
     }
 
-    let eventsFD = try mapFD("events")
-    let context = Unmanaged.passUnretained(dispatcher).toOpaque()
-    ringBuffer = ring_buffer__new(eventsFD, RingBufferDispatcher.callback, context, nil)
-    guard ringBuffer != nil else {
-      throw BPFError(.ringBuffer, errno: errno, context: "cannot open the sampler's ring buffer")
-    }
+    reader = try RingBufferReader(
+      mapFD: try mapFD("events"), name: "the sampler's", decode: EventDecoder.decode)
   }
 
   /// Adds a thread group (and what it forks from now on) to the sampled set. Only meaningful with `pids`.
   public func addTarget(pid: Int32) throws(BPFError) {
-    var key = UInt32(bitPattern: pid)
-    var yes: UInt8 = 1
-    let status = bpf_map_update_elem(targetsFD, &key, &yes, UInt64(BPF_ANY))
-    guard status == 0 else {
-      throw BPFError(
-        .mapUpdate, errno: -status, context: "cannot add pid \(pid) to the sampled set")
-    }
+    try ObjectMaps.addPid(pid, toFilter: targetsFD, owner: "the sampler")
   }
 
   /// Waits up to `timeoutMilliseconds` for records and hands each to `handler`. Returns how many were handled.
@@ -241,36 +226,15 @@ public final class CPUSampler {
   public func poll(timeoutMilliseconds: Int32, handler: (SamplerEvent) -> Void) throws(BPFError)
     -> Int
   {
-    guard let ringBuffer else { return 0 }
-    return try withoutActuallyEscaping(handler) { (escapable) throws(BPFError) -> Int in
-      dispatcher.handler = escapable
-      defer { dispatcher.handler = nil }
-      let result = ring_buffer__poll(ringBuffer, timeoutMilliseconds)
-      guard result >= 0 || result == -EINTR else {
-        throw BPFError(
-          .ringBuffer, errno: -result, context: "reading the sampler's ring buffer failed")
-      }
-      // Samples are submitted without a wakeup (sample_wakeup_flags in profile.bpf.c); take them now.
-      let drained = ring_buffer__consume(ringBuffer)
-      guard drained >= 0 else {
-        throw BPFError(
-          .ringBuffer, errno: -drained, context: "reading the sampler's ring buffer failed")
-      }
-      return Int(max(result, 0)) + Int(drained)
-    }
+    // Samples are submitted without a wakeup (sample_wakeup_flags in profile.bpf.c); the reader drains
+    // whatever is present after each wait.
+    try reader?.poll(timeoutMilliseconds: timeoutMilliseconds, handler: handler) ?? 0
   }
 
   /// Reads the per-CPU counters and sums them.
   public func counters() -> SamplerCounters {
     var totals = SamplerCounters()
-    let possible = Int(libbpf_num_possible_cpus())
-    guard countersFD >= 0, possible > 0 else { return totals }
-    var values = [UInt64](repeating: 0, count: possible)
-    func read(_ counter: fs_counter) -> UInt64 {
-      var key = UInt32(counter.rawValue)
-      guard bpf_map_lookup_elem(countersFD, &key, &values) == 0 else { return 0 }
-      return values.reduce(0, &+)
-    }
+    func read(_ counter: fs_counter) -> UInt64 { counterMap.sum(at: UInt32(counter.rawValue)) }
     totals.samples = read(FS_COUNTER_SAMPLES)
     totals.ringBufferFull = read(FS_COUNTER_RINGBUF_FULL)
     totals.kernelStackErrors = read(FS_COUNTER_KERNEL_STACK_ERR)
@@ -351,8 +315,8 @@ public final class CPUSampler {
 
   /// Detaches every program and frees every kernel object. Safe to call twice.
   public func close() {
-    if let ringBuffer { ring_buffer__free(ringBuffer) }
-    ringBuffer = nil
+    reader?.close()
+    reader = nil
     for link in links { bpf_link__destroy(link) }
     links.removeAll()
     for fd in perfEventFDs { Glibc.close(fd) }
@@ -360,20 +324,6 @@ public final class CPUSampler {
     if let object { bpf_object__close(object) }
     object = nil
   }
-}
-
-/// Bridges libbpf's C callback to a Swift closure; the closure is only set for the duration of one poll.
-final class RingBufferDispatcher {
-  var handler: ((SamplerEvent) -> Void)?
-
-  static let callback:
-    @convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, Int) -> Int32 = {
-      context, data, size in
-      guard let context, let data else { return 0 }
-      let dispatcher = Unmanaged<RingBufferDispatcher>.fromOpaque(context).takeUnretainedValue()
-      dispatcher.handler?(EventDecoder.decode(UnsafeRawBufferPointer(start: data, count: size)))
-      return 0
-    }
 }
 
 enum LibBPFLog {

@@ -22,10 +22,9 @@ public final class L7Tracer {
 
   private var object: OpaquePointer?
   private var links: [OpaquePointer] = []
-  private var ringBuffer: OpaquePointer?
-  private let dispatcher = L7RingBufferDispatcher()
+  private var reader: RingBufferReader<L7Event>?
   private var targetsFD: Int32 = -1
-  private var countersFD: Int32 = -1
+  private var counterMap = PerCPUCounters(fd: -1)
   private var spanMapFD: Int32 = -1
 
   /// The tracefs directories libbpf may resolve syscall tracepoints under.
@@ -87,7 +86,7 @@ public final class L7Tracer {
         libbpfLog: LibBPFLog.take())
     }
     targetsFD = try mapFD("l7_targets")
-    countersFD = try mapFD("l7_counters")
+    counterMap = PerCPUCounters(fd: try mapFD("l7_counters"))
     spanMapFD = try mapFD("traces_ctx_v1")
     for pid in configuration.pids ?? [] { try addTarget(pid: pid) }
   }
@@ -153,11 +152,7 @@ public final class L7Tracer {
   }
 
   private func mapFD(_ name: String) throws(BPFError) -> Int32 {
-    let fd = bpf_object__find_map_by_name(object, name).map { bpf_map__fd($0) } ?? -1
-    guard fd >= 0 else {
-      throw BPFError(.openObject, errno: ENOENT, context: "the L7 tracer object has no map \(name)")
-    }
-    return fd
+    try ObjectMaps.fd(of: name, in: object, owner: "the L7 tracer")
   }
 
   private func attach() throws(BPFError) {
@@ -185,54 +180,26 @@ public final class L7Tracer {
       links.append(link)
       program = bpf_object__next_program(object, current)
     }
-    let eventsFD = try mapFD("l7_events")
-    let context = Unmanaged.passUnretained(dispatcher).toOpaque()
-    ringBuffer = ring_buffer__new(eventsFD, L7RingBufferDispatcher.callback, context, nil)
-    guard ringBuffer != nil else {
-      throw BPFError(.ringBuffer, errno: errno, context: "cannot open the L7 tracer's ring buffer")
-    }
+    reader = try RingBufferReader(
+      mapFD: try mapFD("l7_events"), name: "the L7 tracer's", decode: L7ExchangeDecoder.decode)
   }
 
   /// Adds a thread group (and what it forks from now on) to the traced set. Only meaningful with `pids`.
   public func addTarget(pid: Int32) throws(BPFError) {
-    var key = UInt32(bitPattern: pid)
-    var yes: UInt8 = 1
-    let status = bpf_map_update_elem(targetsFD, &key, &yes, UInt64(BPF_ANY))
-    guard status == 0 else {
-      throw BPFError(
-        .mapUpdate, errno: -status, context: "cannot add pid \(pid) to the L7 traced set")
-    }
+    try ObjectMaps.addPid(pid, toFilter: targetsFD, owner: "the L7 tracer")
   }
 
   /// Waits up to `timeoutMilliseconds` for exchange records and hands each to `handler`. Returns how many
   /// were handled. An interrupted wait (a signal) returns 0 rather than failing.
   @discardableResult
   public func poll(timeoutMilliseconds: Int32, handler: (L7Event) -> Void) throws(BPFError) -> Int {
-    guard let ringBuffer else { return 0 }
-    return try withoutActuallyEscaping(handler) { (escapable) throws(BPFError) -> Int in
-      dispatcher.handler = escapable
-      defer { dispatcher.handler = nil }
-      let result = ring_buffer__poll(ringBuffer, timeoutMilliseconds)
-      if result == -EINTR { return 0 }
-      guard result >= 0 else {
-        throw BPFError(
-          .ringBuffer, errno: -result, context: "reading the L7 tracer's ring buffer failed")
-      }
-      return Int(result)
-    }
+    try reader?.poll(timeoutMilliseconds: timeoutMilliseconds, handler: handler) ?? 0
   }
 
   /// Reads the per-CPU counters and sums them.
   public func counters() -> L7Counters {
     var totals = L7Counters()
-    let possible = Int(libbpf_num_possible_cpus())
-    guard countersFD >= 0, possible > 0 else { return totals }
-    var values = [UInt64](repeating: 0, count: possible)
-    func read(_ counter: fs_l7_counter) -> UInt64 {
-      var key = UInt32(counter.rawValue)
-      guard bpf_map_lookup_elem(countersFD, &key, &values) == 0 else { return 0 }
-      return values.reduce(0, &+)
-    }
+    func read(_ counter: fs_l7_counter) -> UInt64 { counterMap.sum(at: UInt32(counter.rawValue)) }
     totals.exchanges = read(FS_L7_COUNTER_EXCHANGES)
     totals.eventsLost = read(FS_L7_COUNTER_EVENTS_LOST)
     totals.connectionMapFull = read(FS_L7_COUNTER_CONN_MAP_FULL)
@@ -245,27 +212,12 @@ public final class L7Tracer {
 
   /// Detaches every program and frees every kernel object. Safe to call twice.
   public func close() {
-    if let ringBuffer { ring_buffer__free(ringBuffer) }
-    ringBuffer = nil
+    reader?.close()
+    reader = nil
     for link in links { bpf_link__destroy(link) }
     links.removeAll()
     if let object { bpf_object__close(object) }
     object = nil
     spanMapFD = -1
   }
-}
-
-/// Bridges libbpf's C callback to a Swift closure; the closure is only set for the duration of one poll.
-final class L7RingBufferDispatcher {
-  var handler: ((L7Event) -> Void)?
-
-  static let callback:
-    @convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, Int) -> Int32 = {
-      context, data, size in
-      guard let context, let data else { return 0 }
-      let dispatcher = Unmanaged<L7RingBufferDispatcher>.fromOpaque(context).takeUnretainedValue()
-      dispatcher.handler?(
-        L7ExchangeDecoder.decode(UnsafeRawBufferPointer(start: data, count: size)))
-      return 0
-    }
 }
