@@ -283,6 +283,12 @@ private final class WindowResolver: @unchecked Sendable {
 
   func submit(_ window: PendingWindow) {
     condition.lock()
+    if window.isLast {
+      // Shutdown has a deadline: windows still waiting behind a slow symbolization are given up (and
+      // counted) so that the last window, the one the signal cut, goes out in time.
+      dropped += inbox.count
+      inbox.removeAll()
+    }
     inbox.append(window)
     while inbox.count > limit {
       inbox.removeFirst()

@@ -192,8 +192,11 @@ struct AgentCommand: ParsableCommand {
     let lost = agent.queue.drain(until: deadline)
     server?.stop()
     let exports = agent.queue.snapshot
+    let recorded = agent.recorder.statistics
     Log.info(
-      "stopped: \(exports.windowsExported) windows exported, \(exports.windowsDropped) dropped, \(lost) unsent at exit; BPF programs detached"
+      "stopped: \(recorded.windowsCut) windows cut, \(recorded.windowsDroppedBeforeSymbolization) dropped before symbolization; "
+        + "\(exports.windowsExported) exported, \(exports.windowsDropped) dropped from the export queue, \(lost) unsent at exit; "
+        + "BPF programs detached"
     )
   }
 }
