@@ -14,7 +14,7 @@ fi
 packages=(
   libbpf-dev libdw-dev libelf-dev libunwind-dev zlib1g-dev pkg-config bpftool make clang
   golang-go linux-perf curl wrk nginx-light python3 python3-pip binutils util-linux time
-  protobuf-compiler chromium
+  protobuf-compiler chromium bc
 )
 missing=()
 for package in "${packages[@]}"; do
