@@ -159,6 +159,26 @@ struct DictionaryBuilder {
     }
     return tables
   }
+
+  /// One profile sample: its stack, count, thread attributes and, under a span, the link to it.
+  mutating func sample(_ sample: ProfileSample) -> ProtoSample {
+    var otlpSample = ProtoSample()
+    otlpSample.stackIndex = stack(sample.stack)
+    otlpSample.values = [sample.count]
+    var attributes = [
+      attribute(OTLPAttribute.processID, .int(Int64(sample.pid))),
+      attribute(OTLPAttribute.threadID, .int(Int64(sample.tid))),
+      attribute(OTLPAttribute.threadName, .string(sample.threadName)),
+    ]
+    if let span = sample.span {
+      otlpSample.linkIndex = link(span)
+      if let name = span.name {
+        attributes.append(attribute(OTLPAttribute.spanName, .string(name)))
+      }
+    }
+    otlpSample.attributeIndices = attributes
+    return otlpSample
+  }
 }
 
 /// How /proc/PID/maps marks a file that was deleted or replaced after it was mapped.

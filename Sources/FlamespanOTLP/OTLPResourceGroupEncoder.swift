@@ -41,22 +41,7 @@ public enum OTLPResourceGroupEncoder {
       otlpProfile.profileID = Data((0..<16).map { _ in UInt8.random(in: 0...255) })
       otlpProfile.samples.reserveCapacity(profile.samples.count)
       for sample in profile.samples {
-        var otlpSample = ProtoSample()
-        otlpSample.stackIndex = dictionary.stack(sample.stack)
-        otlpSample.values = [sample.count]
-        var attributes = [
-          dictionary.attribute(OTLPAttribute.processID, .int(Int64(sample.pid))),
-          dictionary.attribute(OTLPAttribute.threadID, .int(Int64(sample.tid))),
-          dictionary.attribute(OTLPAttribute.threadName, .string(sample.threadName)),
-        ]
-        if let span = sample.span {
-          otlpSample.linkIndex = dictionary.link(span)
-          if let name = span.name {
-            attributes.append(dictionary.attribute(OTLPAttribute.spanName, .string(name)))
-          }
-        }
-        otlpSample.attributeIndices = attributes
-        otlpProfile.samples.append(otlpSample)
+        otlpProfile.samples.append(dictionary.sample(sample))
       }
       var scope = ProtoScopeProfiles()
       scope.scope.name = OTLPProfileEncoder.scopeName
