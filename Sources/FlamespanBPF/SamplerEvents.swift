@@ -40,19 +40,6 @@ public struct RawSample: Sendable {
   }
 }
 
-/// The user-mode state a DWARF unwinder starts from (x86-64).
-public struct UserRegisters: Sendable, Hashable {
-  public var ip: UInt64
-  public var sp: UInt64
-  public var bp: UInt64
-
-  public init(ip: UInt64, sp: UInt64, bp: UInt64) {
-    self.ip = ip
-    self.sp = sp
-    self.bp = bp
-  }
-}
-
 /// The top of a thread's user stack as the sampler copied it: `bytes` were read from `registers.sp` up.
 public struct UserStackCopy: Sendable {
   public var registers: UserRegisters

@@ -52,3 +52,28 @@ public struct Mapping: Hashable, Sendable {
   public static let kernel = Mapping(
     start: 0, limit: .max, fileOffset: 0, path: "[kernel.kallsyms]", kind: .kernel)
 }
+
+extension Mapping {
+  /// How /proc/PID/maps marks a file that was deleted or replaced after it was mapped; profiles keep it.
+  public static let deletedMark = " (deleted)"
+
+  /// The file name a profile writes for this mapping: the path, marked when the file was deleted.
+  public var profileFileName: String { kind == .deletedFile ? path + Self.deletedMark : path }
+}
+
+extension MappingKind {
+  /// The kind a mapping file name in a profile stands for, read back by the same rules the exporters and
+  /// /proc/PID/maps write them, with the path stripped of its deleted mark.
+  public static func classify(profileFileName name: String) -> (kind: MappingKind, path: String) {
+    if name.hasPrefix("[kernel") { return (.kernel, name) }
+    if name == "[vdso]" || name.hasPrefix("linux-vdso") { return (.vdso, name) }
+    if name.isEmpty || name.hasPrefix("[anon") || name.hasPrefix("//anon") {
+      return (.anonymous, name)
+    }
+    if name.hasPrefix("[") { return (.special, name) }
+    if name.hasSuffix(Mapping.deletedMark) {
+      return (.deletedFile, String(name.dropLast(Mapping.deletedMark.count)))
+    }
+    return (.file, name)
+  }
+}

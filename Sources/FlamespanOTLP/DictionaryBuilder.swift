@@ -119,7 +119,7 @@ struct DictionaryBuilder {
     mapping.memoryLimit = model.limit
     mapping.fileOffset = model.fileOffset
     mapping.filenameStrindex = string(
-      model.kind == .deletedFile ? model.path + deletedSuffix : model.path)
+      model.profileFileName)
     if let buildID = model.buildID, !buildID.bytes.isEmpty {
       mapping.attributeIndices = [attribute(OTLPAttribute.gnuBuildID, .string(buildID.hex))]
     }
@@ -180,6 +180,3 @@ struct DictionaryBuilder {
     return otlpSample
   }
 }
-
-/// How /proc/PID/maps marks a file that was deleted or replaced after it was mapped.
-let deletedSuffix = " (deleted)"

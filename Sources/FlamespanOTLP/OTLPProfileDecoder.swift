@@ -229,22 +229,8 @@ private struct DictionaryResolver {
         }
       }
     }
-    var path = filename
-    let kind: MappingKind
-    if isKernel || filename.hasPrefix("[kernel") {
-      kind = .kernel
-    } else if filename == "[vdso]" || filename.hasPrefix("linux-vdso") {
-      kind = .vdso
-    } else if filename.isEmpty || filename.hasPrefix("[anon") || filename.hasPrefix("//anon") {
-      kind = .anonymous
-    } else if filename.hasPrefix("[") {
-      kind = .special
-    } else if filename.hasSuffix(deletedSuffix) {
-      kind = .deletedFile
-      path = String(filename.dropLast(deletedSuffix.count))
-    } else {
-      kind = .file
-    }
+    var (kind, path) = MappingKind.classify(profileFileName: filename)
+    if isKernel { kind = .kernel }
     let result = Mapping(
       start: mapping.memoryStart, limit: mapping.memoryLimit, fileOffset: mapping.fileOffset,
       path: path, buildID: buildID, kind: kind)

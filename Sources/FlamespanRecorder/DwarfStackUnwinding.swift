@@ -91,9 +91,7 @@ struct DwarfStackUnwinding {
 
   private func run(_ copy: UserStackCopy, maps: ProcessMaps) -> UnwoundStack {
     unwinder.unwind(
-      registers: UnwindRegisters(
-        ip: copy.registers.ip, sp: copy.registers.sp, bp: copy.registers.bp),
-      stack: copy.bytes, stackStart: copy.registers.sp, maps: maps)
+      registers: copy.registers, stack: copy.bytes, stackStart: copy.registers.sp, maps: maps)
   }
 
   /// The reason without addresses, so equal causes aggregate into one marker frame.

@@ -1,16 +1,3 @@
-/// The user-mode registers a DWARF unwind starts from (x86-64): instruction, stack and frame pointer.
-public struct UnwindRegisters: Sendable, Hashable {
-  public var ip: UInt64
-  public var sp: UInt64
-  public var bp: UInt64
-
-  public init(ip: UInt64, sp: UInt64, bp: UInt64) {
-    self.ip = ip
-    self.sp = sp
-    self.bp = bp
-  }
-}
-
 /// Why an unwind stopped. Only `reachedEnd` means the stack is complete; every other case says what is
 /// missing, so a profile can show it instead of inventing frames.
 public enum UnwindEnd: Sendable, Hashable {

@@ -26,7 +26,7 @@ public final class Unwinder {
   /// Unwinds from `registers` through `stack`, the bytes copied from `stackStart` (the stack pointer) up,
   /// using the executable mappings in `maps` to find each frame's file.
   public func unwind(
-    registers: UnwindRegisters, stack: [UInt8], stackStart: UInt64, maps: ProcessMaps,
+    registers: UserRegisters, stack: [UInt8], stackStart: UInt64, maps: ProcessMaps,
     maxFrames: Int = 127
   ) -> UnwoundStack {
     cache.statistics.stacksUnwound += 1

@@ -31,13 +31,13 @@ import Testing
 
     // At the stub's first instruction (jmp *GOT) nothing is pushed yet: the return address is at sp.
     let atJump = unwinder.unwind(
-      registers: UnwindRegisters(ip: secondEntry, sp: sp, bp: 0),
+      registers: UserRegisters(ip: secondEntry, sp: sp, bp: 0),
       stack: Self.stack([returnAddress, 0]), stackStart: sp, maps: capture.maps)
     #expect(Array(atJump.addresses.prefix(2)) == [secondEntry, returnAddress])
 
     // After `push $index` (offset 11 in the entry) the return address sits one word higher.
     let afterPush = unwinder.unwind(
-      registers: UnwindRegisters(ip: secondEntry + 11, sp: sp, bp: 0),
+      registers: UserRegisters(ip: secondEntry + 11, sp: sp, bp: 0),
       stack: Self.stack([0x1234, returnAddress, 0]), stackStart: sp, maps: capture.maps)
     #expect(Array(afterPush.addresses.prefix(2)) == [secondEntry + 11, returnAddress])
   }
@@ -57,7 +57,7 @@ import Testing
     // At a function's entry the return address is at sp; 0 there marks the outermost frame.
     let sp: UInt64 = 0x7fff_0000_0000
     let result = Unwinder().unwind(
-      registers: UnwindRegisters(ip: symbol, sp: sp, bp: 0), stack: Self.stack([0]),
+      registers: UserRegisters(ip: symbol, sp: sp, bp: 0), stack: Self.stack([0]),
       stackStart: sp, maps: maps)
     #expect(result.end == .reachedEnd, "\(result.end.description)")
     #expect(result.addresses == [symbol])

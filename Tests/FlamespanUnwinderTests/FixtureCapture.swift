@@ -7,7 +7,7 @@ import Foundation
 /// A stack captured by the `capture.c` fixture: registers, stack bytes and the maps of the process that
 /// took it, plus the fixture's symbol table so frames can be named exactly.
 struct FixtureCapture {
-  var registers: UnwindRegisters
+  var registers: UserRegisters
   var stack: [UInt8]
   var maps: ProcessMaps
   var binary: String
@@ -40,7 +40,7 @@ struct FixtureCapture {
       contentsOf: output.appendingPathComponent("maps"), encoding: .utf8)
     let maps = ProcessInspector.parseMaps(mapsText, pid: 0)
     return FixtureCapture(
-      registers: UnwindRegisters(ip: word(0), sp: word(1), bp: word(2)), stack: stack, maps: maps,
+      registers: UserRegisters(ip: word(0), sp: word(1), bp: word(2)), stack: stack, maps: maps,
       binary: binary, symbols: try symbols(of: binary))
   }
 

@@ -357,22 +357,8 @@ private struct ParsedProfile {
   }
 
   private static func mapping(_ raw: RawMapping, filename: String, buildID: BuildID?) -> Mapping {
-    var path = filename
-    let kind: MappingKind
-    if filename == kernelMappingName || filename.hasPrefix("[kernel") {
-      kind = .kernel
-    } else if filename == "[vdso]" || filename.hasPrefix("linux-vdso") {
-      kind = .vdso
-    } else if filename.isEmpty || filename.hasPrefix("[anon") || filename.hasPrefix("//anon") {
-      kind = .anonymous
-    } else if filename.hasPrefix("[") {
-      kind = .special
-    } else if filename.hasSuffix(" (deleted)") {
-      kind = .deletedFile
-      path = String(filename.dropLast(" (deleted)".count))
-    } else {
-      kind = .file
-    }
+    // kernelMappingName starts with "[kernel", so the shared rules cover it.
+    let (kind, path) = MappingKind.classify(profileFileName: filename)
     return Mapping(
       start: raw.start, limit: raw.limit, fileOffset: raw.fileOffset, path: path,
       buildID: buildID.flatMap { $0.bytes.isEmpty ? nil : $0 }, kind: kind)

@@ -221,11 +221,7 @@ struct PprofTables {
 
   mutating func writeMappings(to out: inout ProtobufWriter, ids: [UInt64]) {
     // Interning filenames first: the string table is written after this, so new strings are fine.
-    let filenames = mappings.map { record in
-      string(
-        record.mapping.kind == .deletedFile
-          ? record.mapping.path + " (deleted)" : record.mapping.path)
-    }
+    let filenames = mappings.map { record in string(record.mapping.profileFileName) }
     let buildIDs = mappings.map { record in record.mapping.buildID.map { string($0.hex) } ?? 0 }
     for index in mappings.indices.sorted(by: { ids[$0] < ids[$1] }) {
       let record = mappings[index]
