@@ -224,14 +224,40 @@ import Testing
     recorder.standardError = FileHandle.nullDevice
     let started = Date()
     try recorder.run()
-    Thread.sleep(forTimeInterval: 1.5)
+    // Interrupt only once it samples (it holds its perf events); on a loaded machine loading the BPF
+    // programs can take longer than any fixed wait, and a recording stopped before it began is empty.
+    let attached = Self.waitForPerfEvents(of: recorder.processIdentifier, seconds: 20)
+    #expect(attached, "the recorder never opened its perf events")
+    // Idle CPUs are not recorded, so keep one busy: on a quiet machine a second of sampling can be empty.
+    let load = Process()
+    load.executableURL = URL(fileURLWithPath: try sample("hotpaths"))
+    load.arguments = ["2"]
+    load.standardOutput = FileHandle.nullDevice
+    try load.run()
+    Thread.sleep(forTimeInterval: 1.0)
     kill(recorder.processIdentifier, SIGINT)
     recorder.waitUntilExit()
+    load.waitUntilExit()
     #expect(recorder.terminationStatus == 0)
     #expect(Date().timeIntervalSince(started) < 30)
     for path in paths {
       let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
       #expect(size > 0, "\(path) missing or empty")
     }
+  }
+
+  static func waitForPerfEvents(of pid: Int32, seconds: Double) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+      let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
+      let holdsPerfEvent = fds.contains { fd in
+        let target = try? FileManager.default.destinationOfSymbolicLink(
+          atPath: "/proc/\(pid)/fd/\(fd)")
+        return target?.contains("perf_event") == true
+      }
+      if holdsPerfEvent { return true }
+      usleep(50_000)
+    }
+    return false
   }
 }
