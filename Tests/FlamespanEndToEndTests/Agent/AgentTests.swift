@@ -121,7 +121,14 @@ func number(_ value: Any?) -> Double? { (value as? NSNumber)?.doubleValue }
     let profiles = receiver.entries(path: "/v1development/profiles")
     #expect(profiles.count > profilesBefore, "the last window went out")
     #expect((profiles.last?["time"] as? Double ?? 0) >= signalled)
-    let remaining = try bpfProgramIDs()
+    // The kernel frees a program after its last fd closes, but uprobe programs wait for an RCU grace
+    // period first, so give the release a few seconds before judging.
+    var remaining = try bpfProgramIDs()
+    let releaseDeadline = Date().addingTimeInterval(5)
+    while !heldPrograms.isDisjoint(with: remaining) && Date() < releaseDeadline {
+      usleep(100_000)
+      remaining = try bpfProgramIDs()
+    }
     #expect(
       heldPrograms.isDisjoint(with: remaining),
       "programs left loaded: \(heldPrograms.intersection(remaining))")
