@@ -146,12 +146,20 @@ import Testing
       import (
       \t"os"
       \t"runtime/pprof"
-      \t"time"
+      \t"syscall"
       )
 
-      func spin(until time.Time) int {
+      // Spins until this process has used the given CPU time, so a busy machine that gives it less
+      // of a core makes the run longer instead of the profile thinner.
+      func cpuMillis() int64 {
+      \tvar usage syscall.Rusage
+      \tsyscall.Getrusage(syscall.RUSAGE_SELF, &usage)
+      \treturn usage.Utime.Sec*1000 + int64(usage.Utime.Usec)/1000
+      }
+
+      func spin(millis int64) int {
       \tx := 0
-      \tfor time.Now().Before(until) {
+      \tfor start := cpuMillis(); cpuMillis()-start < millis; {
       \t\tfor i := 0; i < 100000; i++ {
       \t\t\tx += i * i
       \t\t}
@@ -162,7 +170,7 @@ import Testing
       func main() {
       \tf, _ := os.Create(os.Args[1])
       \tpprof.StartCPUProfile(f)
-      \tspin(time.Now().Add(300 * time.Millisecond))
+      \tspin(300)
       \tpprof.StopCPUProfile()
       \tf.Close()
       }
@@ -177,7 +185,7 @@ import Testing
       ])
     try #require(output.status == 0, "go run failed: \(output.stderr)")
     let profile = try ProfileExporter.readPprof(from: directory.file("go.pb.gz"))
-    #expect(profile.totalCount > 5, "300 ms at 100 Hz should give ~30 samples")
+    #expect(profile.totalCount > 5, "300 ms of CPU at 100 Hz should give ~30 samples")
     #expect(profile.periodNanos == 10_000_000)
     let functions = Set(profile.samples.flatMap { $0.stack.flatMap { $0.frames.map(\.function) } })
     #expect(functions.contains("main.spin"), "\(functions)")
