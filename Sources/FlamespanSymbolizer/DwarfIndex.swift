@@ -16,6 +16,8 @@ final class DwarfIndex {
     var tree: ScopeTree?
     /// DW_AT_comp_dir, with a trailing slash, when present.
     let compilationDirectory: String?
+    /// The unit's bytes in .debug_info, which building its tree reads in full.
+    var byteLength = 0
 
     init(die: Dwarf_Die) {
       var die = die
@@ -40,6 +42,9 @@ final class DwarfIndex {
   private var unitRanges: [UnitRange] = []
   private var fileNames: [UnsafeRawPointer: String] = [:]
   private var functionNames: [UInt64: DemangledName] = [:]
+  /// Kept up to date as units are built and names cached, for `estimatedBytes`.
+  private var builtUnitBytes = 0
+  private var nameBytes = 0
 
   init(dwarf: OpaquePointer, bias: UInt64) {
     self.dwarf = dwarf
@@ -54,8 +59,12 @@ final class DwarfIndex {
     var unitType: UInt8 = 0
     var cuDie = Dwarf_Die()
     var subDie = Dwarf_Die()
+    // Offsets of every unit's DIE in .debug_info, code-bearing or not: consecutive offsets give each
+    // unit's length (the headers between them are the same size).
+    var dieOffsets: [(offset: UInt64, unit: Int?)] = []
     while dwarf_get_units(dwarf, unit, &next, &version, &unitType, &cuDie, &subDie) == 0 {
       unit = next
+      dieOffsets.append((dwarf_dieoffset(&cuDie), nil))
       let isCode = unitType == UInt8(DW_UT_compile) || unitType == UInt8(DW_UT_skeleton)
       guard isCode else { continue }
       // Split DWARF keeps the code-bearing DIEs in the split unit.
@@ -63,11 +72,29 @@ final class DwarfIndex {
       let ranges = DieRanges.of(&cuDie)
       guard !ranges.isEmpty else { continue }
       units.append(Unit(die: codeDie))
+      dieOffsets[dieOffsets.count - 1].unit = units.count - 1
       for range in ranges {
         unitRanges.append(UnitRange(start: range.start, end: range.end, unit: units.count - 1))
       }
     }
     unitRanges.sort { $0.start < $1.start }
+    for (index, entry) in dieOffsets.enumerated() {
+      guard let unitIndex = entry.unit else { continue }
+      // The last unit's end is not known without the section; the previous unit's length stands in.
+      let length =
+        index + 1 < dieOffsets.count
+        ? dieOffsets[index + 1].offset &- entry.offset
+        : (index > 0 ? entry.offset &- dieOffsets[index - 1].offset : 0)
+      units[unitIndex].byteLength = Int(clamping: length)
+    }
+  }
+
+  /// Memory this index holds: the unit and range tables, the trees of units used so far, the name caches,
+  /// and for each used unit its DIE bytes (mapped pages of the file, read while building the tree) once
+  /// more for what libdw derives from them (abbreviations, the line table that `dwarf_getsrc_die` builds).
+  var estimatedBytes: Int {
+    let unitBytes = units.count * 128 + unitRanges.capacity * MemoryLayout<UnitRange>.stride
+    return unitBytes + builtUnitBytes + nameBytes
   }
 
   private func unit(containing address: UInt64) -> Unit? {
@@ -93,7 +120,11 @@ final class DwarfIndex {
   func frames(at moduleAddress: UInt64) -> [SourceFrame] {
     let address = moduleAddress &- bias
     guard let unit = unit(containing: address) else { return [] }
-    if unit.tree == nil { unit.tree = ScopeTree(unit: &unit.die) }
+    if unit.tree == nil {
+      let tree = ScopeTree(unit: &unit.die)
+      unit.tree = tree
+      builtUnitBytes += tree.estimatedBytes + 2 * unit.byteLength
+    }
     let chain = unit.tree!.chain(containing: address)
 
     var innermost = SourceFrame(function: "??")
@@ -137,6 +168,7 @@ final class DwarfIndex {
       name = directory + name
     }
     fileNames[key] = name
+    nameBytes += 64 + name.utf8.count
     return name
   }
 
@@ -156,6 +188,7 @@ final class DwarfIndex {
       name = DemangledName(display: "??")
     }
     functionNames[offset] = name
+    nameBytes += name.estimatedBytes
     return name
   }
 

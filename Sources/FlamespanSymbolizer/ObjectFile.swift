@@ -10,10 +10,18 @@ final class ObjectFile {
   private let configuration: DwflConfiguration
   private let session: OpaquePointer
   private let symbols: SymbolTable
+  /// The file images libelf mapped: the binary's and, when DWARF comes from a separate debug file, that one.
+  private var mappedImages: [Range<UInt>] = []
+  /// Where the symbols' names are; nil when the file has no symbol table.
+  private let symbolNames: SymbolSection?
   private let dwarf: DwarfIndex?
   /// Why there is no DWARF, for unknown results and diagnostics.
   let dwarfUnavailableReason: String?
-  private var demangledSymbols: [String: DemangledName] = [:]
+  /// By name offset in the string table.
+  private var demangledSymbols: [UInt32: DemangledName] = [:]
+  private var demangledBytes = 0
+  /// Bytes of the file's symbol table, read through libelf's mapping of the file.
+  private var symbolSectionBytes = 0
 
   init(path: String, configuration: DwflConfiguration) throws(SymbolizerError) {
     self.path = path
@@ -57,15 +65,47 @@ final class ObjectFile {
       dwarfUnavailableReason = "no DWARF: \(DwflMessage.last)"
     }
 
-    var table = ELFReader.symbols(elf: elf, preferring: UInt32(SHT_SYMTAB))
-    if table.isEmpty, let debugData, let debugELF = dwarf_getelf(debugData) {
-      table = ELFReader.symbols(elf: debugELF, preferring: UInt32(SHT_SYMTAB))
+    var table = ELFReader.symbolSection(elf: elf, preferring: UInt32(SHT_SYMTAB))
+    symbolSectionBytes = table?.symbolBytes ?? 0
+    if table?.entries.isEmpty ?? true, let debugData, let debugELF = dwarf_getelf(debugData),
+      let fromDebugFile = ELFReader.symbolSection(elf: debugELF, preferring: UInt32(SHT_SYMTAB))
+    {
+      table = fromDebugFile
+      symbolSectionBytes += fromDebugFile.symbolBytes
     }
-    symbols = SymbolTable(symbols: table)
+    mappedImages = [elf, debugData.flatMap { dwarf_getelf($0) }].compactMap { image in
+      var size = 0
+      guard let image, let start = elf_rawfile(image, &size), size > 0 else { return nil }
+      let low = UInt(bitPattern: start)
+      return low..<(low + UInt(size))
+    }
+    symbols = SymbolTable(symbols: table?.entries ?? [])
+    // The table keeps its own sorted copy; the reader's is dropped here.
+    table?.entries = []
+    symbolNames = table
+  }
+
+  /// An estimate of the memory this open file holds: its symbol table, its DWARF index and the DWARF it has
+  /// read so far, its name caches, and the mapped pages of the file those came from (the string table
+  /// only where names were read: a page per name at most). It grows as addresses are looked up, since
+  /// DWARF units are read and indexed and names read on first use.
+  var estimatedBytes: Int {
+    // libdwfl's session, libelf's descriptors and section tables: a few KiB, however small the file.
+    let fixed = 16 << 10
+    return fixed + symbols.estimatedBytes + symbolSectionBytes + demangledBytes
+      + min(demangledSymbols.count * 4096, symbolNames?.stringBytes ?? 0)
+      + (dwarf?.estimatedBytes ?? 0)
   }
 
   deinit {
     dwfl_end(session)
+  }
+
+  /// Drops the pages of the file read so far from this process's RSS (see `MappedFilePages`); lookups read
+  /// what they need again. Returns the bytes released.
+  @discardableResult
+  func releaseResidentPages(mappings: [MappedFilePages.Mapping]) -> Int {
+    mappedImages.reduce(0) { $0 + MappedFilePages.release($1, mappings: mappings) }
   }
 
   /// Frames for one ELF virtual address, innermost first, or the reason there are none.
@@ -76,10 +116,9 @@ final class ObjectFile {
     }
     let symbol = symbols.symbol(containing: address)
     var frames = dwarf?.frames(at: address) ?? []
-    if let symbol {
+    if let symbol, let name = demangled(symbol.nameOffset) {
       // Like llvm-symbolizer: the symbol table names the outermost function (it sees `.cold`/`.constprop`
       // clones that DWARF names after their origin).
-      let name = demangled(symbol.name)
       if frames.isEmpty {
         frames = [SourceFrame(function: name.display, systemName: name.systemName)]
       } else {
@@ -96,10 +135,12 @@ final class ObjectFile {
     return (frames, nil)
   }
 
-  private func demangled(_ name: String) -> DemangledName {
-    if let known = demangledSymbols[name] { return known }
+  private func demangled(_ nameOffset: UInt32) -> DemangledName? {
+    if let known = demangledSymbols[nameOffset] { return known }
+    guard let name = symbolNames?.name(at: nameOffset) else { return nil }
     let result = DemangledName(mangled: name)
-    demangledSymbols[name] = result
+    demangledSymbols[nameOffset] = result
+    demangledBytes += result.estimatedBytes
     return result
   }
 }
@@ -108,6 +149,15 @@ final class ObjectFile {
 struct DemangledName {
   var display: String
   var systemName: String?
+
+  /// Heap bytes of one cache entry holding this name: the dictionary slot and the out-of-line strings.
+  var estimatedBytes: Int {
+    func heap(_ text: String?) -> Int {
+      guard let count = text?.utf8.count, count > 15 else { return 0 }
+      return (count + 32 + 15) & ~15
+    }
+    return 64 + heap(display) + heap(systemName)
+  }
 
   init(mangled: String) {
     if let text = Demangler.demangle(mangled), text != mangled {

@@ -129,6 +129,13 @@ struct ScopeTree {
     return false
   }
 
+  /// Heap bytes of the tree's arrays.
+  var estimatedBytes: Int {
+    nodes.capacity * MemoryLayout<Node>.stride + lastChild.capacity * MemoryLayout<Int>.stride
+      + ranges.capacity * MemoryLayout<(start: UInt64, end: UInt64)>.stride
+      + topLevel.capacity * MemoryLayout<TopLevelRange>.stride
+  }
+
   /// Node indices from the outermost function down to the innermost inlined call covering `address`.
   func chain(containing address: UInt64) -> [Int] {
     var low = 0

@@ -5,7 +5,8 @@ import Synchronization
 /// debug file) has it, from the ELF symbol tables otherwise, and from /proc/kallsyms for the kernel.
 ///
 /// Thread-safe: one lock guards the cache and the libdw handles (which are not safe to share), so concurrent
-/// callers are serialised. Parsed files are cached by device and inode, bounded by `maxCachedFiles`.
+/// callers are serialised. Parsed files are cached by device and inode, bounded by `maxCachedFiles` and,
+/// when set, by the estimated bytes they hold (`maxCachedBytes`).
 public final class Symbolizer: @unchecked Sendable {
   private struct State {
     var files: LRUCache<FileIdentity, Result<ObjectFile, SymbolizerError>>
@@ -37,12 +38,44 @@ public final class Symbolizer: @unchecked Sendable {
     return try state.withLock { (state) throws(SymbolizerError) -> [ResolvedLocation] in
       let file = try Self.objectFile(
         path: path, identity: identity, state: &state, configuration: configuration)
-      return Self.resolve(virtualAddresses, in: file, statistics: &state.statistics).enumerated()
-        .map {
-          ResolvedLocation(
-            address: virtualAddresses[$0.offset], mapping: nil, frames: $0.element.frames,
-            unknownReason: $0.element.reason)
-        }
+      let resolved = Self.resolve(virtualAddresses, in: file, statistics: &state.statistics)
+      enforceBudget(on: &state, keepingNewest: true)
+      return resolved.enumerated().map {
+        ResolvedLocation(
+          address: virtualAddresses[$0.offset], mapping: nil, frames: $0.element.frames,
+          unknownReason: $0.element.reason)
+      }
+    }
+  }
+
+  /// For a caller that works in batches, such as one window at a time, between batches: drops least
+  /// recently used files until the cache is within `maxCachedBytes` (the most recent one included, which a
+  /// lookup would keep), then gives back the pages of the kept files that were read through their file
+  /// mappings (DWARF, string and symbol tables). The next batch reads the pages it needs from the page cache
+  /// again. Without a byte budget only the pages are given back.
+  public func trimToMemoryBudget() {
+    state.withLock { state in
+      enforceBudget(on: &state, keepingNewest: false)
+      let files = state.files.values.compactMap { try? $0.get() }
+      guard !files.isEmpty else { return }
+      let mappings = MappedFilePages.mappings()
+      for file in files { file.releaseResidentPages(mappings: mappings) }
+    }
+  }
+
+  private func enforceBudget(on state: inout State, keepingNewest: Bool) {
+    if let budget = options.maxCachedBytes {
+      state.statistics.evictions += state.files.evict(
+        toCost: budget, keepingNewest: keepingNewest, cost: Self.estimatedBytes)
+    }
+    state.statistics.cachedBytes = state.files.totalCost(Self.estimatedBytes)
+  }
+
+  private static func estimatedBytes(_ entry: Result<ObjectFile, SymbolizerError>) -> Int {
+    switch entry {
+    case .success(let file): return file.estimatedBytes
+    // The remembered error: a path and a message.
+    case .failure: return 512
     }
   }
 
@@ -70,6 +103,8 @@ public final class Symbolizer: @unchecked Sendable {
       return unknown(error.description)
     }
     return state.withLock { state -> [ResolvedLocation] in
+      // Also on the early returns: a file parsed only to find its build id does not match still counts.
+      defer { enforceBudget(on: &state, keepingNewest: true) }
       let opened = Result { () throws(SymbolizerError) in
         try Self.objectFile(
           path: mapping.path, identity: identity, state: &state, configuration: configuration)
