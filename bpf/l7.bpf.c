@@ -1,9 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0
-// The L7 tracer: HTTP/1.x exchanges seen from syscall tracepoints. For each connection the traced
-// processes accept or connect it tracks one exchange at a time. When a server thread reads the first bytes
-// of a request it publishes the exchange's span in traces_ctx_v1[pid_tgid], which the CPU sampler reads at
-// every sample; the span is withdrawn when the response is done. One record per finished exchange goes to
-// user space. Only the request line (cut at '?'), status, sizes, addresses, times and ids leave the kernel.
+// The L7 tracer: HTTP/1.x exchanges on the TCP connections of the traced processes, one exchange at a time
+// per connection. When a server thread reads the first bytes of a request it publishes the exchange's span
+// in traces_ctx_v1[pid_tgid], which the CPU sampler reads at every sample; the span is withdrawn when the
+// response is complete (by its Content-Length or last chunk), or failing that when the server reads again,
+// starts the next request or closes. One record per finished exchange goes to user space. Only the request
+// line (cut at '?'), status, sizes, addresses, times and ids leave the kernel.
+//
+// Two sets of hooks feed the same state machine; user space loads one:
+// - socket hooks (default): tp_btf on sock_recv_length / sock_send_length, which fire only for socket I/O,
+//   and inet_sock_set_state for closes. The syscall's arguments come from the task's saved user registers.
+//   Connections are keyed by socket cookie, which no other socket ever reuses.
+// - syscall hooks (fallback for kernels without those tracepoints): syscalls:sys_{enter,exit}_* for
+//   accept, connect, read*, recv*, write*, send*, sendfile and close. Enabling any syscall tracepoint puts
+//   every syscall of every process on the kernel's slow path, which costs far more than the hooks above
+//   (bench/l7/RESULTS.md). Connections are keyed by {tgid, fd}, with a generation taken at accept/connect.
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -15,6 +25,8 @@ char LICENSE[] SEC("license") = "GPL";
 #define AF_INET 2
 #define AF_INET6 10
 #define EINPROGRESS 115
+#define MSG_PEEK 2
+#define IPPROTO_TCP 6
 
 // How much of one read the tracer looks at for the request line and the traceparent header. A request
 // whose traceparent starts later is still traced, with a fresh trace id.
@@ -36,37 +48,51 @@ enum conn_state {
   CONN_RESPONSE = 2,   // response bytes seen
 };
 
-struct conn_key {
-  __u32 tgid;
-  __s32 fd;
+// How the end of a response body is known.
+enum body_framing {
+  FRAMING_UNKNOWN = 0, // close-delimited, an interim 1xx, or headers we could not see whole
+  FRAMING_LENGTH = 1,  // Content-Length (or no body: HEAD, 204, 304): body_remaining bytes to go
+  FRAMING_CHUNKED = 2, // ends with the zero-length chunk
 };
 
+// Connections are keyed by a u64: the socket cookie (socket hooks) or tgid << 32 | fd (syscall hooks).
 struct conn {
   struct fs_l7_exchange exchange; // the exchange in progress (valid when state != CONN_IDLE)
   __u64 generation;
+  __s64 body_remaining; // FRAMING_LENGTH: response body bytes not yet written
   __u8 peer_address[16];
+  __s32 fd;
   __u16 family;
   __u16 peer_port;
   __u16 local_port;
-  __u8 role;
+  __u8 role;         // 0 until the first HTTP message says which side we are (socket hooks)
   __u8 state;
   __u8 in_headers;   // still inside the request headers (server) — traceparent may come in a later read
   __u8 line_start;   // the previous chunk ended with '\n', so this chunk starts a header line
   __u8 published;    // the span is in traces_ctx_v1 for exchange.pid/tid
-  __u8 reserved;
+  __u8 framing;      // enum body_framing of the response in progress
+  __u8 head_request; // the request is HEAD: its response has no body whatever its headers say
+  __u8 not_http_counted;
+  __u8 reserved[2];
   __u32 header_bytes;
 };
 
-// The buffer of the syscall in flight on a thread, between its enter and exit tracepoints.
+// The buffer of one read or write: between the enter and exit tracepoints of a syscall (syscall hooks),
+// or taken from the saved user registers (socket hooks).
 struct pending_io {
   __u64 buffer;   // the user buffer, or the iovec / msghdr it is described by
   __s32 fd;
-  __u8 indirection; // 0: plain buffer, 1: iovec array, 2: msghdr
+  __u8 indirection; // 0: plain buffer, 1: iovec array, 2: msghdr, 3: no payload (sendfile), 4: connect
   __u8 reserved[3];
+  __u64 count;      // iovec entries (indirection 1)
 };
 
 struct scratch {
   char data[SCAN_BYTES + SCAN_SLACK];
+  // The scan's position lives in map memory, whose values the verifier does not track: kept on the stack,
+  // every step's exact cursor was a new verifier state, and loading took seconds.
+  __u32 cursor;
+  __u32 zero_done;
 };
 
 // 16 MiB hold ~67k exchange records: a few seconds of a busy loopback server, so that a consumer that
@@ -88,7 +114,7 @@ struct {
 struct {
   __uint(type, BPF_MAP_TYPE_LRU_HASH);
   __uint(max_entries, 65536);
-  __type(key, struct conn_key);
+  __type(key, __u64);
   __type(value, struct conn);
 } l7_connections SEC(".maps");
 
@@ -120,15 +146,16 @@ struct {
   __type(value, __u64);
 } l7_counters SEC(".maps");
 
-// An SSL_read/SSL_write(_ex) in flight on a thread: the plaintext buffer, and the socket fd once the nested
-// read/write syscall names it.
+// An SSL_read/SSL_write(_ex) in flight on a thread: the plaintext buffer, and the connection once the nested
+// socket read/write names it.
 struct tls_call {
   __u64 ssl;
   __u64 buffer;
   __u64 transferred_out; // the size_t* of the _ex forms, or 0
-  __s32 fd;
+  __u64 connection;      // l7_connections key, valid when has_connection
+  __u8 has_connection;
   __u8 writing;
-  __u8 reserved[3];
+  __u8 reserved[6];
 };
 
 struct {
@@ -138,12 +165,12 @@ struct {
   __type(value, struct tls_call);
 } l7_tls_calls SEC(".maps");
 
-// The socket of each SSL object, for the calls OpenSSL answers from its buffer without a syscall.
+// The connection of each SSL object, for the calls OpenSSL answers from its buffer without a syscall.
 struct {
   __uint(type, BPF_MAP_TYPE_LRU_HASH);
   __uint(max_entries, 16384);
   __type(key, __u64);
-  __type(value, __s32);
+  __type(value, __u64);
 } l7_tls_sockets SEC(".maps");
 
 // Same definition as in profile.bpf.c: the sampler reuses this map's fd.
@@ -175,6 +202,8 @@ static __always_inline void random_bytes(__u8 *out, int words) {
 
 // ---- connection identity -------------------------------------------------------------------------
 
+static __always_inline __u64 fd_connection(__u32 tgid, int fd) { return ((__u64)tgid << 32) | (__u32)fd; }
+
 // The socket behind an fd of the current task, for its addresses. NULL when the fd is not a socket we can
 // read (private_data of other files is not a struct socket, so callers only use this on accept/connect fds).
 static __always_inline struct sock *socket_of_fd(int fd) {
@@ -189,10 +218,7 @@ static __always_inline struct sock *socket_of_fd(int fd) {
   return BPF_CORE_READ(socket, sk);
 }
 
-static __always_inline void read_addresses(struct conn *conn, int fd) {
-  struct sock *sk = socket_of_fd(fd);
-  if (!sk)
-    return;
+static __always_inline void read_socket_addresses(struct conn *conn, struct sock *sk) {
   __u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
   conn->family = family;
   conn->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
@@ -282,21 +308,66 @@ static __always_inline int hex_value(char c) {
   return -1; // W3C requires lowercase hex
 }
 
+
+// Word-at-a-time byte search: the scans below look at 8 bytes per step and only examine single bytes in
+// words that hold a line feed. A bpf_loop callback per byte cost more than the rest of a request together.
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+static __always_inline __u64 byte_matches(__u64 word, __u8 byte) {
+  __u64 x = word ^ (ONES * byte);
+  return (x - ONES) & ~x & HIGHS;
+}
+
+// Case-insensitive header names, compared 8 bytes at a time: OR-ing 0x20 into every byte lowercases
+// ASCII letters and leaves '-' and ':' alone, the other characters of the names we look for. (A control
+// character could pass for '-' or ':', which no valid header name contains.) Per-byte loops here made the
+// verifier's state count explode.
+static __always_inline __u64 word_at(const char *data, __u32 at) {
+  return *(__u64 *)(data + (at & SCAN_MASK)) | 0x2020202020202020ULL;
+}
+
+static __always_inline __u64 name_word(const char *name) {
+  __u64 word;
+  __builtin_memcpy(&word, name, 8);
+  return word;
+}
+
+// `name` is lowercase, 8 to 24 bytes long.
+static __always_inline bool header_name_is(const char *data, __u32 at, __u32 length, const char *name,
+                                           int name_length) {
+  if (at + name_length > length)
+    return false;
+  if (word_at(data, at) != name_word(name) ||
+      word_at(data, at + name_length - 8) != name_word(name + name_length - 8))
+    return false;
+  return name_length <= 16 || word_at(data, at + 8) == name_word(name + 8);
+}
+
+// Skips blanks after a header name's colon; returns the value's offset.
+static __always_inline __u32 skip_blanks(const char *data, __u32 at, __u32 length) {
+  for (int k = 0; k < 4; k++) {
+    char c = data[at & SCAN_MASK];
+    if (at < length && (c == ' ' || c == '\t'))
+      at++;
+  }
+  return at & SCAN_MASK;
+}
+
 struct scan_context {
   struct scratch *scratch;
   __u32 length;
   __u32 line_start_at_zero;
-  __s32 traceparent_value; // offset of the value, or -1
   __s32 headers_end;       // offset just past the blank line, or -1
+  __s32 traceparent_value; // requests: offset of the traceparent value, or -1
+  __s32 content_length;    // responses: offset of the Content-Length value, or -1
+  __u8 chunked;            // responses: a Transfer-Encoding header was seen
+  __u8 response;           // look for response headers rather than request headers
 };
 
-static __always_inline char lower(char c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
-
-// One position of the header scan: is a "traceparent:" header line or the blank line ending the headers
-// starting here?
-static long scan_position(__u64 index, void *argument) {
-  struct scan_context *context = argument;
-  __u32 i = index & SCAN_MASK;
+// One position of a header scan: does a header line, or the blank line that ends the headers, start here?
+// Returns 1 to stop the scan.
+static __always_inline long scan_at(struct scan_context *context, __u32 i) {
+  i &= SCAN_MASK;
   if (i >= context->length)
     return 1;
   const char *data = context->scratch->data;
@@ -317,20 +388,49 @@ static long scan_position(__u64 index, void *argument) {
     context->headers_end = name + 1;
     return 1;
   }
-  if (name + TRACEPARENT_NAME_LEN > context->length)
-    return 0;
-  const char *expected = "traceparent:";
-  for (int k = 0; k < TRACEPARENT_NAME_LEN; k++)
-    if (lower(data[name + k]) != expected[k])
-      return 0;
-  __u32 value = name + TRACEPARENT_NAME_LEN;
-  for (int k = 0; k < 4; k++) {
-    char c = data[value & SCAN_MASK];
-    if (value < context->length && (c == ' ' || c == '\t'))
-      value++;
+  if (!context->response) {
+    // Values are recorded just past the colon; the blanks before them are skipped once the scan is over.
+    if (header_name_is(data, name, context->length, "traceparent:", TRACEPARENT_NAME_LEN))
+      context->traceparent_value = (name + TRACEPARENT_NAME_LEN) & SCAN_MASK;
+  } else if (header_name_is(data, name, context->length, "content-length:", 15)) {
+    context->content_length = (name + 15) & SCAN_MASK;
+  } else if (header_name_is(data, name, context->length, "transfer-encoding:", 18)) {
+    context->chunked = 1;
   }
-  context->traceparent_value = value & SCAN_MASK;
   return 0;
+}
+
+// One step of the scan from `cursor`: the line start at position 0, or the next line feed in the cursor's
+// word (skipping words without one). A step per word plus one per line keeps both the run time and the
+// verifier's work small; a callback per byte cost more than the rest of a request together.
+static long scan_step(__u64 index, void *argument) {
+  struct scan_context *context = argument;
+  struct scratch *scratch = context->scratch;
+  __u32 cursor = scratch->cursor & SCAN_MASK;
+  if (cursor >= context->length)
+    return 1;
+  if (cursor == 0 && context->line_start_at_zero && !scratch->zero_done) {
+    scratch->zero_done = 1;
+    return scan_at(context, 0);
+  }
+  __u32 base = cursor & ~7u;
+  __u64 word = *(__u64 *)(context->scratch->data + base);
+  // Only the bytes from the cursor on.
+  __u64 matches = byte_matches(word, '\n') & (~0ULL << ((cursor - base) * 8));
+  if (!matches) {
+    scratch->cursor = base + 8;
+    return 0;
+  }
+  __u32 at = base + __builtin_ctzll(matches) / 8;
+  scratch->cursor = at + 1;
+  // byte_matches can flag a byte right after a real match; scan_at checks the byte itself.
+  return scan_at(context, at);
+}
+
+static __always_inline void scan_headers(struct scan_context *context) {
+  context->scratch->cursor = 0;
+  context->scratch->zero_done = 0;
+  bpf_loop(SCAN_BYTES / 4, scan_step, context, 0);
 }
 
 struct id_context {
@@ -389,17 +489,17 @@ static __always_inline int parse_traceparent(struct scratch *scratch, __u32 offs
   return !ids.malformed && ids.any_trace && ids.any_span ? 1 : -1;
 }
 
-// Copies up to SCAN_BYTES of the buffer of a finished read/write into the per-CPU scratch. Returns the
-// number of bytes copied, or 0.
-static __always_inline __u32 copy_payload(struct scratch *scratch, struct pending_io *io, long transferred) {
+// The first buffer of an I/O: the plain buffer, or the first iovec of an iovec array or msghdr, with the
+// bytes of `transferred` that landed in it.
+static __always_inline __u64 first_buffer(struct pending_io *io, long *transferred) {
   __u64 buffer = io->buffer;
   if (io->indirection == 1) {
     struct iovec first;
     if (bpf_probe_read_user(&first, sizeof(first), (void *)buffer) != 0)
       return 0;
     buffer = (__u64)first.iov_base;
-    if ((long)first.iov_len < transferred)
-      transferred = first.iov_len;
+    if ((long)first.iov_len < *transferred)
+      *transferred = first.iov_len;
   } else if (io->indirection == 2) {
     struct user_msghdr message;
     struct iovec first;
@@ -407,10 +507,19 @@ static __always_inline __u32 copy_payload(struct scratch *scratch, struct pendin
         bpf_probe_read_user(&first, sizeof(first), message.msg_iov) != 0)
       return 0;
     buffer = (__u64)first.iov_base;
-    if ((long)first.iov_len < transferred)
-      transferred = first.iov_len;
+    if ((long)first.iov_len < *transferred)
+      *transferred = first.iov_len;
+  } else if (io->indirection != 0) {
+    return 0;
   }
-  if (transferred <= 0)
+  return buffer;
+}
+
+// Copies up to SCAN_BYTES of the buffer of a finished read/write into the per-CPU scratch. Returns the
+// number of bytes copied, or 0.
+static __always_inline __u32 copy_payload(struct scratch *scratch, struct pending_io *io, long transferred) {
+  __u64 buffer = first_buffer(io, &transferred);
+  if (!buffer || transferred <= 0)
     return 0;
   __u64 length = transferred > SCAN_BYTES ? SCAN_BYTES : (__u64)transferred;
   // Restate the bound where the verifier can see it on the register it checks.
@@ -422,23 +531,51 @@ static __always_inline __u32 copy_payload(struct scratch *scratch, struct pendin
   return length;
 }
 
-// The request line up to the first '?', CR or LF, copied into the exchange record.
-static long line_end_position(__u64 index, void *argument) {
+// Did this write end with the zero-length chunk ("0\r\n\r\n") that ends a chunked body? Looks at the end
+// of a plain buffer or of the last iovec of a writev.
+static __always_inline bool ends_with_last_chunk(struct pending_io *io, long transferred) {
+  __u64 end = 0;
+  if (io->indirection == 0) {
+    end = io->buffer + transferred;
+  } else if (io->indirection == 1 && io->count > 0 && io->count <= 1024) {
+    struct iovec last;
+    if (bpf_probe_read_user(&last, sizeof(last), (void *)(io->buffer + (io->count - 1) * sizeof(last))) != 0)
+      return false;
+    end = (__u64)last.iov_base + last.iov_len;
+  }
+  char tail[5];
+  if (!end || transferred < 5 || bpf_probe_read_user(tail, sizeof(tail), (void *)(end - 5)) != 0)
+    return false;
+  return tail[0] == '0' && tail[1] == '\r' && tail[2] == '\n' && tail[3] == '\r' && tail[4] == '\n';
+}
+
+// The request line up to the first '?', CR or LF, a word at a time.
+static long line_end_word(__u64 index, void *argument) {
   struct scan_context *context = argument;
-  __u32 i = index & SCAN_MASK;
-  if (i >= context->length || i >= FS_L7_REQUEST_LINE_LEN)
+  __u32 base = (index * 8) & (FS_L7_REQUEST_LINE_LEN - 1);
+  if (base >= context->length) {
+    context->headers_end = context->length; // reused as "line length"
     return 1;
-  char c = context->scratch->data[i];
-  if (c == '?' || c == '\r' || c == '\n')
-    return 1;
-  context->headers_end = i + 1; // reused as "line length so far"
-  return 0;
+  }
+  __u64 word = *(__u64 *)(context->scratch->data + base);
+  __u64 matches = byte_matches(word, '?') | byte_matches(word, '\r') | byte_matches(word, '\n');
+  if (!matches) {
+    context->headers_end = base + 8;
+    return 0;
+  }
+  // The lowest flagged byte is always a real match (a false flag needs a real one below it).
+  context->headers_end = base + __builtin_ctzll(matches) / 8;
+  return 1;
 }
 
 static __always_inline void copy_request_line(struct conn *conn, struct scratch *scratch, __u32 length) {
   struct scan_context context = {.scratch = scratch, .length = length, .headers_end = 0};
-  bpf_loop(FS_L7_REQUEST_LINE_LEN, line_end_position, &context, 0);
+  bpf_loop(FS_L7_REQUEST_LINE_LEN / 8, line_end_word, &context, 0);
   __u32 line = context.headers_end;
+  if (line > length)
+    line = length;
+  if (line > FS_L7_REQUEST_LINE_LEN)
+    line = FS_L7_REQUEST_LINE_LEN;
   __builtin_memset(conn->exchange.request_line, 0, FS_L7_REQUEST_LINE_LEN);
   if (line > 0 && line <= FS_L7_REQUEST_LINE_LEN)
     bpf_probe_read_kernel(conn->exchange.request_line, line, scratch->data);
@@ -454,8 +591,9 @@ static __always_inline void scan_request_headers(struct conn *conn, struct scrat
       .line_start_at_zero = conn->line_start,
       .traceparent_value = -1,
       .headers_end = -1,
+      .content_length = -1,
   };
-  bpf_loop(SCAN_BYTES, scan_position, &context, 0);
+  scan_headers(&context);
   conn->line_start = length > 0 && scratch->data[(length - 1) & SCAN_MASK] == '\n';
   conn->header_bytes += length;
   if (context.headers_end >= 0 || conn->header_bytes >= MAX_HEADER_BYTES)
@@ -465,7 +603,8 @@ static __always_inline void scan_request_headers(struct conn *conn, struct scrat
   if (context.headers_end >= 0 && context.traceparent_value >= context.headers_end)
     return;
   struct fs_span_context parent;
-  int parsed = parse_traceparent(scratch, context.traceparent_value, length, &parent);
+  __u32 value = skip_blanks(scratch->data, context.traceparent_value, length);
+  int parsed = parse_traceparent(scratch, value, length, &parent);
   if (parsed < 0) {
     conn->exchange.flags |= FS_L7_FLAG_TRACEPARENT_INVALID;
     count(FS_L7_COUNTER_BAD_TRACEPARENT);
@@ -481,11 +620,64 @@ static __always_inline void scan_request_headers(struct conn *conn, struct scrat
     publish_span(conn, pid_tgid);
 }
 
-static __always_inline void begin_exchange(struct conn *conn, struct conn_key *key, __u64 pid_tgid) {
+// A Content-Length value: up to 15 digits, then the end of the line.
+static __always_inline __s64 parse_length(const char *data, __u32 at, __u32 length) {
+  __s64 value = 0;
+  int digits = 0;
+  for (int k = 0; k < 15; k++) {
+    __u32 i = (at + k) & SCAN_MASK;
+    if (at + k >= length)
+      return -1;
+    char c = data[i];
+    if (!is_digit(c))
+      return digits > 0 && (c == '\r' || c == '\n' || c == ' ' || c == '\t') ? value : -1;
+    value = value * 10 + (c - '0');
+    digits++;
+  }
+  return -1;
+}
+
+// How the body of the response that starts in this write ends, from its status and headers, which must
+// all be in the first buffer of the write. What is already written of the body counts.
+static __always_inline void read_response_framing(struct conn *conn, struct scratch *scratch, __u32 length,
+                                                  struct pending_io *io, long transferred, __u16 status) {
+  conn->framing = FRAMING_UNKNOWN;
+  // An interim response (100 Continue) or a protocol switch: the exchange ends some other way.
+  if (status < 200)
+    return;
+  struct scan_context context = {
+      .scratch = scratch,
+      .length = length,
+      .traceparent_value = -1,
+      .headers_end = -1,
+      .content_length = -1,
+      .response = 1,
+  };
+  scan_headers(&context);
+  if (context.headers_end < 0)
+    return;
+  __s64 body_written = transferred - context.headers_end;
+  if (conn->head_request || status == 204 || status == 304) {
+    conn->framing = FRAMING_LENGTH;
+    conn->body_remaining = 0;
+  } else if (context.chunked) {
+    conn->framing = FRAMING_CHUNKED;
+    conn->body_remaining = body_written > 0 && ends_with_last_chunk(io, transferred) ? 0 : 1;
+  } else if (context.content_length >= 0) {
+    __u32 value = skip_blanks(scratch->data, context.content_length, length);
+    __s64 declared = parse_length(scratch->data, value, length);
+    if (declared < 0)
+      return;
+    conn->framing = FRAMING_LENGTH;
+    conn->body_remaining = declared - body_written;
+  }
+}
+
+static __always_inline void begin_exchange(struct conn *conn, __u64 pid_tgid) {
   struct fs_l7_exchange *exchange = &conn->exchange;
-  exchange->pid = key->tgid;
+  exchange->pid = pid_tgid >> 32;
   exchange->tid = (__u32)pid_tgid;
-  exchange->fd = key->fd;
+  exchange->fd = conn->fd;
   exchange->flags = 0;
   exchange->generation = conn->generation;
   exchange->start_ns = bpf_ktime_get_ns();
@@ -505,141 +697,55 @@ static __always_inline void begin_exchange(struct conn *conn, struct conn_key *k
   conn->header_bytes = 0;
   conn->line_start = 0;
   conn->published = 0;
+  conn->framing = FRAMING_UNKNOWN;
+  conn->body_remaining = 0;
 }
 
-// ---- syscall handlers --------------------------------------------------------------------------------
+// ---- the exchange state machine, shared by both sets of hooks and the TLS probes ----------------------
 
-static __always_inline void track_connection(int fd, __u8 role) {
-  __u64 pid_tgid = bpf_get_current_pid_tgid();
-  __u32 tgid = pid_tgid >> 32;
-  if (fd < 0 || !is_target(tgid))
+static __always_inline void count_not_http(struct conn *conn) {
+  if (conn->not_http_counted)
     return;
-  struct conn_key key = {.tgid = tgid, .fd = fd};
-  struct conn *old = bpf_map_lookup_elem(&l7_connections, &key);
-  if (old)
-    finish_exchange(old, FS_L7_END_REPLACED, 0);
-  __u32 zero = 0;
-  struct conn *conn = bpf_map_lookup_elem(&l7_conn_template, &zero);
-  if (!conn)
-    return;
-  __builtin_memset(conn, 0, sizeof(*conn));
-  conn->generation = bpf_ktime_get_ns();
-  conn->role = role;
-  read_addresses(conn, fd);
-  if (bpf_map_update_elem(&l7_connections, &key, conn, BPF_ANY) != 0)
-    count(FS_L7_COUNTER_CONN_MAP_FULL);
+  conn->not_http_counted = 1;
+  count(FS_L7_COUNTER_NOT_HTTP);
 }
 
-static __always_inline void note_tls_socket(__u64 pid_tgid, int fd) {
-  struct tls_call *call = bpf_map_lookup_elem(&l7_tls_calls, &pid_tgid);
-  if (!call || call->fd >= 0)
-    return;
-  call->fd = fd;
-  bpf_map_update_elem(&l7_tls_sockets, &call->ssl, &fd, BPF_ANY);
-}
-
-static __always_inline bool inside_tls_call(void) {
-  __u64 pid_tgid = bpf_get_current_pid_tgid();
-  return bpf_map_lookup_elem(&l7_tls_calls, &pid_tgid) != NULL;
-}
-
-static __always_inline void remember_io(int fd, __u64 buffer, __u8 indirection) {
-  __u64 pid_tgid = bpf_get_current_pid_tgid();
-  note_tls_socket(pid_tgid, fd);
-  struct conn_key key = {.tgid = pid_tgid >> 32, .fd = fd};
-  struct conn *conn = bpf_map_lookup_elem(&l7_connections, &key);
-  if (!conn)
-    return;
-  struct pending_io io = {.buffer = buffer, .fd = fd, .indirection = indirection};
-  bpf_map_update_elem(&l7_pending, &pid_tgid, &io, BPF_ANY);
-}
-
-// A server that goes back to reading a connection has finished answering on it: end the exchange now,
-// before the thread blocks, so its idle time and unrelated work do not count.
-static __always_inline void before_read(int fd, __u64 buffer, __u8 indirection) {
-  __u64 pid_tgid = bpf_get_current_pid_tgid();
-  note_tls_socket(pid_tgid, fd);
-  struct conn_key key = {.tgid = pid_tgid >> 32, .fd = fd};
-  struct conn *conn = bpf_map_lookup_elem(&l7_connections, &key);
-  if (!conn)
-    return;
-  if (conn->role == FS_L7_ROLE_SERVER && conn->state == CONN_RESPONSE)
-    finish_exchange(conn, FS_L7_END_NEXT_READ, 0);
-  struct pending_io io = {.buffer = buffer, .fd = fd, .indirection = indirection};
-  bpf_map_update_elem(&l7_pending, &pid_tgid, &io, BPF_ANY);
-}
-
-static __always_inline struct conn *take_pending(struct pending_io *io, struct conn_key *key) {
-  __u64 pid_tgid = bpf_get_current_pid_tgid();
-  struct pending_io *pending = bpf_map_lookup_elem(&l7_pending, &pid_tgid);
-  if (!pending)
-    return NULL;
-  *io = *pending;
-  bpf_map_delete_elem(&l7_pending, &pid_tgid);
-  key->tgid = pid_tgid >> 32;
-  key->fd = io->fd;
-  return bpf_map_lookup_elem(&l7_connections, key);
-}
-
-static __always_inline bool inside_tls_call(void);
-static __always_inline void process_read(struct conn *conn, struct conn_key key, struct pending_io io,
-                                         long transferred);
-static __always_inline void process_write(struct conn *conn, struct conn_key key, struct pending_io io,
-                                          long transferred);
-
-// Syscall exits. Inside an SSL_read/SSL_write the bytes are ciphertext: the uprobes handle the plaintext.
-static __always_inline void after_read(long transferred) {
-  struct pending_io io;
-  struct conn_key key;
-  struct conn *conn = take_pending(&io, &key);
-  if (!conn || transferred <= 0 || inside_tls_call())
-    return;
-  process_read(conn, key, io, transferred);
-}
-
-static __always_inline void after_write(long transferred) {
-  struct pending_io io;
-  struct conn_key key;
-  struct conn *conn = take_pending(&io, &key);
-  if (!conn || transferred <= 0 || inside_tls_call())
-    return;
-  process_write(conn, key, io, transferred);
-}
-
-static __always_inline void process_read(struct conn *conn, struct conn_key key, struct pending_io io,
-                                         long transferred) {
+static __always_inline void process_read(struct conn *conn, struct pending_io io, long transferred) {
   __u64 pid_tgid = bpf_get_current_pid_tgid();
   __u32 zero = 0;
   struct scratch *scratch = bpf_map_lookup_elem(&l7_scratch, &zero);
   if (!scratch)
     return;
 
-  if (conn->role == FS_L7_ROLE_SERVER) {
-    if (conn->state == CONN_REQUEST) {
-      conn->exchange.bytes_in += transferred;
-      if (conn->in_headers) {
-        __u32 length = copy_payload(scratch, &io, transferred);
-        if (length)
-          scan_request_headers(conn, scratch, length, true, pid_tgid);
-      }
-      return;
+  if (conn->role == FS_L7_ROLE_SERVER && conn->state == CONN_REQUEST) {
+    conn->exchange.bytes_in += transferred;
+    if (conn->in_headers) {
+      __u32 length = copy_payload(scratch, &io, transferred);
+      if (length)
+        scan_request_headers(conn, scratch, length, true, pid_tgid);
     }
+    return;
+  }
+  if (conn->role == FS_L7_ROLE_SERVER || conn->role == 0) {
     __u32 length = copy_payload(scratch, &io, transferred);
     if (length < 4)
       return;
     if (!is_request_start(scratch->data)) {
       if (conn->state == CONN_IDLE)
-        count(FS_L7_COUNTER_NOT_HTTP);
+        count_not_http(conn);
       else
         conn->exchange.bytes_in += transferred; // more of a request body read after a response began
       return;
     }
+    // Whoever reads a request serves it.
+    conn->role = FS_L7_ROLE_SERVER;
     finish_exchange(conn, FS_L7_END_NEXT_REQUEST, 0);
     // start_ns is taken before the span is published: no sample can carry it earlier.
-    begin_exchange(conn, &key, pid_tgid);
+    begin_exchange(conn, pid_tgid);
     random_bytes(conn->exchange.trace_id, 4);
     conn->exchange.bytes_in = transferred;
     conn->in_headers = 1;
+    conn->head_request = starts_with(scratch->data, "HEAD ", 5);
     copy_request_line(conn, scratch, length);
     scan_request_headers(conn, scratch, length, false, pid_tgid);
     publish_span(conn, pid_tgid);
@@ -664,8 +770,7 @@ static __always_inline void process_read(struct conn *conn, struct conn_key key,
   }
 }
 
-static __always_inline void process_write(struct conn *conn, struct conn_key key, struct pending_io io,
-                                          long transferred) {
+static __always_inline void process_write(struct conn *conn, struct pending_io io, long transferred) {
   __u64 pid_tgid = bpf_get_current_pid_tgid();
 
   if (conn->role == FS_L7_ROLE_SERVER) {
@@ -675,33 +780,50 @@ static __always_inline void process_write(struct conn *conn, struct conn_key key
     if (conn->state == CONN_REQUEST) {
       conn->state = CONN_RESPONSE;
       conn->in_headers = 0;
+      conn->framing = FRAMING_UNKNOWN;
       __u32 zero = 0;
       struct scratch *scratch = bpf_map_lookup_elem(&l7_scratch, &zero);
-      if (scratch && io.indirection != 3 && copy_payload(scratch, &io, transferred) >= 12) {
-        __u16 status = response_status(scratch->data);
+      if (scratch && io.indirection < 3) {
+        __u32 length = copy_payload(scratch, &io, transferred);
+        __u16 status = length >= 12 ? response_status(scratch->data) : 0;
         if (status) {
           conn->exchange.status = status;
           conn->exchange.flags |= FS_L7_FLAG_RESPONSE_SEEN;
+          read_response_framing(conn, scratch, length, &io, transferred, status);
         }
       }
+    } else if (conn->framing == FRAMING_LENGTH) {
+      conn->body_remaining -= transferred;
+    } else if (conn->framing == FRAMING_CHUNKED && ends_with_last_chunk(&io, transferred)) {
+      conn->body_remaining = 0;
     }
+    // The whole response is out: the span ends here, not when the server next reads.
+    if (conn->framing != FRAMING_UNKNOWN && conn->body_remaining <= 0)
+      finish_exchange(conn, FS_L7_END_COMPLETE, 0);
     return;
   }
 
   // Client: a request goes out.
-  if (conn->state == CONN_REQUEST) {
+  if (conn->role == FS_L7_ROLE_CLIENT && conn->state == CONN_REQUEST) {
     conn->exchange.bytes_out += transferred;
     return;
   }
   __u32 zero = 0;
   struct scratch *scratch = bpf_map_lookup_elem(&l7_scratch, &zero);
-  if (!scratch || io.indirection == 3)
+  if (!scratch || io.indirection >= 3)
     return;
   __u32 length = copy_payload(scratch, &io, transferred);
-  if (length < 4 || !is_request_start(scratch->data))
+  if (length < 4)
     return;
+  if (!is_request_start(scratch->data)) {
+    if (conn->role == 0 && conn->state == CONN_IDLE)
+      count_not_http(conn);
+    return;
+  }
+  // Whoever writes a request is the client.
+  conn->role = FS_L7_ROLE_CLIENT;
   finish_exchange(conn, FS_L7_END_NEXT_REQUEST, conn->exchange.end_ns);
-  begin_exchange(conn, &key, pid_tgid);
+  begin_exchange(conn, pid_tgid);
   // A client request made while the thread serves a span is that span's child.
   struct fs_span_context *serving = bpf_map_lookup_elem(&traces_ctx_v1, &pid_tgid);
   if (serving) {
@@ -715,17 +837,214 @@ static __always_inline void process_write(struct conn *conn, struct conn_key key
   copy_request_line(conn, scratch, length);
 }
 
-static __always_inline void on_close(int fd) {
-  __u64 pid_tgid = bpf_get_current_pid_tgid();
-  struct conn_key key = {.tgid = pid_tgid >> 32, .fd = fd};
-  struct conn *conn = bpf_map_lookup_elem(&l7_connections, &key);
+// Inside an SSL_read/SSL_write the bytes on the socket are ciphertext: the uprobes handle the plaintext.
+// Notes the connection of the call in flight; returns whether there is one.
+static __always_inline bool note_tls_connection(__u64 pid_tgid, __u64 connection) {
+  struct tls_call *call = bpf_map_lookup_elem(&l7_tls_calls, &pid_tgid);
+  if (!call)
+    return false;
+  if (!call->has_connection) {
+    call->connection = connection;
+    call->has_connection = 1;
+    bpf_map_update_elem(&l7_tls_sockets, &call->ssl, &connection, BPF_ANY);
+  }
+  return true;
+}
+
+static __always_inline void close_connection(__u64 connection) {
+  struct conn *conn = bpf_map_lookup_elem(&l7_connections, &connection);
   if (!conn)
     return;
   finish_exchange(conn, FS_L7_END_CLOSE, conn->exchange.end_ns);
-  bpf_map_delete_elem(&l7_connections, &key);
+  bpf_map_delete_elem(&l7_connections, &connection);
 }
 
-// ---- tracepoints -------------------------------------------------------------------------------------
+// A new connection record: role 0 (socket hooks learn it from the first request) or the role accept or
+// connect gave it.
+static __always_inline struct conn *new_connection(__u64 connection, int fd, __u8 role, __u64 generation,
+                                                   struct sock *sk) {
+  __u32 zero = 0;
+  struct conn *conn = bpf_map_lookup_elem(&l7_conn_template, &zero);
+  if (!conn)
+    return NULL;
+  __builtin_memset(conn, 0, sizeof(*conn));
+  conn->generation = generation;
+  conn->role = role;
+  conn->fd = fd;
+  if (sk)
+    read_socket_addresses(conn, sk);
+  if (bpf_map_update_elem(&l7_connections, &connection, conn, BPF_ANY) != 0) {
+    count(FS_L7_COUNTER_CONN_MAP_FULL);
+    return NULL;
+  }
+  return bpf_map_lookup_elem(&l7_connections, &connection);
+}
+
+// ---- socket hooks (default) ------------------------------------------------------------------------
+
+// The syscall a socket I/O came from, read from the task's saved user registers (x86-64 numbers and
+// argument registers). Returns false for I/O that did not come straight from one we understand, such as
+// io_uring workers and kernel sockets.
+static __always_inline bool socket_syscall(struct pending_io *io, bool receiving) {
+  struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+  long number = regs->orig_ax;
+  io->fd = regs->di;
+  io->buffer = regs->si;
+  io->count = regs->dx;
+  if (receiving) {
+    switch (number) {
+    case 0:  // read
+    case 45: // recvfrom
+      io->indirection = 0;
+      return true;
+    case 19: // readv
+      io->indirection = 1;
+      return true;
+    case 47: // recvmsg
+      io->indirection = 2;
+      return true;
+    }
+    return false;
+  }
+  switch (number) {
+  case 1:  // write
+  case 44: // sendto
+    io->indirection = 0;
+    return true;
+  case 20: // writev
+    io->indirection = 1;
+    return true;
+  case 46: // sendmsg
+    io->indirection = 2;
+    return true;
+  case 40: // sendfile: bytes only, the fd is the first argument
+    io->indirection = 3;
+    return true;
+  case 275: // splice: bytes only, the socket is fd_out
+    io->fd = regs->dx;
+    io->indirection = 3;
+    return true;
+  }
+  return false;
+}
+
+// The connection of a TCP socket the current (traced) process does I/O on, created on first sight.
+static __always_inline struct conn *socket_connection(struct sock *sk, int fd, __u64 *connection) {
+  if (sk->sk_protocol != IPPROTO_TCP)
+    return NULL;
+  __u16 family = sk->__sk_common.skc_family;
+  if (family != AF_INET && family != AF_INET6)
+    return NULL;
+  *connection = bpf_get_socket_cookie(sk);
+  struct conn *conn = bpf_map_lookup_elem(&l7_connections, connection);
+  if (conn) {
+    conn->fd = fd; // the same socket may be reached through a dup'ed fd
+    return conn;
+  }
+  return new_connection(*connection, fd, 0, *connection, sk);
+}
+
+static __always_inline void socket_io(struct sock *sk, int transferred, int flags, bool receiving) {
+  if (transferred < 0 || (flags & MSG_PEEK))
+    return;
+  __u64 pid_tgid = bpf_get_current_pid_tgid();
+  if (!is_target(pid_tgid >> 32))
+    return;
+  struct pending_io io = {};
+  if (!socket_syscall(&io, receiving))
+    return;
+  __u64 connection;
+  struct conn *conn = socket_connection(sk, io.fd, &connection);
+  if (!conn || note_tls_connection(pid_tgid, connection))
+    return;
+  if (transferred == 0) {
+    // The peer closed: whatever was in progress ends now.
+    if (receiving)
+      finish_exchange(conn, FS_L7_END_CLOSE, conn->exchange.end_ns);
+    return;
+  }
+  if (receiving)
+    process_read(conn, io, transferred);
+  else
+    process_write(conn, io, transferred);
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(socket_received, struct sock *sk, int transferred, int flags) {
+  socket_io(sk, transferred, flags, true);
+  return 0;
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(socket_sent, struct sock *sk, int transferred, int flags) {
+  socket_io(sk, transferred, flags, false);
+  return 0;
+}
+
+// close() and shutdown() move a socket to FIN_WAIT1 or LAST_ACK in the closing thread; resets and
+// timeouts move it to CLOSE. Any of them ends the connection's exchange. Sockets never given a cookie were
+// never tracked, and are skipped without giving them one.
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(socket_state_changed, const struct sock *sk, const int old_state, const int new_state) {
+  if (new_state != TCP_FIN_WAIT1 && new_state != TCP_LAST_ACK && new_state != TCP_CLOSE)
+    return 0;
+  __u64 connection = sk->__sk_common.skc_cookie.counter;
+  if (connection)
+    close_connection(connection);
+  return 0;
+}
+
+// ---- syscall hooks (fallback) ------------------------------------------------------------------------
+
+static __always_inline void track_connection(int fd, __u8 role) {
+  __u64 pid_tgid = bpf_get_current_pid_tgid();
+  __u32 tgid = pid_tgid >> 32;
+  if (fd < 0 || !is_target(tgid))
+    return;
+  __u64 connection = fd_connection(tgid, fd);
+  struct conn *old = bpf_map_lookup_elem(&l7_connections, &connection);
+  if (old)
+    finish_exchange(old, FS_L7_END_REPLACED, 0);
+  new_connection(connection, fd, role, bpf_ktime_get_ns(), socket_of_fd(fd));
+}
+
+// Remembers the buffer of a read or write on a tracked connection until the syscall returns. A server
+// that goes back to reading a connection has finished answering on it: the exchange ends now, before the
+// thread blocks, so its idle time and unrelated work do not count.
+static __always_inline void before_io(int fd, __u64 buffer, __u64 count, __u8 indirection, bool reading) {
+  __u64 pid_tgid = bpf_get_current_pid_tgid();
+  __u32 tgid = pid_tgid >> 32;
+  if (!is_target(tgid))
+    return;
+  __u64 connection = fd_connection(tgid, fd);
+  note_tls_connection(pid_tgid, connection);
+  struct conn *conn = bpf_map_lookup_elem(&l7_connections, &connection);
+  if (!conn)
+    return;
+  if (reading && conn->role == FS_L7_ROLE_SERVER && conn->state == CONN_RESPONSE)
+    finish_exchange(conn, FS_L7_END_NEXT_READ, 0);
+  struct pending_io io = {.buffer = buffer, .fd = fd, .indirection = indirection, .count = count};
+  bpf_map_update_elem(&l7_pending, &pid_tgid, &io, BPF_ANY);
+}
+
+static __always_inline void after_io(long transferred, bool reading) {
+  __u64 pid_tgid = bpf_get_current_pid_tgid();
+  struct pending_io *pending = bpf_map_lookup_elem(&l7_pending, &pid_tgid);
+  if (!pending)
+    return;
+  struct pending_io io = *pending;
+  bpf_map_delete_elem(&l7_pending, &pid_tgid);
+  if (transferred <= 0 || bpf_map_lookup_elem(&l7_tls_calls, &pid_tgid))
+    return;
+  __u64 connection = fd_connection(pid_tgid >> 32, io.fd);
+  struct conn *conn = bpf_map_lookup_elem(&l7_connections, &connection);
+  if (!conn)
+    return;
+  if (reading)
+    process_read(conn, io, transferred);
+  else
+    process_write(conn, io, transferred);
+}
 
 #define ARG(ctx, n) ((ctx)->args[n])
 
@@ -766,118 +1085,34 @@ int exit_connect(struct trace_event_raw_sys_exit *ctx) {
   return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_read")
-int enter_read(struct trace_event_raw_sys_enter *ctx) {
-  before_read(ARG(ctx, 0), ARG(ctx, 1), 0);
-  return 0;
-}
+// One enter/exit pair per hooked syscall: (name, indirection, reading).
+#define IO_SYSCALL(name, indirection, reading)                                                             \
+  SEC("tracepoint/syscalls/sys_enter_" #name)                                                            \
+  int enter_##name(struct trace_event_raw_sys_enter *ctx) {                                              \
+    before_io(ARG(ctx, 0), indirection == 3 ? 0 : ARG(ctx, 1), ARG(ctx, 2), indirection, reading);       \
+    return 0;                                                                                            \
+  }                                                                                                      \
+  SEC("tracepoint/syscalls/sys_exit_" #name)                                                             \
+  int exit_##name(struct trace_event_raw_sys_exit *ctx) {                                                \
+    after_io(ctx->ret, reading);                                                                         \
+    return 0;                                                                                            \
+  }
 
-SEC("tracepoint/syscalls/sys_exit_read")
-int exit_read(struct trace_event_raw_sys_exit *ctx) {
-  after_read(ctx->ret);
-  return 0;
-}
-
-SEC("tracepoint/syscalls/sys_enter_readv")
-int enter_readv(struct trace_event_raw_sys_enter *ctx) {
-  before_read(ARG(ctx, 0), ARG(ctx, 1), 1);
-  return 0;
-}
-
-SEC("tracepoint/syscalls/sys_exit_readv")
-int exit_readv(struct trace_event_raw_sys_exit *ctx) {
-  after_read(ctx->ret);
-  return 0;
-}
-
-SEC("tracepoint/syscalls/sys_enter_recvfrom")
-int enter_recvfrom(struct trace_event_raw_sys_enter *ctx) {
-  before_read(ARG(ctx, 0), ARG(ctx, 1), 0);
-  return 0;
-}
-
-SEC("tracepoint/syscalls/sys_exit_recvfrom")
-int exit_recvfrom(struct trace_event_raw_sys_exit *ctx) {
-  after_read(ctx->ret);
-  return 0;
-}
-
-SEC("tracepoint/syscalls/sys_enter_recvmsg")
-int enter_recvmsg(struct trace_event_raw_sys_enter *ctx) {
-  before_read(ARG(ctx, 0), ARG(ctx, 1), 2);
-  return 0;
-}
-
-SEC("tracepoint/syscalls/sys_exit_recvmsg")
-int exit_recvmsg(struct trace_event_raw_sys_exit *ctx) {
-  after_read(ctx->ret);
-  return 0;
-}
-
-SEC("tracepoint/syscalls/sys_enter_write")
-int enter_write(struct trace_event_raw_sys_enter *ctx) {
-  remember_io(ARG(ctx, 0), ARG(ctx, 1), 0);
-  return 0;
-}
-
-SEC("tracepoint/syscalls/sys_exit_write")
-int exit_write(struct trace_event_raw_sys_exit *ctx) {
-  after_write(ctx->ret);
-  return 0;
-}
-
-SEC("tracepoint/syscalls/sys_enter_writev")
-int enter_writev(struct trace_event_raw_sys_enter *ctx) {
-  remember_io(ARG(ctx, 0), ARG(ctx, 1), 1);
-  return 0;
-}
-
-SEC("tracepoint/syscalls/sys_exit_writev")
-int exit_writev(struct trace_event_raw_sys_exit *ctx) {
-  after_write(ctx->ret);
-  return 0;
-}
-
-SEC("tracepoint/syscalls/sys_enter_sendto")
-int enter_sendto(struct trace_event_raw_sys_enter *ctx) {
-  remember_io(ARG(ctx, 0), ARG(ctx, 1), 0);
-  return 0;
-}
-
-SEC("tracepoint/syscalls/sys_exit_sendto")
-int exit_sendto(struct trace_event_raw_sys_exit *ctx) {
-  after_write(ctx->ret);
-  return 0;
-}
-
-SEC("tracepoint/syscalls/sys_enter_sendmsg")
-int enter_sendmsg(struct trace_event_raw_sys_enter *ctx) {
-  remember_io(ARG(ctx, 0), ARG(ctx, 1), 2);
-  return 0;
-}
-
-SEC("tracepoint/syscalls/sys_exit_sendmsg")
-int exit_sendmsg(struct trace_event_raw_sys_exit *ctx) {
-  after_write(ctx->ret);
-  return 0;
-}
-
+IO_SYSCALL(read, 0, true)
+IO_SYSCALL(readv, 1, true)
+IO_SYSCALL(recvfrom, 0, true)
+IO_SYSCALL(recvmsg, 2, true)
+IO_SYSCALL(write, 0, false)
+IO_SYSCALL(writev, 1, false)
+IO_SYSCALL(sendto, 0, false)
+IO_SYSCALL(sendmsg, 2, false)
 // nginx sends file bodies with sendfile: bytes only, no payload to look at.
-SEC("tracepoint/syscalls/sys_enter_sendfile64")
-int enter_sendfile(struct trace_event_raw_sys_enter *ctx) {
-  remember_io(ARG(ctx, 0), 0, 3);
-  return 0;
-}
-
-SEC("tracepoint/syscalls/sys_exit_sendfile64")
-int exit_sendfile(struct trace_event_raw_sys_exit *ctx) {
-  after_write(ctx->ret);
-  return 0;
-}
+IO_SYSCALL(sendfile64, 3, false)
 
 SEC("tracepoint/syscalls/sys_enter_close")
 int enter_close(struct trace_event_raw_sys_enter *ctx) {
-  on_close(ARG(ctx, 0));
+  __u64 pid_tgid = bpf_get_current_pid_tgid();
+  close_connection(fd_connection(pid_tgid >> 32, ARG(ctx, 0)));
   return 0;
 }
 
@@ -887,8 +1122,7 @@ static __always_inline void tls_enter(__u64 ssl, __u64 buffer, __u64 transferred
   __u64 pid_tgid = bpf_get_current_pid_tgid();
   if (!is_target(pid_tgid >> 32))
     return;
-  struct tls_call call = {
-      .ssl = ssl, .buffer = buffer, .transferred_out = transferred_out, .fd = -1, .writing = writing};
+  struct tls_call call = {.ssl = ssl, .buffer = buffer, .transferred_out = transferred_out, .writing = writing};
   bpf_map_update_elem(&l7_tls_calls, &pid_tgid, &call, BPF_ANY);
 }
 
@@ -909,24 +1143,23 @@ static __always_inline void tls_exit(long result) {
   }
   if (transferred <= 0)
     return;
-  if (call.fd < 0) {
-    __s32 *known = bpf_map_lookup_elem(&l7_tls_sockets, &call.ssl);
+  if (!call.has_connection) {
+    __u64 *known = bpf_map_lookup_elem(&l7_tls_sockets, &call.ssl);
     if (!known)
       return;
-    call.fd = *known;
+    call.connection = *known;
   }
-  struct conn_key key = {.tgid = pid_tgid >> 32, .fd = call.fd};
-  struct conn *conn = bpf_map_lookup_elem(&l7_connections, &key);
+  struct conn *conn = bpf_map_lookup_elem(&l7_connections, &call.connection);
   if (!conn)
     return;
-  struct pending_io io = {.buffer = call.buffer, .fd = call.fd, .indirection = 0};
+  struct pending_io io = {.buffer = call.buffer, .fd = conn->fd, .indirection = 0};
   if (call.writing) {
-    process_write(conn, key, io, transferred);
+    process_write(conn, io, transferred);
   } else {
     // A server reading again has answered (the nested read may not have happened: buffered data).
     if (conn->role == FS_L7_ROLE_SERVER && conn->state == CONN_RESPONSE)
       finish_exchange(conn, FS_L7_END_NEXT_READ, 0);
-    process_read(conn, key, io, transferred);
+    process_read(conn, io, transferred);
   }
 }
 

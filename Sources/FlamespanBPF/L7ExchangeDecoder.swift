@@ -52,6 +52,7 @@ enum L7ExchangeDecoder {
     case FS_L7_END_NEXT_REQUEST.rawValue: .nextRequest
     case FS_L7_END_CLOSE.rawValue: .close
     case FS_L7_END_REPLACED.rawValue: .fdReused
+    case FS_L7_END_COMPLETE.rawValue: .complete
     default: .unknown(value)
     }
   }

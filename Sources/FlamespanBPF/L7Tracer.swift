@@ -4,21 +4,54 @@ import CLibBPF
 import FlamespanModel
 import Foundation
 
+/// Which kernel hooks feed the L7 tracer (see bpf/l7.bpf.c).
+public enum L7Hooks: String, Sendable, CaseIterable {
+  /// Socket hooks where the kernel has them (Linux 6.3+), syscall tracepoints otherwise.
+  case automatic = "auto"
+  /// `sock_recv_length`/`sock_send_length`/`inet_sock_set_state`: they fire only for socket I/O.
+  case socket
+  /// `syscalls:sys_enter_*`/`sys_exit_*`: any kernel with tracefs, but enabling them slows every syscall
+  /// of every process on the machine.
+  case syscalls
+}
+
 public struct L7TracerConfiguration: Sendable {
   /// Thread groups to trace, with every process they fork; nil traces the whole machine.
   public var pids: [Int32]?
+  public var hooks: L7Hooks
 
-  public init(pids: [Int32]? = nil) {
+  public init(pids: [Int32]? = nil, hooks: L7Hooks = .automatic) {
     self.pids = pids
+    self.hooks = hooks
   }
 }
 
-/// The loaded and attached `l7.bpf.c`: syscall tracepoints that follow HTTP/1.x exchanges on the
-/// connections the traced processes accept or connect. It owns the `traces_ctx_v1` map that says which
-/// span each thread is serving; hand `activeSpanMap` to the sampler so that every sample carries it.
+/// The loaded and attached `l7.bpf.c`, which follows HTTP/1.x exchanges on the TCP connections of the
+/// traced processes. It owns the `traces_ctx_v1` map that says which span each thread is serving; hand
+/// `activeSpanMap` to the sampler so that every sample carries it.
 /// Lifecycle: init (open → configure → load → attach), `poll` until done, `close` (also on deinit).
 public final class L7Tracer {
   public let configuration: L7TracerConfiguration
+  /// The hooks in use: `configuration.hooks` with `.automatic` resolved.
+  public let hooks: L7Hooks
+
+  /// The programs of each set of hooks; the rest (fork/exit, TLS) load with either.
+  static let socketPrograms: Set<String> = [
+    "socket_received", "socket_sent", "socket_state_changed",
+  ]
+  static func isSyscallProgram(_ name: String) -> Bool {
+    name.hasPrefix("enter_") || name.hasPrefix("exit_")
+  }
+
+  /// Whether this kernel has the socket tracepoints (their BTF types exist from Linux 6.3 on).
+  public static var kernelHasSocketHooks: Bool {
+    guard let btf = btf__load_vmlinux_btf() else { return false }
+    defer { btf__free(btf) }
+    let names: [String] = ["btf_trace_sock_recv_length", "btf_trace_sock_send_length"]
+    return names.allSatisfy { name in
+      name.withCString { btf__find_by_name_kind(btf, $0, UInt32(BTF_KIND_TYPEDEF)) >= 0 }
+    }
+  }
 
   private var object: OpaquePointer?
   private var links: [OpaquePointer] = []
@@ -40,8 +73,25 @@ public final class L7Tracer {
       throw BPFError(
         .missingPrivileges, errno: EPERM, context: "cannot load the L7 tracer: \(missing)")
     }
+    switch configuration.hooks {
+    case .automatic: hooks = Self.kernelHasSocketHooks ? .socket : .syscalls
+    case .socket:
+      guard Self.kernelHasSocketHooks else {
+        throw BPFError(
+          .load, errno: ENOENT,
+          context:
+            "this kernel has no sock_recv_length/sock_send_length tracepoints (Linux 6.3+): use --http-hooks syscalls"
+        )
+      }
+      hooks = .socket
+    case .syscalls: hooks = .syscalls
+    }
+    // Only syscall tracepoints are found through tracefs; the socket hooks attach through BTF.
     guard
-      Self.tracefsEventDirectories.contains(where: { FileManager.default.fileExists(atPath: $0) })
+      hooks == .socket
+        || Self.tracefsEventDirectories.contains(where: {
+          FileManager.default.fileExists(atPath: $0)
+        })
     else {
       throw BPFError(.attach, errno: ENOENT, context: Self.tracefsMissingMessage)
     }
@@ -72,6 +122,14 @@ public final class L7Tracer {
       throw BPFError(
         .openObject, errno: errno, context: "cannot open the embedded L7 tracer object",
         libbpfLog: LibBPFLog.take())
+    }
+    var program = bpf_object__next_program(object, nil)
+    while let current = program {
+      let name = String(cString: bpf_program__name(current))
+      let unused =
+        hooks == .socket ? Self.isSyscallProgram(name) : Self.socketPrograms.contains(name)
+      if unused { bpf_program__set_autoload(current, false) }
+      program = bpf_object__next_program(object, current)
     }
     var filter = configuration.pids != nil
     let status = fs_set_rodata_variable(object, "filter_by_pid", &filter, MemoryLayout<Bool>.size)
@@ -159,8 +217,8 @@ public final class L7Tracer {
     var program = bpf_object__next_program(object, nil)
     while let current = program {
       let name = String(cString: bpf_program__name(current))
-      // The TLS uprobes attach per library, in attachTLS.
-      if name.hasPrefix("tls_") {
+      // The TLS uprobes attach per library, in attachTLS; the other set of hooks was not loaded.
+      if name.hasPrefix("tls_") || !bpf_program__autoload(current) {
         program = bpf_object__next_program(object, current)
         continue
       }

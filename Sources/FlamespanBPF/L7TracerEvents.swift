@@ -14,6 +14,8 @@ public enum L7EndReason: Sendable, Equatable {
   case nextRequest
   case close
   case fdReused
+  /// The response was complete by its Content-Length or last chunk.
+  case complete
   case unknown(UInt8)
 }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FlamespanBPF
 import FlamespanExport
 import FlamespanL7
 import FlamespanModel
@@ -62,6 +63,12 @@ struct RecordCommand: ParsableCommand {
 
   @Option(
     help: ArgumentHelp(
+      "Kernel hooks of the HTTP tracer: socket (sock_recv_length/sock_send_length tracepoints, Linux 6.3+; cheap, they fire only for socket I/O), syscalls (syscall tracepoints, needs tracefs; slows every syscall on the machine while on), or auto (socket where the kernel has it).",
+      valueName: "auto|socket|syscalls"))
+  var httpHooks: String = "auto"
+
+  @Option(
+    help: ArgumentHelp(
       "Write the HTTP spans seen during the recording as one OTLP/JSON ExportTraceServiceRequest.",
       valueName: "path"))
   var spansOutput: String?
@@ -95,6 +102,9 @@ struct RecordCommand: ParsableCommand {
     guard (1...10_000).contains(frequency) else {
       throw ValidationError("--frequency must be between 1 and 10000 Hz (got \(frequency))")
     }
+    guard L7Hooks(rawValue: httpHooks) != nil else {
+      throw ValidationError("--http-hooks must be auto, socket or syscalls (got '\(httpHooks)')")
+    }
     guard let unwinding = UserStackUnwinding(rawValue: unwind) else {
       throw ValidationError("--unwind must be fp or dwarf (got '\(unwind)')")
     }
@@ -126,6 +136,7 @@ struct RecordCommand: ParsableCommand {
     options.command = command.isEmpty ? nil : command
     options.aggregateInKernel = kernelAggregation
     options.traceHTTP = !noHttpTracing
+    options.httpHooks = L7Hooks(rawValue: httpHooks) ?? .automatic
     options.unwinding = UserStackUnwinding(rawValue: unwind) ?? .framePointers
     options.userStackCopyBytes = stackCopyBytes
 

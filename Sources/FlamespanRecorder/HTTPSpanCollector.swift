@@ -27,9 +27,9 @@ final class HTTPSpanCollector {
   private var processNames: [Int32: String] = [:]
 
   /// Loads the tracer, or returns nil with a one-line reason: a recording never fails for lack of spans.
-  static func start(pids: [Int32]?) -> (HTTPSpanCollector?, warning: String?) {
+  static func start(pids: [Int32]?, hooks: L7Hooks) -> (HTTPSpanCollector?, warning: String?) {
     do {
-      let tracer = try L7Tracer(configuration: L7TracerConfiguration(pids: pids))
+      let tracer = try L7Tracer(configuration: L7TracerConfiguration(pids: pids, hooks: hooks))
       return (HTTPSpanCollector(tracer: tracer), nil)
     } catch {
       let reason =

@@ -39,7 +39,7 @@ public final class Recorder {
     var warnings: [String] = []
     if options.traceHTTP && !options.aggregateInKernel {
       let (collector, warning) = HTTPSpanCollector.start(
-        pids: filtering ? (options.pids ?? []) : nil)
+        pids: filtering ? (options.pids ?? []) : nil, hooks: options.httpHooks)
       spanCollector = collector
       if let warning { warnings.append(warning) }
     }

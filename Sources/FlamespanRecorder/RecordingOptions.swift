@@ -1,3 +1,4 @@
+import FlamespanBPF
 import FlamespanModel
 import FlamespanSymbolizer
 
@@ -20,6 +21,8 @@ public struct RecordingOptions: Sendable {
   /// Trace HTTP/1.x exchanges of the sampled processes and label samples with the span they served.
   /// When the L7 tracer cannot load (no tracefs, say) the recording goes on without spans, with a warning.
   public var traceHTTP = true
+  /// The kernel hooks of the HTTP tracer.
+  public var httpHooks: L7Hooks = .automatic
 
   public init() {}
 }

@@ -16,10 +16,12 @@ import Testing
     var counters = L7Counters()
   }
 
-  static func observe(server: ServerProcess, frequency: Int = 997, clients: [[String]]) throws
-    -> Observation
-  {
-    let tracer = try L7Tracer(configuration: L7TracerConfiguration(pids: [server.pid]))
+  static func observe(
+    server: ServerProcess, hooks: L7Hooks, frequency: Int = 997, clients: [[String]]
+  ) throws -> Observation {
+    let tracer = try L7Tracer(
+      configuration: L7TracerConfiguration(pids: [server.pid], hooks: hooks))
+    #expect(tracer.hooks == hooks)
     defer { tracer.close() }
     let sampler = try CPUSampler(
       configuration: SamplerConfiguration(
@@ -52,7 +54,11 @@ import Testing
     return parts.count >= 2 ? String(parts[1]) : ""
   }
 
-  @Test func serverSpansTakeTheCallersTraceAndEverySpanSampleLiesInsideItsSpan() throws {
+  /// Both sets of kernel hooks feed the same state machine; each must hold on its own.
+  static let bothHooks: [L7Hooks] = [.socket, .syscalls]
+
+  @Test(arguments: bothHooks)
+  func serverSpansTakeTheCallersTraceAndEverySpanSampleLiesInsideItsSpan(hooks: L7Hooks) throws {
     guard TestEnvironment.bpfAvailable(for: #function) else {
       #expect(!TestEnvironment.isCI, "CI runs as root, where BPF must work")
       return
@@ -67,7 +73,7 @@ import Testing
     let base = "http://127.0.0.1:\(server.port)"
     let traced = "traceparent: 00-\(Self.traceID)-\(Self.parentID)-01"
     let observation = try Self.observe(
-      server: server,
+      server: server, hooks: hooks,
       clients: [
         // Keep-alive: four requests on one connection, all with the caller's context.
         ["curl", "-s", "-o", "/dev/null", "-H", traced]
@@ -153,13 +159,14 @@ import Testing
       Double(requestThreadSamples.filter { $0.span != nil }.count)
       / Double(max(requestThreadSamples.count, 1))
     print(
-      "L7 recall: \(requestThreadSamples.count) request-thread samples, \(String(format: "%.1f", 100 * recall))% in a span"
+      "L7 recall (\(hooks) hooks): \(requestThreadSamples.count) request-thread samples, \(String(format: "%.1f", 100 * recall))% in a span"
     )
     #expect(requestThreadSamples.count > 200)
     #expect(recall >= 0.95)
   }
 
-  @Test func clientRequestsInsideAServerSpanAreItsChildren() throws {
+  @Test(arguments: bothHooks)
+  func clientRequestsInsideAServerSpanAreItsChildren(hooks: L7Hooks) throws {
     guard TestEnvironment.bpfAvailable(for: #function) else {
       #expect(!TestEnvironment.isCI, "CI runs as root, where BPF must work")
       return
@@ -172,7 +179,7 @@ import Testing
     let server = try ServerProcess(httpServerIn: bin)
     defer { server.stop() }
     let observation = try Self.observe(
-      server: server, frequency: 99,
+      server: server, hooks: hooks, frequency: 99,
       clients: [
         [
           "curl", "-s", "-o", "/dev/null", "-H",

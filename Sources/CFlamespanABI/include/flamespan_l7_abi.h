@@ -27,6 +27,7 @@ enum fs_l7_end_reason {
   FS_L7_END_NEXT_REQUEST = 2, // a new request started on the connection
   FS_L7_END_CLOSE = 3,        // the connection was closed
   FS_L7_END_REPLACED = 4,     // the fd was reused (accept/connect) without a close we saw
+  FS_L7_END_COMPLETE = 5,     // the response was complete by its Content-Length or last chunk
 };
 
 enum fs_l7_flags {

@@ -1,0 +1,65 @@
+import FlamespanBPF
+import FlamespanModel
+import FlamespanTestSupport
+import Foundation
+import Testing
+
+/// A server span ends when the last byte of its response is written, found from the response's framing,
+/// not when the client's next request arrives: a keep-alive client that pauses between requests must not
+/// stretch the spans, and a chunked body written slowly must not end them early.
+@Suite(.serialized) struct L7ResponseEndTests {
+  /// Python's http.client on one keep-alive connection, pausing `pause` seconds after each response.
+  static func pausingClient(port: Int, pause: Double, paths: [String]) -> [String] {
+    let script = """
+      import http.client, sys, time
+      connection = http.client.HTTPConnection("127.0.0.1", \(port))
+      for path in sys.argv[1:]:
+          connection.request("GET", path)
+          response = connection.getresponse()
+          response.read()
+          time.sleep(\(pause))
+      connection.close()
+      """
+    return ["python3", "-c", script] + paths
+  }
+
+  @Test(arguments: L7TracerTests.bothHooks)
+  func serverSpansEndWithTheirLastResponseByte(hooks: L7Hooks) throws {
+    guard TestEnvironment.bpfAvailable(for: #function) else {
+      #expect(!TestEnvironment.isCI, "CI runs as root, where BPF must work")
+      return
+    }
+    let bin = try TestEnvironment.buildSamples(into: TestEnvironment.temporaryDirectory("l7end"))
+    let server = try ServerProcess(httpServerIn: bin)
+    defer { server.stop() }
+    let pause = 0.4
+    let observation = try L7TracerTests.observe(
+      server: server, hooks: hooks, frequency: 99,
+      clients: [
+        Self.pausingClient(
+          port: server.port, pause: pause,
+          paths: ["/light", "/chunked?n=40", "/big?kb=256", "/burn?ms=30", "/light"])
+      ])
+    let servers = observation.exchanges.filter { $0.role == .server }
+    #expect(servers.count == 5, "\(servers.map { L7TracerTests.path($0) })")
+    for exchange in servers {
+      let path = L7TracerTests.path(exchange)
+      let seconds = Double(exchange.endNanos - exchange.startNanos) / 1e9
+      // Each response is written in well under the client's pause; ending at the next request would
+      // add the whole pause.
+      #expect(seconds < pause / 2, "\(path) lasted \(seconds) s")
+      #expect(exchange.endReason == .complete, "\(path) ended by \(exchange.endReason)")
+      #expect(exchange.status == 200)
+    }
+    let chunked = servers.first { L7TracerTests.path($0) == "/chunked" }
+    let head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n"
+    // The span did not end before the zero-length chunk: every byte up to it is counted.
+    #expect(chunked?.bytesOut == UInt64(head.utf8.count + 40 * 11 + 5))
+    let big = servers.first { L7TracerTests.path($0) == "/big" }
+    #expect((big?.bytesOut ?? 0) > 256 * 1024)
+    let burn = servers.first { L7TracerTests.path($0) == "/burn" }
+    // 30 ms of CPU happened inside the span: it started before the work and ended after it.
+    #expect(burn.map { $0.endNanos - $0.startNanos >= 30_000_000 } == true)
+    #expect(observation.counters.eventsLost == 0)
+  }
+}
