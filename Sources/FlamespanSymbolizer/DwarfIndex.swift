@@ -90,8 +90,9 @@ final class DwarfIndex {
   }
 
   /// Memory this index holds: the unit and range tables, the trees of units used so far, the name caches,
-  /// and for each used unit its DIE bytes (mapped pages of the file, read while building the tree) once
-  /// more for what libdw derives from them (abbreviations, the line table that `dwarf_getsrc_die` builds).
+  /// and for each used unit as many bytes as its DIEs take for what libdw derives from them (abbreviations,
+  /// the line table that `dwarf_getsrc_die` builds). The DIE bytes themselves are mapped pages of the file,
+  /// given back between batches.
   var estimatedBytes: Int {
     let unitBytes = units.count * 128 + unitRanges.capacity * MemoryLayout<UnitRange>.stride
     return unitBytes + builtUnitBytes + nameBytes
@@ -123,7 +124,7 @@ final class DwarfIndex {
     if unit.tree == nil {
       let tree = ScopeTree(unit: &unit.die)
       unit.tree = tree
-      builtUnitBytes += tree.estimatedBytes + 2 * unit.byteLength
+      builtUnitBytes += tree.estimatedBytes + unit.byteLength
     }
     let chain = unit.tree!.chain(containing: address)
 

@@ -54,13 +54,9 @@ enum ELFReader {
     guard let chosen = (kind == UInt32(SHT_SYMTAB) ? symtab : nil) ?? dynsym,
       let read = entries(elf: elf, section: chosen)
     else { return nil }
-    var stringsHeader = GElf_Shdr()
-    let stringBytes =
-      elf_getscn(elf, read.stringSection).flatMap { gelf_getshdr($0, &stringsHeader) } != nil
-      ? Int(clamping: stringsHeader.sh_size) : 0
     return SymbolSection(
       elf: elf, stringSection: read.stringSection, entries: read.entries,
-      symbolBytes: read.symbolBytes, stringBytes: stringBytes)
+      symbolBytes: read.symbolBytes)
   }
 
   private static func entries(elf: OpaquePointer, section: OpaquePointer) -> (
@@ -119,8 +115,6 @@ struct SymbolSection {
   /// Bytes of the symbol table section read through libelf's mapping of the file that are still resident
   /// (those `MappedFilePages` could not give back).
   let symbolBytes: Int
-  /// Bytes of its string table, of which only the pages holding names that were looked up get read.
-  let stringBytes: Int
 
   func name(at offset: UInt32) -> String? {
     guard let pointer = elf_strptr(elf, stringSection, Int(offset)) else { return nil }

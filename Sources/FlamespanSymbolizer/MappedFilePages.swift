@@ -20,6 +20,10 @@ enum MappedFilePages {
     var isPrivateFile: Bool
     /// Pages of the mapping that were written to and so exist only here (copy on write).
     var anonymousKiB: Int
+    /// The mapped file, as the kernel names it (symbolic links resolved).
+    var path: Substring?
+    /// Code the dynamic loader mapped: its file is one of this process's own libraries.
+    var isExecutable: Bool
   }
 
   /// Drops the whole pages inside `range` from this process's page tables where they lie in a private
@@ -28,9 +32,14 @@ enum MappedFilePages {
   /// would destroy data. Returns the bytes released.
   @discardableResult
   static func release(_ range: Range<UInt>, mappings: [Mapping]) -> Int {
+    release(mappings.filter { $0.range.overlaps(range) }, within: range)
+  }
+
+  /// `release` over the parts of `candidates` inside `range`.
+  static func release(_ candidates: [Mapping], within range: Range<UInt>) -> Int {
     let page = UInt(sysconf(Int32(_SC_PAGESIZE)))
     var released = 0
-    for mapping in mappings
+    for mapping in candidates
     where mapping.isPrivateFile && mapping.anonymousKiB == 0 && mapping.range.overlaps(range) {
       let begin = (max(range.lowerBound, mapping.range.lowerBound) + page - 1) & ~(page - 1)
       let end = min(range.upperBound, mapping.range.upperBound) & ~(page - 1)
@@ -75,8 +84,16 @@ enum MappedFilePages {
       else { continue }
       let permissions = Array(fields[1].utf8)
       let isPrivate = permissions.count == 4 && permissions[3] == UInt8(ascii: "p")
+      let isExecutable = permissions.count == 4 && permissions[2] == UInt8(ascii: "x")
+      // The path is the rest of the line after the inode (it may hold spaces), without the newline.
+      var path: Substring? = nil
+      if fields.count >= 6 {
+        path = text[fields[5].startIndex...].dropLast(text.hasSuffix("\n") ? 1 : 0)
+      }
       result.append(
-        Mapping(range: low..<high, isPrivateFile: isPrivate && fields[4] != "0", anonymousKiB: 1))
+        Mapping(
+          range: low..<high, isPrivateFile: isPrivate && fields[4] != "0", anonymousKiB: 1,
+          path: path, isExecutable: isExecutable))
     }
     return result
   }

@@ -1,6 +1,12 @@
 import CLibDW
 import FlamespanModel
 
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Musl)
+  import Musl
+#endif
+
 /// One ELF file opened through libdwfl, with its symbol table, load segments and (when present) DWARF index.
 /// Not thread-safe: the `Symbolizer` serialises access.
 final class ObjectFile {
@@ -12,6 +18,9 @@ final class ObjectFile {
   private let symbols: SymbolTable
   /// The file images libelf mapped: the binary's and, when DWARF comes from a separate debug file, that one.
   private var mappedImages: [Range<UInt>] = []
+  /// The same files by resolved path: libdwfl may hand out a different image than the one it mapped (for
+  /// relocatable files such as Swift's clang module containers), so ranges alone can miss mappings.
+  private var mappedPaths: Set<String> = []
   /// Where the symbols' names are; nil when the file has no symbol table.
   private let symbolNames: SymbolSection?
   private let dwarf: DwarfIndex?
@@ -79,21 +88,30 @@ final class ObjectFile {
       let low = UInt(bitPattern: start)
       return low..<(low + UInt(size))
     }
+    var mainFile: UnsafePointer<CChar>? = nil
+    var debugFile: UnsafePointer<CChar>? = nil
+    _ = dwfl_module_info(module, nil, nil, nil, nil, nil, &mainFile, &debugFile)
+    for name in [path, mainFile.map { String(cString: $0) }, debugFile.map { String(cString: $0) }]
+    {
+      guard let name, let resolved = realpath(name, nil) else { continue }
+      mappedPaths.insert(String(cString: resolved))
+      free(resolved)
+    }
     symbols = SymbolTable(symbols: table?.entries ?? [])
     // The table keeps its own sorted copy; the reader's is dropped here.
     table?.entries = []
     symbolNames = table
   }
 
-  /// An estimate of the memory this open file holds: its symbol table, its DWARF index and the DWARF it has
-  /// read so far, its name caches, and the mapped pages of the file those came from (the string table
-  /// only where names were read: a page per name at most). It grows as addresses are looked up, since
-  /// DWARF units are read and indexed and names read on first use.
+  /// An estimate of the memory this open file holds between batches: its symbol table, its DWARF index
+  /// and what libdw derived from the DWARF read so far, its name caches, and the symbol table pages that
+  /// could not be given back. Pages of the file read during a batch (string table, DWARF) are not
+  /// counted: `Symbolizer.trimToMemoryBudget()` gives them back. It grows as addresses are looked up,
+  /// since DWARF units are indexed and names read on first use.
   var estimatedBytes: Int {
     // libdwfl's session, libelf's descriptors and section tables: a few KiB, however small the file.
     let fixed = 16 << 10
     return fixed + symbols.estimatedBytes + symbolSectionBytes + demangledBytes
-      + min(demangledSymbols.count * 4096, symbolNames?.stringBytes ?? 0)
       + (dwarf?.estimatedBytes ?? 0)
   }
 
@@ -105,7 +123,16 @@ final class ObjectFile {
   /// what they need again. Returns the bytes released.
   @discardableResult
   func releaseResidentPages(mappings: [MappedFilePages.Mapping]) -> Int {
-    mappedImages.reduce(0) { $0 + MappedFilePages.release($1, mappings: mappings) }
+    // By path only files this process does not run itself: its own libraries' mappings belong to the
+    // dynamic loader, and one of their data pages written between the smaps read and the release would
+    // be lost.
+    let loaded = Set(mappings.lazy.filter(\.isExecutable).compactMap(\.path))
+    let mine = mappings.filter { mapping in
+      if mappedImages.contains(where: { $0.overlaps(mapping.range) }) { return true }
+      guard let path = mapping.path, !loaded.contains(path) else { return false }
+      return mappedPaths.contains(String(path))
+    }
+    return MappedFilePages.release(mine, within: 0..<UInt.max)
   }
 
   /// Frames for one ELF virtual address, innermost first, or the reason there are none.
