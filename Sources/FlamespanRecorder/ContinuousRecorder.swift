@@ -80,9 +80,18 @@ public final class ContinuousRecorder: @unchecked Sendable {
 
   public var statistics: ContinuousRecorderStatistics { lock.withLock { stats } }
 
-  /// At 19 Hz a 100 ms drain sees a few records per CPU; 2 MiB still holds about 100 ms of 256 busy CPUs,
-  /// where the one-shot recorder's 8 MiB would be locked kernel memory for nothing.
-  static let ringBufferBytes = 2 << 20
+  /// Room for a full second of samples from every CPU, ten times what the 100 ms drain needs, rounded up to
+  /// a power of two between 256 KiB and 2 MiB (2 MiB still holds 100 ms of 256 busy CPUs). Not more: the
+  /// kernel maps a ring's data pages twice into the reader, all of them resident from the start, so each
+  /// MiB here is two MiB of the agent's RSS (bench/agent/RESULTS.md).
+  static func ringBufferBytes(cpus: Int, frequency: Int) -> Int {
+    // A sample record: struct fs_sample (two 127-frame stacks, 2 104 bytes) and the ring's 8-byte header.
+    let recordBytes = 2112
+    let perSecond = max(cpus, 1) * max(frequency, 1) * recordBytes
+    var size = 256 << 10
+    while size < perSecond && size < 2 << 20 { size <<= 1 }
+    return size
+  }
 
   /// Runs until `shouldStop` returns true, then cuts the last window, detaches every BPF program, waits for
   /// the pending windows to be symbolized and returns. `onWindow` runs on the symbolizing thread.
@@ -100,7 +109,9 @@ public final class ContinuousRecorder: @unchecked Sendable {
       sampler = try CPUSampler(
         configuration: SamplerConfiguration(
           frequency: options.frequency, pids: nil, aggregateInKernel: false,
-          activeSpanMap: tracer?.activeSpanMap, ringBufferBytes: Self.ringBufferBytes))
+          activeSpanMap: tracer?.activeSpanMap,
+          ringBufferBytes: Self.ringBufferBytes(
+            cpus: sysconf(Int32(_SC_NPROCESSORS_CONF)), frequency: options.frequency)))
     } catch {
       tracer?.close()
       throw RecordError(error)
@@ -338,6 +349,9 @@ private final class WindowResolver: @unchecked Sendable {
       spanNameOrder.removeFirst(spanNameOrder.count / 2)
     }
     var samples = StackResolver(tracker: tracker, symbolizer: symbolizer).resolve(window.aggregator)
+    // Between windows the symbolizer keeps only what fits its byte budget (when it has one): a big binary
+    // parsed for this window is dropped here rather than held until something newer pushes it out.
+    symbolizer.trimToMemoryBudget()
     for index in samples.indices {
       if let id = samples[index].span?.spanID, let name = spanNames[id] {
         samples[index].span?.name = name
@@ -367,6 +381,10 @@ private final class WindowResolver: @unchecked Sendable {
       RecordedWindow(
         sequence: window.sequence, profile: profile, exchanges: window.exchanges,
         monotonicToUnixNanos: window.monotonicToUnix, isLast: window.isLast))
+    // What the window's consumer built (export bodies, compressed copies, store rows) is freed by now;
+    // without this the pages stay resident until the next window, ten seconds of an RSS that shows the
+    // consumer's peak rather than what the agent holds.
+    Self.releaseFreedMemory()
     recorder?.noteResolved(
       symbolizer: statistics, tracked: tracker.trackedProcesses,
       nanos: ProcessInspector.monotonicNanos() - began, dropped: dropped, resets: resets)
@@ -408,6 +426,9 @@ extension SymbolizerStatistics {
     sum.filesParsed += other.filesParsed
     sum.evictions += other.evictions
     sum.addressesResolved += other.addressesResolved
+    sum.addressesUnknown += other.addressesUnknown
+    // A gauge: only the live symbolizer's cache holds memory.
+    sum.cachedBytes = other.cachedBytes
     return sum
   }
 }

@@ -30,6 +30,7 @@ final class Agent: @unchecked Sendable {
     options.windowNanos = configuration.exportIntervalNanos
     options.traceHTTP = configuration.traceHTTP
     options.memoryBudgetBytes = configuration.memoryBudgetBytes
+    options.symbolizer.maxCachedBytes = configuration.symbolizerCacheBytes
     recorder = ContinuousRecorder(options: options)
     queue = ExportQueue(limits: configuration.queueLimits, log: { Log.info($0) })
     self.store = store

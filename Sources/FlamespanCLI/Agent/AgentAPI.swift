@@ -293,6 +293,10 @@ enum AgentMetrics {
       "flamespan_symbolizer_evictions_total", "counter", "Parsed files dropped from the cache.",
       stats.symbolizer.evictions)
     one(
+      "flamespan_symbolizer_cached_bytes", "gauge",
+      "Estimated bytes of the parsed files the symbolizer holds (bounded by --symbolizer-cache).",
+      stats.symbolizer.cachedBytes)
+    one(
       "flamespan_symbolizer_cache_hit_ratio", "gauge", "Hits over lookups since start.",
       lookups == 0 ? 0 : Double(stats.symbolizer.cacheHits) / Double(lookups))
     one(

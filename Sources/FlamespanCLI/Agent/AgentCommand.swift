@@ -79,6 +79,11 @@ struct AgentCommand: ParsableCommand {
   var memoryBudget: String?
   @Option(
     help: ArgumentHelp(
+      "Estimated bytes of parsed binaries the symbolizer keeps between windows (default 25165824 = 24 MiB; 0: no byte bound, 64 files).",
+      valueName: "bytes"))
+  var symbolizerCache: String?
+  @Option(
+    help: ArgumentHelp(
       "Spans kept per window: those with CPU samples first, then the slowest (default 5000).",
       valueName: "n"))
   var maxSpans: String?
@@ -103,7 +108,7 @@ struct AgentCommand: ParsableCommand {
       ("queue-windows", queueWindows), ("queue-bytes", queueBytes),
       ("retry-max-backoff", retryMaxBackoff),
       ("trace-http", traceHttp), ("status-lines", statusLines), ("memory-budget", memoryBudget),
-      ("max-spans", maxSpans),
+      ("max-spans", maxSpans), ("symbolizer-cache", symbolizerCache),
     ]
     for (key, value) in flags { settings.fill(key, value, source: "--\(key)") }
     let variables: [(String, String)] = [
@@ -225,6 +230,7 @@ func configurationText(_ configuration: AgentConfiguration, _ settings: AgentSet
     ("queue-bytes", String(configuration.queueLimits.maximumBytes)),
     ("trace-http", String(configuration.traceHTTP)),
     ("memory-budget", configuration.memoryBudgetBytes.map(String.init) ?? "0"),
+    ("symbolizer-cache", configuration.symbolizerCacheBytes.map(String.init) ?? "0"),
   ]
   return lines.map { key, value in
     let origin =

@@ -25,6 +25,9 @@ struct AgentConfiguration: Sendable {
   var statusLines = true
   /// Resident bytes past which the symbolizer's caches are dropped after a window.
   var memoryBudgetBytes: UInt64? = 192 << 20
+  /// Estimated bytes of parsed files the symbolizer keeps between windows (nil: bounded by count only).
+  /// Sized so the agent stays under 100 MB resident on a build machine (bench/agent/RESULTS.md).
+  var symbolizerCacheBytes: Int? = 24 << 20
   /// Spans stored and exported per window: those with CPU samples first, then the slowest.
   var maximumSpansPerWindow = 5000
 }
@@ -42,6 +45,7 @@ struct AgentSettings {
     "resource-attributes", "service-name", "host-name", "gzip", "pyroscope", "pyroscope-app",
     "store", "retention", "store-max-bytes", "listen", "queue-windows", "queue-bytes",
     "retry-max-backoff", "trace-http", "status-lines", "memory-budget", "max-spans",
+    "symbolizer-cache",
   ]
 
   var values: [String: (value: String, source: String)] = [:]
@@ -185,6 +189,9 @@ struct AgentSettings {
     }
     if let value = try integer("memory-budget", 0...Int.max) {
       configuration.memoryBudgetBytes = value == 0 ? nil : UInt64(value)
+    }
+    if let value = try integer("symbolizer-cache", 0...Int.max) {
+      configuration.symbolizerCacheBytes = value == 0 ? nil : value
     }
     return configuration
   }

@@ -64,6 +64,19 @@ struct AgentConfigurationTests {
     #expect(values["listen"]?.value == "127.0.0.1:7470" && values["listen"]?.source == "default")
   }
 
+  @Test func symbolizerCacheHasAByteBoundByDefaultAndZeroLiftsIt() throws {
+    let defaults = settings(try printConfig([]).stdout)
+    #expect(defaults["symbolizer-cache"]?.value == String(24 << 20))
+    #expect(defaults["symbolizer-cache"]?.source == "default")
+    let set = settings(try printConfig(["--symbolizer-cache", "1048576"]).stdout)
+    #expect(set["symbolizer-cache"]?.value == "1048576")
+    #expect(set["symbolizer-cache"]?.source == "--symbolizer-cache")
+    #expect(
+      settings(try printConfig(["--symbolizer-cache", "0"]).stdout)["symbolizer-cache"]?.value
+        == "0")
+    #expect(try printConfig(["--symbolizer-cache", "-1"]).status != 0)
+  }
+
   @Test func badSettingsAreRefusedWithWhereAndWhy() throws {
     let directory = try TestEnvironment.temporaryDirectory("agent-config-bad")
     let file = directory.appendingPathComponent("bad.conf")
