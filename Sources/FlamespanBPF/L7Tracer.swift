@@ -55,7 +55,9 @@ public final class L7Tracer {
 
   private var object: OpaquePointer?
   private var links: [OpaquePointer] = []
-  private var reader: RingBufferReader<L7Event>?
+  /// Hands out each record's bytes, valid during the handler only; `poll` decodes them, `collect` keeps them.
+  private var reader: RingBufferReader<UnsafeRawBufferPointer>?
+  private let addresses = AddressTextCache()
   private var targetsFD: Int32 = -1
   private var counterMap = PerCPUCounters(fd: -1)
   private var spanMapFD: Int32 = -1
@@ -239,7 +241,7 @@ public final class L7Tracer {
       program = bpf_object__next_program(object, current)
     }
     reader = try RingBufferReader(
-      mapFD: try mapFD("l7_events"), name: "the L7 tracer's", decode: L7ExchangeDecoder.decode)
+      mapFD: try mapFD("l7_events"), name: "the L7 tracer's", decode: { $0 })
   }
 
   /// Adds a thread group (and what it forks from now on) to the traced set. Only meaningful with `pids`.
@@ -251,7 +253,20 @@ public final class L7Tracer {
   /// were handled. An interrupted wait (a signal) returns 0 rather than failing.
   @discardableResult
   public func poll(timeoutMilliseconds: Int32, handler: (L7Event) -> Void) throws(BPFError) -> Int {
-    try reader?.poll(timeoutMilliseconds: timeoutMilliseconds, handler: handler) ?? 0
+    let addresses = self.addresses
+    return try reader?.poll(timeoutMilliseconds: timeoutMilliseconds) {
+      handler(L7ExchangeDecoder.decode($0, addresses: addresses))
+    } ?? 0
+  }
+
+  /// Like `poll`, but keeps the records undecoded in `buffer`, for a consumer that must keep up with a
+  /// busy server and decode later.
+  @discardableResult
+  public func collect(into buffer: inout L7RecordBuffer, timeoutMilliseconds: Int32)
+    throws(BPFError)
+    -> Int
+  {
+    try reader?.poll(timeoutMilliseconds: timeoutMilliseconds) { buffer.append($0) } ?? 0
   }
 
   /// Reads the per-CPU counters and sums them.

@@ -53,6 +53,9 @@ public struct SpanAssembler: Sendable {
   public private(set) var rejected = 0
   /// Keyed by the 8 id bytes as one integer: hashing byte arrays was the recorder's top cost at 50k spans/s.
   private var indexBySpanID: [UInt64: Int] = [:]
+  /// Parsed request lines: a busy server repeats a few lines thousands of times a second.
+  private var parsedLines: [[UInt8]: RequestLine?] = [:]
+  static let parsedLinesLimit = 4096
 
   public init(realtimeOffsetNanos: Int64) {
     self.realtimeOffsetNanos = realtimeOffsetNanos
@@ -61,16 +64,22 @@ public struct SpanAssembler: Sendable {
   /// Returns the span, or nil when the exchange was rejected or its span id was already seen.
   @discardableResult
   public mutating func add(_ exchange: ObservedExchange) -> HTTPSpan? {
+    insert(exchange) ? spans.last : nil
+  }
+
+  /// `add` without handing back a copy of the span: whether it was kept.
+  @discardableResult
+  public mutating func insert(_ exchange: ObservedExchange) -> Bool {
     guard Self.validID(exchange.traceID, length: 16), Self.validID(exchange.spanID, length: 8),
       exchange.parentSpanID.map({ Self.validID($0, length: 8) }) ?? true,
-      let line = RequestLine.parse(exchange.requestLine),
+      let line = requestLine(exchange.requestLine),
       exchange.endMonotonicNanos >= exchange.startMonotonicNanos
     else {
       rejected += 1
-      return nil
+      return false
     }
     let key = Self.key(exchange.spanID)
-    guard indexBySpanID[key] == nil else { return nil }
+    guard indexBySpanID[key] == nil else { return false }
     let span = HTTPSpan(
       traceID: exchange.traceID, spanID: exchange.spanID, parentSpanID: exchange.parentSpanID,
       kind: exchange.kind, method: line.method, path: line.path,
@@ -83,7 +92,14 @@ public struct SpanAssembler: Sendable {
       bytesIn: exchange.bytesIn, bytesOut: exchange.bytesOut)
     indexBySpanID[key] = spans.count
     spans.append(span)
-    return span
+    return true
+  }
+
+  private mutating func requestLine(_ bytes: [UInt8]) -> RequestLine? {
+    if let known = parsedLines[bytes] { return known }
+    let parsed = RequestLine.parse(bytes)
+    if parsedLines.count < Self.parsedLinesLimit { parsedLines[bytes] = parsed }
+    return parsed
   }
 
   public func span(withID spanID: [UInt8]) -> HTTPSpan? {

@@ -53,15 +53,27 @@ final class HTTPSpanCollector {
 
   func addTarget(pid: Int32) throws(BPFError) { try tracer.addTarget(pid: pid) }
 
-  /// Handles what is in the ring buffer now, without waiting. Returns how many records were read.
+  /// Records read but not yet assembled into spans; assembled at the end, or whenever they pass
+  /// `pendingLimitBytes` (about a million exchanges), so memory stays bounded on long recordings.
+  private var pending = L7RecordBuffer()
+  static let pendingLimitBytes = 160 << 20
+
+  /// Takes what is in the ring buffer now, without waiting. Returns how many records were read.
   @discardableResult
   func drain() throws(BPFError) -> Int {
-    try tracer.poll(timeoutMilliseconds: 0) { event in
+    let read = try tracer.collect(into: &pending, timeoutMilliseconds: 0)
+    if pending.byteCount > Self.pendingLimitBytes { assemblePending() }
+    return read
+  }
+
+  private func assemblePending() {
+    pending.forEach { event in
       switch event {
       case .exchange(let exchange): add(exchange)
       case .malformed: malformed += 1
       }
     }
+    pending.removeAll()
   }
 
   private func add(_ exchange: L7Exchange) {
@@ -72,7 +84,7 @@ final class HTTPSpanCollector {
       status: exchange.status, requestLine: exchange.requestLine,
       peerAddress: exchange.peerAddress, peerPort: exchange.peerPort,
       localPort: exchange.localPort, bytesIn: exchange.bytesIn, bytesOut: exchange.bytesOut)
-    guard assembler.add(observed) != nil, processNames[exchange.pid] == nil else { return }
+    guard assembler.insert(observed), processNames[exchange.pid] == nil else { return }
     processNames[exchange.pid] = Self.processName(exchange.pid)
   }
 
@@ -93,6 +105,7 @@ final class HTTPSpanCollector {
     }
     let counters = tracer.counters()
     tracer.close()
+    assemblePending()
     let spans = assembler.spans
     let summary = HTTPTracingSummary(
       serverSpans: spans.filter { $0.kind == .server }.count,

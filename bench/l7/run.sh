@@ -6,7 +6,9 @@
 # all of them alike:
 #   none        no profiler
 #   sampler     flamespan record --pid SERVER --no-http-tracing  (CPU sampling only)
-#   traced      flamespan record --pid SERVER --spans-output …   (CPU sampling + the L7 tracer)
+#   traced      flamespan record --pid SERVER --spans-output …   (CPU sampling + the L7 tracer on its
+#               default socket hooks)
+#   syscalls    the same with --http-hooks syscalls (the syscall-tracepoint fallback)
 # Reports the median requests/s of each, the drop of `traced` against `none` and against `sampler`, the
 # recorder's own CPU seconds per run (it shares the cores with wrk and the server), and the
 # capture rate: server spans recorded / requests wrk completed (the spans of requests wrk started but
@@ -20,6 +22,7 @@
 #   FREQUENCY   sampling frequency of the recordings (default 99)
 #   SETTLE      seconds the profiler gets to attach before wrk starts (default 2)
 #   TARGETS     which servers                     (default "nginx sample")
+#   CONFIGURATIONS which configurations, in order per round (default "none sampler traced syscalls")
 #   OUT         directory for logs and outputs    (default: a new temp directory)
 set -euo pipefail
 
@@ -33,6 +36,7 @@ CONNECTIONS=${CONNECTIONS:-16}
 FREQUENCY=${FREQUENCY:-99}
 SETTLE=${SETTLE:-2}
 TARGETS=${TARGETS:-"nginx sample"}
+CONFIGURATIONS=${CONFIGURATIONS:-"none sampler traced syscalls"}
 OUT=${OUT:-$(mktemp -d /tmp/flamespan-l7bench.XXXXXX)}
 
 fail() {
@@ -120,22 +124,30 @@ run_once() {
         2>"$OUT/$tag.log" &
       recorder=$!
       ;;
-    traced)
-      "$FLAMESPAN" record -q -F "$FREQUENCY" "${pid_args[@]}" --spans-output "$OUT/$tag.spans.json" \
-        -o "$OUT/$tag.folded" 2>"$OUT/$tag.log" &
+    traced | syscalls)
+      local hooks=socket
+      [[ $configuration == traced ]] || hooks=syscalls
+      "$FLAMESPAN" record -q -F "$FREQUENCY" "${pid_args[@]}" --http-hooks "$hooks" \
+        --spans-output "$OUT/$tag.spans.json" -o "$OUT/$tag.folded" 2>"$OUT/$tag.log" &
       recorder=$!
       ;;
   esac
-  [[ -z $recorder ]] || sleep "$SETTLE"
+  # The recorder's own CPU seconds (user + system) while wrk runs: what it takes from the shared cores
+  # (loading the BPF programs before, and assembling spans after, are not in it).
+  cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
+  local cpu_before=0
+  if [[ -n $recorder ]]; then
+    sleep "$SETTLE"
+    cpu_before=$(cpu_seconds "$recorder")
+  fi
   wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" "$URL" >"$OUT/$tag.wrk"
   local spans=0 recorder_cpu=0
   if [[ -n $recorder ]]; then
-    # The recorder's own CPU seconds (user + system) so far: what user space costs on these shared cores.
-    recorder_cpu=$(awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$recorder/stat")
+    recorder_cpu=$(awk -v a="$(cpu_seconds "$recorder")" -v b="$cpu_before" 'BEGIN {printf "%.2f", a - b}')
     kill -INT "$recorder"
     wait "$recorder" || fail "flamespan record failed, see $OUT/$tag.log"
   fi
-  if [[ $configuration == traced ]]; then
+  if [[ $configuration == traced || $configuration == syscalls ]]; then
     spans=$(python3 -c '
 import json, sys
 doc = json.load(open(sys.argv[1]))
@@ -155,7 +167,7 @@ for target in $TARGETS; do
   start_target "$target"
   : >"$OUT/$target.results"
   for round in $(seq 1 "$ROUNDS"); do
-    for configuration in none sampler traced; do
+    for configuration in $CONFIGURATIONS; do
       read -r requests rps spans recorder_cpu < <(run_once "$configuration" "$target-$configuration-$round")
       echo "$configuration $round $requests $rps $spans $recorder_cpu" >>"$OUT/$target.results"
       printf '  %-6s round %d %-8s %8s requests %10s req/s %8s spans %6s s recorder CPU\n' "$target" "$round" \
@@ -164,14 +176,21 @@ for target in $TARGETS; do
   done
   cleanup
   SERVER_PIDS=()
+  # Per configuration: median req/s, the median over rounds of its ratio to `none` in the same round
+  # (robust to the machine drifting between rounds), capture rate and recorder CPU.
   none=$(awk '$1=="none" {print $4}' "$OUT/$target.results" | median)
-  sampler=$(awk '$1=="sampler" {print $4}' "$OUT/$target.results" | median)
-  traced=$(awk '$1=="traced" {print $4}' "$OUT/$target.results" | median)
-  capture=$(awk '$1=="traced" {r+=$3; s+=$5} END {printf "%.4f", (r ? s/r : 0)}' "$OUT/$target.results")
-  minimum_capture=$(awk '$1=="traced" {c=($3 ? $5/$3 : 0); if (m=="" || c<m) m=c} END {printf "%.4f", m}' "$OUT/$target.results")
-  printf '%s: median req/s none %s, sampler %s, traced %s; traced vs none %+.1f%%, traced vs sampler %+.1f%%; spans/requests %s (lowest run %s)\n' \
-    "$target" "$none" "$sampler" "$traced" \
-    "$(awk -v a="$traced" -v b="$none" 'BEGIN {print 100 * (a - b) / b}')" \
-    "$(awk -v a="$traced" -v b="$sampler" 'BEGIN {print 100 * (a - b) / b}')" \
-    "$capture" "$minimum_capture"
+  echo "$target: median req/s none $none"
+  for configuration in $CONFIGURATIONS; do
+    [[ $configuration != none ]] || continue
+    rps=$(awk -v c="$configuration" '$1==c {print $4}' "$OUT/$target.results" | median)
+    ratio=$(awk -v c="$configuration" '$1=="none" {n[$2]=$4} $1==c {r[$2]=$4}
+      END {for (k in r) if (n[k]) print r[k] / n[k]}' "$OUT/$target.results" | median)
+    cpu=$(awk -v c="$configuration" '$1==c {print $6}' "$OUT/$target.results" | median)
+    capture=$(awk -v c="$configuration" '$1==c {r+=$3; s+=$5} END {printf "%.4f", (r ? s/r : 0)}' "$OUT/$target.results")
+    lowest=$(awk -v c="$configuration" '$1==c {x=($3 ? $5/$3 : 0); if (m=="" || x<m) m=x} END {printf "%.4f", m}' "$OUT/$target.results")
+    printf '  %-9s median req/s %9s; vs none: %+.1f%% (median of per-round ratios), recorder CPU %s s/run' \
+      "$configuration" "$rps" "$(awk -v r="$ratio" 'BEGIN {print 100 * (r - 1)}')" "$cpu"
+    [[ $configuration == sampler ]] || printf '; spans/requests %s (lowest run %s)' "$capture" "$lowest"
+    echo
+  done
 done
