@@ -58,19 +58,26 @@ final class DwarfIndex {
     var version: Dwarf_Half = 0
     var unitType: UInt8 = 0
     var cuDie = Dwarf_Die()
-    var subDie = Dwarf_Die()
     // Offsets of every unit's DIE in .debug_info, code-bearing or not: consecutive offsets give each
     // unit's length (the headers between them are the same size).
     var dieOffsets: [(offset: UInt64, unit: Int?)] = []
-    while dwarf_get_units(dwarf, unit, &next, &version, &unitType, &cuDie, &subDie) == 0 {
+    // No split unit asked for here: libdw would open every skeleton's .dwo file to find it, and a Swift
+    // binary's skeletons name clang module files (.pcm, megabytes each) that hold types, not code.
+    while dwarf_get_units(dwarf, unit, &next, &version, &unitType, &cuDie, nil) == 0 {
       unit = next
       dieOffsets.append((dwarf_dieoffset(&cuDie), nil))
       let isCode = unitType == UInt8(DW_UT_compile) || unitType == UInt8(DW_UT_skeleton)
       guard isCode else { continue }
-      // Split DWARF keeps the code-bearing DIEs in the split unit.
-      let codeDie = unitType == UInt8(DW_UT_skeleton) && subDie.addr != nil ? subDie : cuDie
       let ranges = DieRanges.of(&cuDie)
       guard !ranges.isEmpty else { continue }
+      // Split DWARF keeps the code-bearing DIEs in the split unit, fetched only for skeletons with code.
+      var codeDie = cuDie
+      if unitType == UInt8(DW_UT_skeleton), let next {
+        var subDie = Dwarf_Die()
+        if dwarf_cu_info(next, nil, nil, nil, &subDie, nil, nil, nil) == 0, subDie.addr != nil {
+          codeDie = subDie
+        }
+      }
       units.append(Unit(die: codeDie))
       dieOffsets[dieOffsets.count - 1].unit = units.count - 1
       for range in ranges {

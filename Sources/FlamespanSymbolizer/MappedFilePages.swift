@@ -27,9 +27,9 @@ enum MappedFilePages {
   }
 
   /// Drops the whole pages inside `range` from this process's page tables where they lie in a private
-  /// file mapping none of whose pages was ever written (a later read faults them back in from the page
-  /// cache). Anything else, such as a copy libelf made in the heap, is left alone: there the same call
-  /// would destroy data. Returns the bytes released.
+  /// file mapping and still hold the file's bytes (a later read faults them back in from the page cache).
+  /// Anything else, such as a copy libelf made in the heap or a page written in place, is left alone:
+  /// there the same call would destroy data. Returns the bytes released.
   @discardableResult
   static func release(_ range: Range<UInt>, mappings: [Mapping]) -> Int {
     release(mappings.filter { $0.range.overlaps(range) }, within: range)
@@ -39,16 +39,50 @@ enum MappedFilePages {
   static func release(_ candidates: [Mapping], within range: Range<UInt>) -> Int {
     let page = UInt(sysconf(Int32(_SC_PAGESIZE)))
     var released = 0
-    for mapping in candidates
-    where mapping.isPrivateFile && mapping.anonymousKiB == 0 && mapping.range.overlaps(range) {
+    for mapping in candidates where mapping.isPrivateFile && mapping.range.overlaps(range) {
       let begin = (max(range.lowerBound, mapping.range.lowerBound) + page - 1) & ~(page - 1)
       let end = min(range.upperBound, mapping.range.upperBound) & ~(page - 1)
-      guard end > begin,
-        madvise(UnsafeMutableRawPointer(bitPattern: begin), Int(end - begin), MADV_DONTNEED) == 0
-      else { continue }
-      released += Int(end - begin)
+      guard end > begin else { continue }
+      // A mapping with written pages (libdw writes a page now and then, into a debug file's mapping for
+      // one) keeps those: only the runs of pages still backed by the file are dropped.
+      let runs = mapping.anonymousKiB == 0 ? [begin..<end] : filePageRuns(begin..<end, page: page)
+      for run in runs
+      where madvise(
+        UnsafeMutableRawPointer(bitPattern: run.lowerBound), Int(run.count), MADV_DONTNEED)
+        == 0
+      {
+        released += Int(run.count)
+      }
     }
     return released
+  }
+
+  /// The runs of resident pages in `range` that are still the file's (not copied on write), from
+  /// /proc/self/pagemap: one 64-bit entry per page, bit 63 present, bit 61 file-backed or shared.
+  static func filePageRuns(_ range: Range<UInt>, page: UInt) -> [Range<UInt>] {
+    let descriptor = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC)
+    guard descriptor >= 0 else { return [] }
+    defer { close(descriptor) }
+    let count = Int((range.upperBound - range.lowerBound) / page)
+    var entries = [UInt64](repeating: 0, count: count)
+    let wanted = count * MemoryLayout<UInt64>.size
+    let read = entries.withUnsafeMutableBytes {
+      pread(descriptor, $0.baseAddress, wanted, off_t(range.lowerBound / page) * 8)
+    }
+    guard read == wanted else { return [] }
+    var runs: [Range<UInt>] = []
+    var runStart: UInt? = nil
+    for (index, entry) in entries.enumerated() {
+      let address = range.lowerBound + UInt(index) * page
+      let isFilePage = entry & (1 << 63) != 0 && entry & (1 << 61) != 0
+      if isFilePage, runStart == nil { runStart = address }
+      if !isFilePage, let start = runStart {
+        runs.append(start..<address)
+        runStart = nil
+      }
+    }
+    if let start = runStart { runs.append(start..<range.upperBound) }
+    return runs
   }
 
   /// `release` for one table just read, when it is big enough to be worth reading /proc/self/smaps.

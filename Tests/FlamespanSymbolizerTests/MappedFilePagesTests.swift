@@ -5,23 +5,29 @@ import Testing
 
 /// Giving back pages read through file mappings, and never anything else.
 @Suite struct MappedFilePagesTests {
-  /// Resident KiB of the mapping that starts at `start`, from /proc/self/smaps.
-  static func residentKiB(of start: UInt) throws -> Int {
+  /// Resident KiB of the mapping that starts at `start`, from /proc/self/smaps; with `fileOnly`, less the
+  /// pages written in place (which no release may drop).
+  static func residentKiB(of start: UInt, fileOnly: Bool = false) throws -> Int {
     // /proc files report a size of 0, so read to the end rather than by size.
     let handle = try #require(FileHandle(forReadingAtPath: "/proc/self/smaps"))
     defer { try? handle.close() }
     let text = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
     var inside = false
+    var resident = -1
     for line in text.split(separator: "\n") {
       if let dash = line.firstIndex(of: "-"), let low = UInt(line[..<dash], radix: 16),
         line.split(separator: " ").count >= 5
       {
+        if inside { break }
         inside = low == start
       } else if inside, line.hasPrefix("Rss:") {
-        return Int(line.split(separator: " ")[1]) ?? -1
+        resident = Int(line.split(separator: " ")[1]) ?? -1
+        if !fileOnly { return resident }
+      } else if inside, line.hasPrefix("Anonymous:") {
+        return resident - (Int(line.split(separator: " ")[1]) ?? 0)
       }
     }
-    return -1
+    return resident
   }
 
   @Test("pages of a read-only private file mapping are dropped from RSS and read back intact")
@@ -80,5 +86,53 @@ import Testing
       MappedFilePages.release(
         mapStart..<(mapStart + UInt(count)), mappings: MappedFilePages.mappings()) == 0)
     #expect(map.load(fromByteOffset: 8192, as: UInt8.self) == 9)
+  }
+}
+
+@Suite struct SymbolizerPageReleaseTests {
+  /// Files this process maps privately that are not its own code, with the KiB of their pages still resident
+  /// and backed by the file, when above 0.
+  static func residentForeignFiles() throws -> [String] {
+    let mappings = MappedFilePages.mappings()
+    let loaded = Set(mappings.filter(\.isExecutable).compactMap(\.path))
+    var resident: [String] = []
+    for mapping in mappings where mapping.isPrivateFile {
+      guard let path = mapping.path, !loaded.contains(path) else { continue }
+      let kib = try MappedFilePagesTests.residentKiB(of: mapping.range.lowerBound, fileOnly: true)
+      if kib > 0 { resident.append("\(path) \(kib) KiB") }
+    }
+    return resident
+  }
+
+  @Test(
+    "after a trim no page read from a symbolized file or its separate debug file stays resident")
+  func trimGivesBackFilePages() throws {
+    let libc = "/lib/x86_64-linux-gnu/libc.so.6"
+    guard FileManager.default.fileExists(atPath: libc), findTool("nm") != nil else { return }
+    let symbolizer = Symbolizer(options: .init(maxCachedFiles: 8, maxCachedBytes: 64 << 20))
+    let exported = try functionSymbols(of: libc, dynamic: true).prefix(200)
+    _ = try symbolizer.symbolize(binary: libc, virtualAddresses: exported.map(\.address))
+    symbolizer.trimToMemoryBudget()
+    #expect(symbolizer.statistics.cachedBytes > 0, "the file stays cached")
+    let resident = try Self.residentForeignFiles()
+    #expect(resident.isEmpty, "\(resident.count) files, such as \(resident.prefix(3))")
+  }
+
+  @Test("a Swift binary's clang module skeleton units do not get their .pcm files opened")
+  func swiftSkeletonUnits() throws {
+    let executable = try #require(
+      try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+    guard findTool("nm") != nil else { return }
+    let symbols = try functionSymbols(of: executable).filter { $0.name.hasPrefix("$s") }.prefix(100)
+    try #require(!symbols.isEmpty)
+    let symbolizer = Symbolizer(options: .init(maxCachedFiles: 8, maxCachedBytes: 256 << 20))
+    let resolved = try symbolizer.symbolize(
+      binary: executable, virtualAddresses: symbols.map(\.address))
+    #expect(resolved.contains { !$0.frames.isEmpty })
+    let modules = MappedFilePages.mappings().compactMap(\.path).filter { $0.hasSuffix(".pcm") }
+    #expect(modules.isEmpty, "\(modules.count) mappings, such as \(modules.prefix(3))")
+    symbolizer.trimToMemoryBudget()
+    let resident = try Self.residentForeignFiles()
+    #expect(resident.isEmpty, "\(resident.count) files, such as \(resident.prefix(3))")
   }
 }
