@@ -41,6 +41,9 @@ char LICENSE[] SEC("license") = "GPL";
 #define TRACEPARENT_VALUE_LEN 55
 
 const volatile bool filter_by_pid = false;
+// Set by the first SSL call the uprobes see: until then no I/O can be inside one, and the per-I/O lookup
+// of l7_tls_calls is skipped.
+__u8 tls_calls_seen = 0;
 
 enum conn_state {
   CONN_IDLE = 0,       // no exchange in progress
@@ -175,7 +178,7 @@ struct {
 
 // Same definition as in profile.bpf.c: the sampler reuses this map's fd.
 struct {
-  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(type, BPF_MAP_TYPE_HASH);
   __uint(max_entries, 65536);
   __type(key, __u64);
   __type(value, struct fs_span_context);
@@ -418,10 +421,17 @@ static long scan_step(__u64 index, void *argument) {
   // Only the bytes from the cursor on.
   __u64 matches = byte_matches(word, '\n') & (~0ULL << ((cursor - base) * 8));
   if (!matches) {
-    scratch->cursor = base + 8;
-    return 0;
+    // Two words a step: most header lines are longer than 8 bytes.
+    base += 8;
+    matches = byte_matches(*(__u64 *)(context->scratch->data + base), '\n');
+    if (!matches) {
+      scratch->cursor = base + 8;
+      return 0;
+    }
   }
   __u32 at = base + __builtin_ctzll(matches) / 8;
+  if (at >= context->length)
+    return 1;
   scratch->cursor = at + 1;
   // byte_matches can flag a byte right after a real match; scan_at checks the byte itself.
   return scan_at(context, at);
@@ -840,6 +850,8 @@ static __always_inline void process_write(struct conn *conn, struct pending_io i
 // Inside an SSL_read/SSL_write the bytes on the socket are ciphertext: the uprobes handle the plaintext.
 // Notes the connection of the call in flight; returns whether there is one.
 static __always_inline bool note_tls_connection(__u64 pid_tgid, __u64 connection) {
+  if (!tls_calls_seen)
+    return false;
   struct tls_call *call = bpf_map_lookup_elem(&l7_tls_calls, &pid_tgid);
   if (!call)
     return false;
@@ -1034,7 +1046,7 @@ static __always_inline void after_io(long transferred, bool reading) {
     return;
   struct pending_io io = *pending;
   bpf_map_delete_elem(&l7_pending, &pid_tgid);
-  if (transferred <= 0 || bpf_map_lookup_elem(&l7_tls_calls, &pid_tgid))
+  if (transferred <= 0 || (tls_calls_seen && bpf_map_lookup_elem(&l7_tls_calls, &pid_tgid)))
     return;
   __u64 connection = fd_connection(pid_tgid >> 32, io.fd);
   struct conn *conn = bpf_map_lookup_elem(&l7_connections, &connection);
@@ -1124,6 +1136,8 @@ static __always_inline void tls_enter(__u64 ssl, __u64 buffer, __u64 transferred
     return;
   struct tls_call call = {.ssl = ssl, .buffer = buffer, .transferred_out = transferred_out, .writing = writing};
   bpf_map_update_elem(&l7_tls_calls, &pid_tgid, &call, BPF_ANY);
+  if (!tls_calls_seen)
+    tls_calls_seen = 1;
 }
 
 static __always_inline void tls_exit(long result) {

@@ -64,9 +64,10 @@ struct {
 } fs_counters SEC(".maps");
 
 // The span active on each thread, keyed by pid_tgid, in the traces_ctx_v1 layout. The L7 tracer writes it;
-// the sampler only reads it.
+// the sampler only reads it. A plain hash: every entry is deleted when its response ends or its thread
+// exits, and its updates cost less than an LRU's on the per-request path.
 struct {
-  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(type, BPF_MAP_TYPE_HASH);
   __uint(max_entries, 65536);
   __type(key, __u64);
   __type(value, struct fs_span_context);
