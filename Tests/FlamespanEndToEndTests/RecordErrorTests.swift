@@ -43,4 +43,12 @@ import Testing
     #expect(result.status != 0)
     #expect(result.stderr.contains("-o profile.pb.gz"), "stderr: \(result.stderr)")
   }
+
+  @Test func unknownHTTPHooksNameTheChoices() throws {
+    let result = try record(["-d", "1", "--http-hooks", "kprobes", "-o", "/tmp/x.folded"])
+    #expect(result.status != 0)
+    #expect(
+      result.stderr.contains("auto, socket or syscalls") && result.stderr.contains("kprobes"),
+      "stderr: \(result.stderr)")
+  }
 }
