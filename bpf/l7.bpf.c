@@ -105,12 +105,17 @@ struct {
   __uint(max_entries, 16 * 1024 * 1024);
 } l7_events SEC(".maps");
 
+// The traced thread groups: bit `tgid` (Linux pids stay below 2^22). Every socket read and write asks, so
+// it is an array, whose lookups the verifier inlines; a hash lookup here cost more than the rest of the
+// check for the processes we do not trace. User space sets bits through a shared mapping.
+#define PID_LIMIT (1 << 22)
 struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, 8192);
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, PID_LIMIT / 64);
+  __uint(map_flags, BPF_F_MMAPABLE);
   __type(key, __u32);
-  __type(value, __u8);
-} l7_targets SEC(".maps");
+  __type(value, __u64);
+} l7_target_bits SEC(".maps");
 
 // LRU: a process that exits closes its sockets without a close() syscall we would see, so entries can go
 // stale; the least recently used ones make room instead of blocking new connections.
@@ -190,8 +195,16 @@ static __always_inline void count(__u32 counter) {
     *value += 1;
 }
 
+static __always_inline __u64 *target_word(__u32 tgid) {
+  __u32 index = tgid / 64;
+  return bpf_map_lookup_elem(&l7_target_bits, &index);
+}
+
 static __always_inline bool is_target(__u32 tgid) {
-  return !filter_by_pid || bpf_map_lookup_elem(&l7_targets, &tgid) != NULL;
+  if (!filter_by_pid)
+    return true;
+  __u64 *word = target_word(tgid);
+  return word && (*word >> (tgid % 64)) & 1;
 }
 
 static __always_inline void random_bytes(__u8 *out, int words) {
@@ -1213,12 +1226,15 @@ int BPF_PROG(l7_on_fork, struct task_struct *parent, struct task_struct *child) 
   if (!filter_by_pid)
     return 0;
   __u32 parent_pid = parent->tgid;
-  if (!bpf_map_lookup_elem(&l7_targets, &parent_pid))
-    return 0;
   __u32 child_pid = child->tgid;
-  __u8 yes = 1;
-  if (bpf_map_update_elem(&l7_targets, &child_pid, &yes, BPF_ANY) != 0)
-    count(FS_L7_COUNTER_TARGETS_FULL);
+  if (child_pid == parent_pid || !is_target(parent_pid))
+    return 0;
+  __u64 *word = target_word(child_pid);
+  if (!word) {
+    count(FS_L7_COUNTER_TARGETS_FULL); // a pid past PID_LIMIT
+    return 0;
+  }
+  __atomic_fetch_or(word, 1ULL << (child_pid % 64), __ATOMIC_RELAXED);
   return 0;
 }
 
@@ -1230,7 +1246,10 @@ int BPF_PROG(l7_on_exit, struct task_struct *task) {
   bpf_map_delete_elem(&traces_ctx_v1, &pid_tgid);
   bpf_map_delete_elem(&l7_pending, &pid_tgid);
   bpf_map_delete_elem(&l7_tls_calls, &pid_tgid);
-  if ((__u32)pid_tgid == pid && filter_by_pid)
-    bpf_map_delete_elem(&l7_targets, &pid);
+  if ((__u32)pid_tgid == pid && filter_by_pid) {
+    __u64 *word = target_word(pid);
+    if (word)
+      __atomic_fetch_and(word, ~(1ULL << (pid % 64)), __ATOMIC_RELAXED);
+  }
   return 0;
 }

@@ -98,3 +98,7 @@ int fs_set_rodata_variable(struct bpf_object *object, const char *name, const vo
   }
   return -ENOENT;
 }
+
+void fs_atomic_set_bit(uint64_t *words, uint32_t bit) {
+  __atomic_fetch_or(&words[bit / 64], (uint64_t)1 << (bit % 64), __ATOMIC_SEQ_CST);
+}

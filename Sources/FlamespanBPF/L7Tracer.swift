@@ -58,7 +58,10 @@ public final class L7Tracer {
   /// Hands out each record's bytes, valid during the handler only; `poll` decodes them, `collect` keeps them.
   private var reader: RingBufferReader<UnsafeRawBufferPointer>?
   private let addresses = AddressTextCache()
-  private var targetsFD: Int32 = -1
+  /// `l7_target_bits`, mapped: bit `tgid` says whether a thread group is traced.
+  private var targetBits: UnsafeMutableRawPointer?
+  static let pidLimit = 1 << 22
+  static let targetBitsBytes = pidLimit / 8
   private var counterMap = PerCPUCounters(fd: -1)
   private var spanMapFD: Int32 = -1
 
@@ -145,7 +148,13 @@ public final class L7Tracer {
         .load, errno: -loaded, context: "the kernel refused the L7 tracer program",
         libbpfLog: LibBPFLog.take())
     }
-    targetsFD = try mapFD("l7_targets")
+    let bitsFD = try mapFD("l7_target_bits")
+    let mapped = mmap(nil, Self.targetBitsBytes, PROT_READ | PROT_WRITE, MAP_SHARED, bitsFD, 0)
+    guard let mapped, mapped != MAP_FAILED else {
+      throw BPFError(
+        .mapUpdate, errno: errno, context: "cannot map the L7 tracer's set of traced processes")
+    }
+    targetBits = mapped
     counterMap = PerCPUCounters(fd: try mapFD("l7_counters"))
     spanMapFD = try mapFD("traces_ctx_v1")
     for pid in configuration.pids ?? [] { try addTarget(pid: pid) }
@@ -246,7 +255,13 @@ public final class L7Tracer {
 
   /// Adds a thread group (and what it forks from now on) to the traced set. Only meaningful with `pids`.
   public func addTarget(pid: Int32) throws(BPFError) {
-    try ObjectMaps.addPid(pid, toFilter: targetsFD, owner: "the L7 tracer")
+    guard pid >= 0, Int(pid) < Self.pidLimit, let targetBits else {
+      throw BPFError(
+        .mapUpdate, errno: EINVAL,
+        context: "cannot add pid \(pid) to the L7 tracer's set: pids must be below \(Self.pidLimit)"
+      )
+    }
+    fs_atomic_set_bit(targetBits.assumingMemoryBound(to: UInt64.self), UInt32(pid))
   }
 
   /// Waits up to `timeoutMilliseconds` for exchange records and hands each to `handler`. Returns how many
@@ -287,6 +302,8 @@ public final class L7Tracer {
   public func close() {
     reader?.close()
     reader = nil
+    if let targetBits { munmap(targetBits, Self.targetBitsBytes) }
+    targetBits = nil
     for link in links { bpf_link__destroy(link) }
     links.removeAll()
     if let object { bpf_object__close(object) }

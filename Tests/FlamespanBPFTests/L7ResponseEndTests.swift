@@ -63,3 +63,65 @@ import Testing
     #expect(observation.counters.eventsLost == 0)
   }
 }
+
+/// `--pid` covers what a traced process forks later: a server started by a traced shell is traced.
+@Suite(.serialized) struct L7ForkTests {
+  @Test(arguments: L7TracerTests.bothHooks)
+  func aServerForkedByATracedProcessIsTraced(hooks: L7Hooks) throws {
+    guard TestEnvironment.bpfAvailable(for: #function) else {
+      #expect(!TestEnvironment.isCI, "CI runs as root, where BPF must work")
+      return
+    }
+    guard TestEnvironment.toolAvailable("curl", for: #function) else {
+      #expect(!TestEnvironment.isCI)
+      return
+    }
+    let bin = try TestEnvironment.buildSamples(into: TestEnvironment.temporaryDirectory("l7fork"))
+    let portFile = bin.appendingPathComponent("fork-port")
+    let shell = Process()
+    shell.executableURL = URL(fileURLWithPath: "/bin/sh")
+    // "; true" keeps the shell alive, so the server is its forked child rather than an exec of itself; the
+    // sleep leaves time for the tracer to load (up to ~1 s of verification on a busy machine) first.
+    shell.arguments = [
+      "-c", "sleep 3; '\(bin.path)/http_server' 0 > '\(portFile.path)'; true",
+    ]
+    try shell.run()
+    defer {
+      kill(-shell.processIdentifier, SIGKILL)
+      if let children = try? String(
+        contentsOfFile: "/proc/\(shell.processIdentifier)/task/\(shell.processIdentifier)/children",
+        encoding: .utf8)
+      {
+        for child in children.split(separator: " ") { kill(Int32(child) ?? 0, SIGKILL) }
+      }
+      kill(shell.processIdentifier, SIGKILL)
+      shell.waitUntilExit()
+    }
+    let tracer = try L7Tracer(
+      configuration: L7TracerConfiguration(pids: [shell.processIdentifier], hooks: hooks))
+    defer { tracer.close() }
+    var port: Int?
+    let deadline = Date().addingTimeInterval(15)
+    while port == nil && Date() < deadline {
+      let text = (try? String(contentsOf: portFile, encoding: .utf8)) ?? ""
+      port = text.hasSuffix("\n") ? Int(text.split(separator: " ").last?.dropLast() ?? "") : nil
+      if port == nil { usleep(20_000) }
+    }
+    let serverPort = try #require(port, "the forked http_server never reported its port")
+    let client = try BackgroundCommand([
+      "curl", "-s", "-o", "/dev/null", "http://127.0.0.1:\(serverPort)/light",
+    ])
+    var exchanges: [L7Exchange] = []
+    let until = Date().addingTimeInterval(10)
+    while Date() < until && !exchanges.contains(where: { $0.role == .server }) {
+      try tracer.poll(timeoutMilliseconds: 50) { event in
+        if case .exchange(let exchange) = event { exchanges.append(exchange) }
+      }
+    }
+    _ = client.finish()
+    let server = exchanges.first { $0.role == .server }
+    #expect(server != nil, "no span from the forked server")
+    #expect(server.map { $0.pid != shell.processIdentifier } == true)
+    #expect(server.map { L7TracerTests.path($0) } == "/light")
+  }
+}

@@ -26,3 +26,11 @@ size_t fs_take_libbpf_messages(char *buffer, size_t capacity);
 // its .rodata section. Returns 0, -ENOENT (no such variable), -EINVAL (size mismatch) or -ESRCH (no .rodata).
 int fs_set_rodata_variable(struct bpf_object *object, const char *name, const void *value, size_t size);
 #endif
+
+#ifndef FLAMESPAN_BPF_SHIM_BITS
+#define FLAMESPAN_BPF_SHIM_BITS
+#include <stdint.h>
+// Sets bit `bit` of a bit array shared with BPF programs (a BPF_F_MMAPABLE array map), atomically: the
+// programs set and clear other bits of the same words at the same time.
+void fs_atomic_set_bit(uint64_t *words, uint32_t bit);
+#endif
