@@ -76,7 +76,8 @@ struct conn {
   __u8 framing;      // enum body_framing of the response in progress
   __u8 head_request; // the request is HEAD: its response has no body whatever its headers say
   __u8 not_http_counted;
-  __u8 reserved[2];
+  __u8 not_http_streak; // messages in a row, on an idle connection, that were not HTTP/1.x
+  __u8 reserved;
   __u32 header_bytes;
 };
 
@@ -726,7 +727,14 @@ static __always_inline void begin_exchange(struct conn *conn, __u64 pid_tgid) {
 
 // ---- the exchange state machine, shared by both sets of hooks and the TLS probes ----------------------
 
+// Connections whose messages keep not being HTTP/1.x (databases, TLS without probes, HTTP/2) stop being
+// copied and checked on the socket hooks after this many; a tracer started mid-stream still gets a few
+// chances to see the next request.
+#define NOT_HTTP_LIMIT 8
+
 static __always_inline void count_not_http(struct conn *conn) {
+  if (conn->not_http_streak < NOT_HTTP_LIMIT)
+    conn->not_http_streak++;
   if (conn->not_http_counted)
     return;
   conn->not_http_counted = 1;
@@ -762,6 +770,7 @@ static __always_inline void process_read(struct conn *conn, struct pending_io io
     }
     // Whoever reads a request serves it.
     conn->role = FS_L7_ROLE_SERVER;
+    conn->not_http_streak = 0;
     finish_exchange(conn, FS_L7_END_NEXT_REQUEST, 0);
     // start_ns is taken before the span is published: no sample can carry it earlier.
     begin_exchange(conn, pid_tgid);
@@ -845,6 +854,7 @@ static __always_inline void process_write(struct conn *conn, struct pending_io i
   }
   // Whoever writes a request is the client.
   conn->role = FS_L7_ROLE_CLIENT;
+  conn->not_http_streak = 0;
   finish_exchange(conn, FS_L7_END_NEXT_REQUEST, conn->exchange.end_ns);
   begin_exchange(conn, pid_tgid);
   // A client request made while the thread serves a span is that span's child.
@@ -980,7 +990,7 @@ static __always_inline void socket_io(struct sock *sk, int transferred, int flag
     return;
   __u64 connection;
   struct conn *conn = socket_connection(sk, io.fd, &connection);
-  if (!conn || note_tls_connection(pid_tgid, connection))
+  if (!conn || note_tls_connection(pid_tgid, connection) || conn->not_http_streak >= NOT_HTTP_LIMIT)
     return;
   if (transferred == 0) {
     // The peer closed: whatever was in progress ends now.
