@@ -140,7 +140,10 @@ run_once() {
     sleep "$SETTLE"
     cpu_before=$(cpu_seconds "$recorder")
   fi
+  local busy_before busy_after
+  busy_before=$(busy_ticks)
   wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" "$URL" >"$OUT/$tag.wrk"
+  busy_after=$(busy_ticks)
   local spans=0 recorder_cpu=0
   if [[ -n $recorder ]]; then
     recorder_cpu=$(awk -v a="$(cpu_seconds "$recorder")" -v b="$cpu_before" 'BEGIN {printf "%.2f", a - b}')
@@ -157,8 +160,15 @@ print(sum(1 for r in doc["resourceSpans"] for s in r["scopeSpans"] for x in s["s
   local requests rps
   requests=$(awk '/requests in/ {print $1}' "$OUT/$tag.wrk")
   rps=$(awk '/Requests\/sec/ {print $2}' "$OUT/$tag.wrk")
-  echo "$requests $rps $spans $recorder_cpu"
+  # The whole machine's CPU time per request (user+system+irq+softirq, not steal): on these saturated
+  # cores it is what throughput is the inverse of, and it moves less with neighbours than req/s does.
+  local cpu_per_request
+  cpu_per_request=$(awk -v a="$busy_after" -v b="$busy_before" -v n="$requests" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN {printf "%.2f", (a - b) / hz * 1e6 / n}')
+  echo "$requests $rps $spans $recorder_cpu $cpu_per_request"
 }
+
+busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
 
 median() { sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 
@@ -168,10 +178,10 @@ for target in $TARGETS; do
   : >"$OUT/$target.results"
   for round in $(seq 1 "$ROUNDS"); do
     for configuration in $CONFIGURATIONS; do
-      read -r requests rps spans recorder_cpu < <(run_once "$configuration" "$target-$configuration-$round")
-      echo "$configuration $round $requests $rps $spans $recorder_cpu" >>"$OUT/$target.results"
-      printf '  %-6s round %d %-8s %8s requests %10s req/s %8s spans %6s s recorder CPU\n' "$target" "$round" \
-        "$configuration" "$requests" "$rps" "$spans" "$recorder_cpu"
+      read -r requests rps spans recorder_cpu cpu_per_request < <(run_once "$configuration" "$target-$configuration-$round")
+      echo "$configuration $round $requests $rps $spans $recorder_cpu $cpu_per_request" >>"$OUT/$target.results"
+      printf '  %-6s round %d %-8s %8s requests %10s req/s %8s spans %6s s recorder CPU %6s us CPU/request\n' \
+        "$target" "$round" "$configuration" "$requests" "$rps" "$spans" "$recorder_cpu" "$cpu_per_request"
     done
   done
   cleanup
@@ -186,10 +196,13 @@ for target in $TARGETS; do
     ratio=$(awk -v c="$configuration" '$1=="none" {n[$2]=$4} $1==c {r[$2]=$4}
       END {for (k in r) if (n[k]) print r[k] / n[k]}' "$OUT/$target.results" | median)
     cpu=$(awk -v c="$configuration" '$1==c {print $6}' "$OUT/$target.results" | median)
+    cost=$(awk -v c="$configuration" '$1=="none" {n[$2]=$7} $1==c {r[$2]=$7}
+      END {for (k in r) if (n[k]) print r[k] / n[k]}' "$OUT/$target.results" | median)
     capture=$(awk -v c="$configuration" '$1==c {r+=$3; s+=$5} END {printf "%.4f", (r ? s/r : 0)}' "$OUT/$target.results")
     lowest=$(awk -v c="$configuration" '$1==c {x=($3 ? $5/$3 : 0); if (m=="" || x<m) m=x} END {printf "%.4f", m}' "$OUT/$target.results")
-    printf '  %-9s median req/s %9s; vs none: %+.1f%% (median of per-round ratios), recorder CPU %s s/run' \
-      "$configuration" "$rps" "$(awk -v r="$ratio" 'BEGIN {print 100 * (r - 1)}')" "$cpu"
+    printf '  %-9s median req/s %9s; vs none: %+.1f%% req/s, %+.1f%% CPU per request (medians of per-round ratios); recorder CPU %s s/run' \
+      "$configuration" "$rps" "$(awk -v r="$ratio" 'BEGIN {print 100 * (r - 1)}')" \
+      "$(awk -v r="$cost" 'BEGIN {print 100 * (r - 1)}')" "$cpu"
     [[ $configuration == sampler ]] || printf '; spans/requests %s (lowest run %s)' "$capture" "$lowest"
     echo
   done
