@@ -80,18 +80,12 @@ public final class ContinuousRecorder: @unchecked Sendable {
 
   public var statistics: ContinuousRecorderStatistics { lock.withLock { stats } }
 
-  /// Room for a full second of samples from every CPU, ten times what the 100 ms drain needs, rounded up to
-  /// a power of two between 256 KiB and 2 MiB (2 MiB still holds 100 ms of 256 busy CPUs). Not more: the
-  /// kernel maps a ring's data pages twice into the reader, all of them resident from the start, so each
-  /// MiB here is two MiB of the agent's RSS (bench/agent/RESULTS.md).
-  static func ringBufferBytes(cpus: Int, frequency: Int) -> Int {
-    // A sample record: struct fs_sample (two 127-frame stacks, 2 104 bytes) and the ring's 8-byte header.
-    let recordBytes = 2112
-    let perSecond = max(cpus, 1) * max(frequency, 1) * recordBytes
-    var size = 256 << 10
-    while size < perSecond && size < 2 << 20 { size <<= 1 }
-    return size
-  }
+  /// At 19 Hz a 100 ms drain sees a few records per CPU; 2 MiB still holds about 100 ms of 256 busy CPUs,
+  /// where the one-shot recorder's 8 MiB would be locked kernel memory for nothing. Not smaller, although
+  /// the kernel maps a ring's pages twice into the reader (each MiB here is two of the agent's RSS): the
+  /// same thread drains the L7 tracer, and under an HTTP load test a 256 KiB ring lost 6 % of the samples
+  /// while it did (bench/agent/RESULTS.md).
+  static let ringBufferBytes = 2 << 20
 
   /// Runs until `shouldStop` returns true, then cuts the last window, detaches every BPF program, waits for
   /// the pending windows to be symbolized and returns. `onWindow` runs on the symbolizing thread.
@@ -109,9 +103,7 @@ public final class ContinuousRecorder: @unchecked Sendable {
       sampler = try CPUSampler(
         configuration: SamplerConfiguration(
           frequency: options.frequency, pids: nil, aggregateInKernel: false,
-          activeSpanMap: tracer?.activeSpanMap,
-          ringBufferBytes: Self.ringBufferBytes(
-            cpus: sysconf(Int32(_SC_NPROCESSORS_CONF)), frequency: options.frequency)))
+          activeSpanMap: tracer?.activeSpanMap, ringBufferBytes: Self.ringBufferBytes))
     } catch {
       tracer?.close()
       throw RecordError(error)
@@ -267,8 +259,10 @@ private final class WindowResolver: @unchecked Sendable {
   private var dropped = 0
   /// Span names by span id, from exchanges seen so far: a sample is usually taken before its exchange
   /// ends, so names of spans that end in a later window stay unknown for the samples of earlier ones.
-  private var spanNames: [[UInt8]: String] = [:]
-  private var spanNameOrder: [[UInt8]] = []
+  /// Keyed by the 8-byte span id as an integer: an entry then needs no allocation of its own, which at
+  /// 50 000 entries (a few windows of a load test) is megabytes of the agent's RSS.
+  private var spanNames: [UInt64: String] = [:]
+  private var spanNameOrder: [UInt64] = []
   private static let spanNameLimit = 50_000
 
   init(
@@ -338,11 +332,12 @@ private final class WindowResolver: @unchecked Sendable {
   private func resolve(_ window: PendingWindow, dropped: Int) {
     let began = ProcessInspector.monotonicNanos()
     for exchange in window.exchanges {
-      guard spanNames[exchange.spanID] == nil, let name = Self.spanName(exchange.requestLine) else {
+      let key = Self.spanKey(exchange.spanID)
+      guard spanNames[key] == nil, let name = Self.spanName(exchange.requestLine) else {
         continue
       }
-      spanNames[exchange.spanID] = name
-      spanNameOrder.append(exchange.spanID)
+      spanNames[key] = name
+      spanNameOrder.append(key)
     }
     if spanNameOrder.count > Self.spanNameLimit {
       for id in spanNameOrder.prefix(spanNameOrder.count / 2) { spanNames[id] = nil }
@@ -353,7 +348,7 @@ private final class WindowResolver: @unchecked Sendable {
     // parsed for this window is dropped here rather than held until something newer pushes it out.
     symbolizer.trimToMemoryBudget()
     for index in samples.indices {
-      if let id = samples[index].span?.spanID, let name = spanNames[id] {
+      if let id = samples[index].span?.spanID, let name = spanNames[Self.spanKey(id)] {
         samples[index].span?.name = name
       }
     }
@@ -406,6 +401,10 @@ private final class WindowResolver: @unchecked Sendable {
     let fields = text.split(separator: " ")
     guard fields.count > 1, let pages = UInt64(fields[1]) else { return 0 }
     return pages * UInt64(sysconf(Int32(_SC_PAGESIZE)))
+  }
+
+  static func spanKey(_ id: [UInt8]) -> UInt64 {
+    id.prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
   }
 
   /// "METHOD /path" from a raw request line, the query string cut off; nil when it is not one.

@@ -20,10 +20,12 @@ final class WindowStore: @unchecked Sendable {
   private let lock = NSLock()
   private var profiles: [Entry] = []
   private var spanFiles: [Entry] = []
-  /// Decoded windows, so the UI's repeated queries do not re-read and re-parse the same files.
+  /// Windows decoded for the UI, so its repeated queries do not re-read and re-parse the same files. Filled
+  /// by queries only: a window written is not kept decoded, since every symbolized window held in memory
+  /// for 8 minutes (48 of them) was most of the agent's heap on a busy machine (bench/agent/RESULTS.md).
   private var decoded: [String: Profile] = [:]
   private var decodedOrder: [String] = []
-  private static let decodedLimit = 48
+  private static let decodedLimit = 12
   private let instance = String(UInt32.random(in: 0...UInt32.max), radix: 36)
   private var sequence = 0
 
@@ -83,7 +85,6 @@ final class WindowStore: @unchecked Sendable {
         spanFiles.append(
           Entry(startMillis: start, endMillis: end, name: "\(base).jsonl", bytes: lines.count))
       }
-      remember("\(base).pb.gz", profile)
     }
     enforceRetention(nowMillis: Monotonic.realtimeNanos() / 1_000_000)
   }
