@@ -21,8 +21,8 @@ final class WindowStore: @unchecked Sendable {
   private var profiles: [Entry] = []
   private var spanFiles: [Entry] = []
   /// Windows decoded for the UI, so its repeated queries do not re-read and re-parse the same files. Filled
-  /// by queries only: a window written is not kept decoded, since every symbolized window held in memory
-  /// for 8 minutes (48 of them) was most of the agent's heap on a busy machine (bench/agent/RESULTS.md).
+  /// by queries only: a window written is not kept decoded, since keeping each one (48, eight minutes of
+  /// symbolized windows) grew the agent's heap all through its first minutes (bench/agent/RESULTS.md).
   private var decoded: [String: Profile] = [:]
   private var decodedOrder: [String] = []
   private static let decodedLimit = 12
