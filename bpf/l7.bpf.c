@@ -250,7 +250,24 @@ static __always_inline void read_socket_addresses(struct conn *conn, struct sock
 
 // ---- span publication ------------------------------------------------------------------------------
 
+// A thread's entry in traces_ctx_v1 stays while the thread lives (l7_on_exit deletes it) and is rewritten
+// in place: a hash update and delete per request cost more than the rest of a request's work. A zero
+// span id means "no span". The writes go in an order that the sampler, which can interrupt this program
+// between any two of them on the same CPU, reads either no span or a whole one: the span id is cleared
+// first and set last, each with one 8-byte store.
+#define compiler_barrier() asm volatile("" ::: "memory")
+
 static __always_inline void publish_span(struct conn *conn, __u64 pid_tgid) {
+  struct fs_span_context *current = bpf_map_lookup_elem(&traces_ctx_v1, &pid_tgid);
+  if (current) {
+    *(volatile __u64 *)current->span_id = 0;
+    compiler_barrier();
+    __builtin_memcpy(current->trace_id, conn->exchange.trace_id, FS_TRACE_ID_LEN);
+    compiler_barrier();
+    *(volatile __u64 *)current->span_id = *(__u64 *)conn->exchange.span_id;
+    conn->published = 1;
+    return;
+  }
   struct fs_span_context context;
   __builtin_memcpy(context.trace_id, conn->exchange.trace_id, FS_TRACE_ID_LEN);
   __builtin_memcpy(context.span_id, conn->exchange.span_id, FS_SPAN_ID_LEN);
@@ -269,10 +286,11 @@ static __always_inline void withdraw_span(struct conn *conn) {
   conn->published = 0;
   __u64 key = ((__u64)conn->exchange.pid << 32) | conn->exchange.tid;
   struct fs_span_context *current = bpf_map_lookup_elem(&traces_ctx_v1, &key);
-  if (!current)
+  if (!current || *(__u64 *)current->span_id != *(__u64 *)conn->exchange.span_id)
     return;
-  if (__builtin_memcmp(current->span_id, conn->exchange.span_id, FS_SPAN_ID_LEN) == 0)
-    bpf_map_delete_elem(&traces_ctx_v1, &key);
+  *(volatile __u64 *)current->span_id = 0;
+  compiler_barrier();
+  __builtin_memset(current->trace_id, 0, FS_TRACE_ID_LEN);
 }
 
 // Ends the exchange in progress (if any) and sends its record. Server end times are taken after the span
@@ -405,13 +423,15 @@ static __always_inline long scan_at(struct scan_context *context, __u32 i) {
     context->headers_end = name + 1;
     return 1;
   }
+  // Most lines are other headers: their first letter is enough to pass them by.
+  char first = data[name] | 0x20;
   if (!context->response) {
     // Values are recorded just past the colon; the blanks before them are skipped once the scan is over.
-    if (header_name_is(data, name, context->length, "traceparent:", TRACEPARENT_NAME_LEN))
+    if (first == 't' && header_name_is(data, name, context->length, "traceparent:", TRACEPARENT_NAME_LEN))
       context->traceparent_value = (name + TRACEPARENT_NAME_LEN) & SCAN_MASK;
-  } else if (header_name_is(data, name, context->length, "content-length:", 15)) {
+  } else if (first == 'c' && header_name_is(data, name, context->length, "content-length:", 15)) {
     context->content_length = (name + 15) & SCAN_MASK;
-  } else if (header_name_is(data, name, context->length, "transfer-encoding:", 18)) {
+  } else if (first == 't' && header_name_is(data, name, context->length, "transfer-encoding:", 18)) {
     context->chunked = 1;
   }
   return 0;
@@ -859,7 +879,7 @@ static __always_inline void process_write(struct conn *conn, struct pending_io i
   begin_exchange(conn, pid_tgid);
   // A client request made while the thread serves a span is that span's child.
   struct fs_span_context *serving = bpf_map_lookup_elem(&traces_ctx_v1, &pid_tgid);
-  if (serving) {
+  if (serving && *(__u64 *)serving->span_id) {
     __builtin_memcpy(conn->exchange.trace_id, serving->trace_id, FS_TRACE_ID_LEN);
     __builtin_memcpy(conn->exchange.parent_span_id, serving->span_id, FS_SPAN_ID_LEN);
     conn->exchange.flags |= FS_L7_FLAG_HAS_PARENT;

@@ -64,8 +64,8 @@ struct {
 } fs_counters SEC(".maps");
 
 // The span active on each thread, keyed by pid_tgid, in the traces_ctx_v1 layout. The L7 tracer writes it;
-// the sampler only reads it. A plain hash: every entry is deleted when its response ends or its thread
-// exits, and its updates cost less than an LRU's on the per-request path.
+// the sampler only reads it. One entry per thread that has served a request, rewritten in place per request
+// and deleted when the thread exits; an all-zero span id means no span.
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
   __uint(max_entries, 65536);

@@ -42,7 +42,9 @@ enum EventDecoder {
     let span = withUnsafeBytes(of: header.span) { bytes -> SpanContext? in
       let trace = Array(bytes[0..<Int(FS_TRACE_ID_LEN)])
       let spanID = Array(bytes[Int(FS_TRACE_ID_LEN)..<Int(FS_TRACE_ID_LEN + FS_SPAN_ID_LEN)])
-      return trace.allSatisfy({ $0 == 0 }) ? nil : SpanContext(traceID: trace, spanID: spanID)
+      // A zero span id is how the L7 tracer withdraws a span in place (see publish_span in l7.bpf.c).
+      let none = trace.allSatisfy({ $0 == 0 }) || spanID.allSatisfy({ $0 == 0 })
+      return none ? nil : SpanContext(traceID: trace, spanID: spanID)
     }
     return RawSample(
       pid: Int32(bitPattern: header.pid),
