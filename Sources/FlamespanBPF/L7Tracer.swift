@@ -19,10 +19,15 @@ public struct L7TracerConfiguration: Sendable {
   /// Thread groups to trace, with every process they fork; nil traces the whole machine.
   public var pids: [Int32]?
   public var hooks: L7Hooks
+  /// Size of the exchange ring buffer: a power of two, at least one page; nil keeps the 16 MiB built in
+  /// (~67k records: seconds of a busy server for a reader that falls behind). The kernel maps the ring's
+  /// pages into the reader twice, so each MiB here is two of the reader's resident MiB.
+  public var ringBufferBytes: Int?
 
-  public init(pids: [Int32]? = nil, hooks: L7Hooks = .automatic) {
+  public init(pids: [Int32]? = nil, hooks: L7Hooks = .automatic, ringBufferBytes: Int? = nil) {
     self.pids = pids
     self.hooks = hooks
+    self.ringBufferBytes = ringBufferBytes
   }
 }
 
@@ -135,6 +140,17 @@ public final class L7Tracer {
         hooks == .socket ? Self.isSyscallProgram(name) : Self.socketPrograms.contains(name)
       if unused { bpf_program__set_autoload(current, false) }
       program = bpf_object__next_program(object, current)
+    }
+    if let bytes = configuration.ringBufferBytes {
+      let map = bpf_object__find_map_by_name(object, "l7_events")
+      let status = map.map { bpf_map__set_max_entries($0, UInt32(clamping: bytes)) } ?? -ENOENT
+      guard status == 0 else {
+        throw BPFError(
+          .setConfiguration, errno: -status,
+          context:
+            "cannot size the L7 tracer's ring buffer to \(bytes) bytes (a power of two, at least a page)"
+        )
+      }
     }
     var filter = configuration.pids != nil
     let status = fs_set_rodata_variable(object, "filter_by_pid", &filter, MemoryLayout<Bool>.size)

@@ -125,3 +125,37 @@ import Testing
     #expect(server.map { L7TracerTests.path($0) } == "/light")
   }
 }
+
+/// A ring buffer too small for a burst loses exchange records, and every lost one is counted.
+@Suite(.serialized) struct L7LostEventTests {
+  @Test func aFullRingBufferIsCountedRecordByRecord() throws {
+    guard TestEnvironment.bpfAvailable(for: #function) else {
+      #expect(!TestEnvironment.isCI, "CI runs as root, where BPF must work")
+      return
+    }
+    guard TestEnvironment.toolAvailable("curl", for: #function) else {
+      #expect(!TestEnvironment.isCI)
+      return
+    }
+    let bin = try TestEnvironment.buildSamples(into: TestEnvironment.temporaryDirectory("l7lost"))
+    let server = try ServerProcess(httpServerIn: bin)
+    defer { server.stop() }
+    let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+    let tracer = try L7Tracer(
+      configuration: L7TracerConfiguration(pids: [server.pid], ringBufferBytes: pageSize))
+    defer { tracer.close() }
+    let requests = 200
+    // One keep-alive connection, and nobody reads the ring until the client is done.
+    let client = try BackgroundCommand(
+      ["curl", "-s", "-o", "/dev/null"]
+        + Array(repeating: "http://127.0.0.1:\(server.port)/light", count: requests))
+    _ = client.finish()
+    var received = 0
+    while try tracer.poll(timeoutMilliseconds: 100, handler: { _ in received += 1 }) > 0 {}
+    let counters = tracer.counters()
+    #expect(counters.eventsLost > 0, "a one-page ring cannot hold \(requests) records")
+    #expect(received < requests)
+    #expect(Int(counters.exchanges) == received, "records written are the records read")
+    #expect(Int(counters.exchanges + counters.eventsLost) == requests, "\(counters)")
+  }
+}
