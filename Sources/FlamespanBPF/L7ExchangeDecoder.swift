@@ -4,13 +4,9 @@ import Glibc
 
 /// Turns `fs_l7_exchange` ring-buffer records into `L7Exchange`s; a short record becomes `.malformed`.
 enum L7ExchangeDecoder {
-  static func decode(_ record: UnsafeRawBufferPointer) -> L7Event {
-    decode(record, addresses: nil)
-  }
-
   /// `addresses` remembers the text of addresses seen before: formatting one per exchange was a visible
   /// share of the recorder's time at tens of thousands of spans per second.
-  static func decode(_ record: UnsafeRawBufferPointer, addresses: AddressTextCache?) -> L7Event {
+  static func decode(_ record: UnsafeRawBufferPointer, addresses: AddressTextCache) -> L7Event {
     guard record.count >= MemoryLayout<fs_l7_exchange>.size, let base = record.baseAddress else {
       return .malformed(size: record.count)
     }
@@ -37,8 +33,7 @@ enum L7ExchangeDecoder {
         rejectedTraceparent: flags & FS_L7_FLAG_TRACEPARENT_INVALID.rawValue != 0,
         status: flags & FS_L7_FLAG_RESPONSE_SEEN.rawValue != 0 ? Int(raw.status) : nil,
         bytesIn: raw.bytes_in, bytesOut: raw.bytes_out, requestLine: line,
-        peerAddress: addresses?.text(family: Int32(raw.family), bytes: address)
-          ?? addressText(family: Int32(raw.family), bytes: address),
+        peerAddress: addresses.text(family: Int32(raw.family), bytes: address),
         peerPort: Int(raw.peer_port), localPort: Int(raw.local_port),
         endReason: endReason(raw.end_reason)))
   }
