@@ -13,7 +13,7 @@ WORK=$(mktemp -d /tmp/flamespan-hookfloor.XXXXXX)
 CLANG=$(command -v clang || echo /opt/swift/usr/bin/clang)
 bpftool btf dump file /sys/kernel/btf/vmlinux format c >"$WORK/vmlinux.h"
 for hooks in syscall_hooks socket_hooks; do
-  "$CLANG" -O2 -g -target bpf -D__TARGET_ARCH_x86 -I"$WORK" -c "$HERE/$hooks.bpf.c" -o "$WORK/$hooks.o"
+  "$CLANG" -O2 -g -target bpf -D__TARGET_ARCH_x86 -I"$WORK" -I"$HERE" -c "$HERE/$hooks.bpf.c" -o "$WORK/$hooks.o"
 done
 cc -O2 "$HERE/attach.c" -o "$WORK/attach" -lbpf
 cc -O2 "$HERE/syscall_cost.c" -o "$WORK/syscall_cost"
