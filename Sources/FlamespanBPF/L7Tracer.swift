@@ -48,15 +48,16 @@ public final class L7Tracer {
     name.hasPrefix("enter_") || name.hasPrefix("exit_")
   }
 
-  /// Whether this kernel has the socket tracepoints (their BTF types exist from Linux 6.3 on).
-  public static var kernelHasSocketHooks: Bool {
+  /// Whether this kernel has the socket tracepoints (their BTF types exist from Linux 6.3 on). Read once per
+  /// process: parsing the kernel's BTF takes tens of milliseconds, and a kernel does not gain tracepoints.
+  public static let kernelHasSocketHooks: Bool = {
     guard let btf = btf__load_vmlinux_btf() else { return false }
     defer { btf__free(btf) }
     let names: [String] = ["btf_trace_sock_recv_length", "btf_trace_sock_send_length"]
     return names.allSatisfy { name in
       name.withCString { btf__find_by_name_kind(btf, $0, UInt32(BTF_KIND_TYPEDEF)) >= 0 }
     }
-  }
+  }()
 
   private var object: OpaquePointer?
   private var links: [OpaquePointer] = []
