@@ -93,10 +93,15 @@ struct pending_io {
 
 struct scratch {
   char data[SCAN_BYTES + SCAN_SLACK];
-  // The scan's position lives in map memory, whose values the verifier does not track: kept on the stack,
-  // every step's exact cursor was a new verifier state, and loading took seconds.
+  // The line feeds a header scan's first pass found worth a look: the offset of each word that has one,
+  // and a mask of them (bit 7 of their bytes).
+  __u32 candidate_words[SCAN_BYTES / 8];
+  __u64 candidate_masks[SCAN_BYTES / 8];
+  // The scan's positions live in map memory, whose values the verifier does not track: kept on the stack,
+  // every step's exact position was a new verifier state, and loading took seconds.
+  __u32 candidate_count;
   __u32 cursor;
-  __u32 zero_done;
+  __u64 random_state; // next_random's splitmix64 state
 };
 
 // 16 MiB hold ~67k exchange records: a few seconds of a busy loopback server, so that a consumer that
@@ -208,12 +213,22 @@ static __always_inline bool is_target(__u32 tgid) {
   return word && (*word >> (tgid % 64)) & 1;
 }
 
-static __always_inline void random_bytes(__u8 *out, int words) {
+// Ids come from a per-CPU splitmix64 sequence seeded from the kernel's PRNG: six helper calls per request
+// cost more than the header scans. Every output word is non-zero, so no id can be all zeros (invalid).
+static __always_inline __u64 next_random(struct scratch *scratch) {
+  if (!scratch->random_state)
+    scratch->random_state = ((__u64)bpf_get_prandom_u32() << 32) | bpf_get_prandom_u32() | 1;
+  __u64 z = scratch->random_state += 0x9E3779B97F4A7C15ULL;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  z ^= z >> 31;
+  return z ? z : 1;
+}
+
+static __always_inline void random_id(struct scratch *scratch, __u8 *out, int words) {
   for (int i = 0; i < words; i++) {
-    __u32 value = bpf_get_prandom_u32();
-    if (value == 0)
-      value = 1; // an all-zero id is invalid; one non-zero word is enough to avoid it
-    __builtin_memcpy(out + 4 * i, &value, 4);
+    __u64 value = next_random(scratch);
+    __builtin_memcpy(out + 8 * i, &value, 8);
   }
 }
 
@@ -303,7 +318,13 @@ static __always_inline void finish_exchange(struct conn *conn, __u8 reason, __u6
   conn->exchange.end_reason = reason;
   conn->state = CONN_IDLE;
   conn->in_headers = 0;
-  if (bpf_ringbuf_output(&l7_events, &conn->exchange, sizeof(conn->exchange), 0) != 0)
+  // Only the used part of the request line goes out: every cache line of the ring this CPU writes was
+  // last read by the consumer on another CPU, and moving them was most of the cost of a record.
+  __u32 line = conn->exchange.request_line_len;
+  if (line > FS_L7_REQUEST_LINE_LEN)
+    line = FS_L7_REQUEST_LINE_LEN;
+  __u32 size = offsetof(struct fs_l7_exchange, request_line) + line;
+  if (bpf_ringbuf_output(&l7_events, &conn->exchange, size, 0) != 0)
     count(FS_L7_COUNTER_EVENTS_LOST);
   else
     count(FS_L7_COUNTER_EXCHANGES);
@@ -399,21 +420,11 @@ struct scan_context {
   __u8 response;           // look for response headers rather than request headers
 };
 
-// One position of a header scan: does a header line, or the blank line that ends the headers, start here?
-// Returns 1 to stop the scan.
-static __always_inline long scan_at(struct scan_context *context, __u32 i) {
-  i &= SCAN_MASK;
-  if (i >= context->length)
-    return 1;
-  const char *data = context->scratch->data;
-  __u32 name;
-  if (i == 0 && context->line_start_at_zero)
-    name = 0;
-  else if (data[i] == '\n')
-    name = i + 1;
-  else
-    return 0;
+// Does the header line starting at `name` end the headers, or name a header we want? Returns 1 to stop
+// the scan.
+static __always_inline long check_line(struct scan_context *context, __u32 name) {
   name &= SCAN_MASK;
+  const char *data = context->scratch->data;
   // Bytes past `length` are stale; only trust what the read returned.
   if (name + 2 <= context->length && data[name] == '\r' && data[name + 1] == '\n') {
     context->headers_end = name + 2;
@@ -423,7 +434,6 @@ static __always_inline long scan_at(struct scan_context *context, __u32 i) {
     context->headers_end = name + 1;
     return 1;
   }
-  // Most lines are other headers: their first letter is enough to pass them by.
   char first = data[name] | 0x20;
   if (!context->response) {
     // Values are recorded just past the colon; the blanks before them are skipped once the scan is over.
@@ -437,44 +447,95 @@ static __always_inline long scan_at(struct scan_context *context, __u32 i) {
   return 0;
 }
 
-// One step of the scan from `cursor`: the line start at position 0, or the next line feed in the cursor's
-// word (skipping words without one). A step per word plus one per line keeps both the run time and the
-// verifier's work small; a callback per byte cost more than the rest of a request together.
-static long scan_step(__u64 index, void *argument) {
-  struct scan_context *context = argument;
-  struct scratch *scratch = context->scratch;
-  __u32 cursor = scratch->cursor & SCAN_MASK;
-  if (cursor >= context->length)
-    return 1;
-  if (cursor == 0 && context->line_start_at_zero && !scratch->zero_done) {
-    scratch->zero_done = 1;
-    return scan_at(context, 0);
-  }
-  __u32 base = cursor & ~7u;
-  __u64 word = *(__u64 *)(context->scratch->data + base);
-  // Only the bytes from the cursor on.
-  __u64 matches = byte_matches(word, '\n') & (~0ULL << ((cursor - base) * 8));
-  if (!matches) {
-    // Two words a step: most header lines are longer than 8 bytes.
-    base += 8;
-    matches = byte_matches(*(__u64 *)(context->scratch->data + base), '\n');
-    if (!matches) {
-      scratch->cursor = base + 8;
-      return 0;
-    }
-  }
-  __u32 at = base + __builtin_ctzll(matches) / 8;
-  if (at >= context->length)
-    return 1;
-  scratch->cursor = at + 1;
-  // byte_matches can flag a byte right after a real match; scan_at checks the byte itself.
-  return scan_at(context, at);
+// A header scan runs in two passes. The first looks at every word without a branch and notes the line
+// feeds whose next line could matter: a blank line, or a name starting with a letter we look for. The
+// second checks only those. Most header lines are passed over eight bytes at a time, and the verifier
+// sees straight-line code in the first pass.
+
+// Bit 7 of each byte that is `byte`, or (rarely) 0x0B, 0x0D above such a byte: the borrow of the
+// subtraction can flag the byte after a match. check_line and the line-feed test rule those out.
+static __always_inline __u64 line_feeds_before(__u64 word, __u64 next, bool response) {
+  // Byte i of `following` is the byte after byte i of `word`.
+  __u64 following = (word >> 8) | (next << 56);
+  __u64 lowered = following | 0x2020202020202020ULL;
+  __u64 wanted = byte_matches(following, '\r') | byte_matches(following, '\n') | byte_matches(lowered, 't');
+  if (response)
+    wanted |= byte_matches(lowered, 'c');
+  return byte_matches(word, '\n') & wanted;
 }
 
+// 1 when any bit is set in a mask of byte high bits, without a branch: the verifier would otherwise
+// follow both ways of every word.
+static __always_inline __u32 any_flagged(__u64 mask) {
+  __u64 flagged_bytes = ((mask >> 7) * ONES) >> 56; // 0…8
+  return (flagged_bytes + 7) >> 3;
+}
+
+#define BLOCK_BYTES 64
+#define SCAN_WORDS (SCAN_BYTES / 8)
+
+static __always_inline long mark_block(__u64 index, struct scan_context *context, bool response) {
+  struct scratch *scratch = context->scratch;
+  __u32 base = (index * BLOCK_BYTES) & (SCAN_MASK & ~(BLOCK_BYTES - 1));
+  if (base >= context->length)
+    return 1;
+  const char *data = scratch->data;
+  __u32 count = scratch->candidate_count;
+#pragma unroll
+  for (int w = 0; w < BLOCK_BYTES / 8; w++) {
+    __u64 word = *(__u64 *)(data + base + 8 * w);
+    __u64 next = *(__u64 *)(data + base + 8 * w + 8);
+    __u64 mask = line_feeds_before(word, next, response);
+    __u32 slot = count & (SCAN_WORDS - 1);
+    scratch->candidate_words[slot] = base + 8 * w;
+    scratch->candidate_masks[slot] = mask;
+    count += any_flagged(mask);
+  }
+  scratch->candidate_count = count;
+  return 0;
+}
+
+static long mark_request_block(__u64 index, void *argument) { return mark_block(index, argument, false); }
+static long mark_response_block(__u64 index, void *argument) { return mark_block(index, argument, true); }
+
+// The lowest flagged byte of a mask with one bit set, at bit 8 * i + 7: i, by a multiply rather than a
+// count-trailing-zeros, which BPF does not have.
+static __always_inline __u32 flagged_byte_index(__u64 lowest) {
+  return ((lowest >> 7) * 0x0001020304050607ULL) >> 56;
+}
+
+static long check_candidate(__u64 index, void *argument) {
+  struct scan_context *context = argument;
+  struct scratch *scratch = context->scratch;
+  __u32 k = scratch->cursor;
+  if (k >= scratch->candidate_count)
+    return 1;
+  __u32 slot = k & (SCAN_WORDS - 1);
+  __u64 mask = scratch->candidate_masks[slot];
+  __u64 rest = mask & (mask - 1);
+  scratch->candidate_masks[slot] = rest;
+  if (!rest)
+    scratch->cursor = k + 1;
+  __u32 at = (scratch->candidate_words[slot] + flagged_byte_index(mask & ~rest)) & SCAN_MASK;
+  if (at >= context->length || scratch->data[at] != '\n')
+    return 0;
+  return check_line(context, at + 1);
+}
+
+// `length` is at most SCAN_BYTES.
 static __always_inline void scan_headers(struct scan_context *context) {
-  context->scratch->cursor = 0;
-  context->scratch->zero_done = 0;
-  bpf_loop(SCAN_BYTES / 4, scan_step, context, 0);
+  struct scratch *scratch = context->scratch;
+  __u32 length = context->length;
+  if (length > SCAN_BYTES)
+    return;
+  // The first pass reads up to BLOCK_BYTES + 8 past the last byte: zeros there cannot look like a line.
+  __builtin_memset(scratch->data + length, 0, BLOCK_BYTES + 8);
+  scratch->candidate_count = 0;
+  scratch->cursor = 0;
+  if (context->line_start_at_zero && check_line(context, 0))
+    return;
+  bpf_loop(SCAN_BYTES / BLOCK_BYTES, context->response ? mark_response_block : mark_request_block, context, 0);
+  bpf_loop(SCAN_WORDS, check_candidate, context, 0);
 }
 
 struct id_context {
@@ -717,7 +778,7 @@ static __always_inline void read_response_framing(struct conn *conn, struct scra
   }
 }
 
-static __always_inline void begin_exchange(struct conn *conn, __u64 pid_tgid) {
+static __always_inline void begin_exchange(struct conn *conn, struct scratch *scratch, __u64 pid_tgid) {
   struct fs_l7_exchange *exchange = &conn->exchange;
   exchange->pid = pid_tgid >> 32;
   exchange->tid = (__u32)pid_tgid;
@@ -735,7 +796,7 @@ static __always_inline void begin_exchange(struct conn *conn, __u64 pid_tgid) {
   exchange->status = 0;
   exchange->role = conn->role;
   exchange->end_reason = 0;
-  random_bytes(exchange->span_id, 2);
+  random_id(scratch, exchange->span_id, 1);
   __builtin_memset(exchange->parent_span_id, 0, FS_SPAN_ID_LEN);
   conn->state = CONN_REQUEST;
   conn->header_bytes = 0;
@@ -793,8 +854,8 @@ static __always_inline void process_read(struct conn *conn, struct pending_io io
     conn->not_http_streak = 0;
     finish_exchange(conn, FS_L7_END_NEXT_REQUEST, 0);
     // start_ns is taken before the span is published: no sample can carry it earlier.
-    begin_exchange(conn, pid_tgid);
-    random_bytes(conn->exchange.trace_id, 4);
+    begin_exchange(conn, scratch, pid_tgid);
+    random_id(scratch, conn->exchange.trace_id, 2);
     conn->exchange.bytes_in = transferred;
     conn->in_headers = 1;
     conn->head_request = starts_with(scratch->data, "HEAD ", 5);
@@ -876,7 +937,7 @@ static __always_inline void process_write(struct conn *conn, struct pending_io i
   conn->role = FS_L7_ROLE_CLIENT;
   conn->not_http_streak = 0;
   finish_exchange(conn, FS_L7_END_NEXT_REQUEST, conn->exchange.end_ns);
-  begin_exchange(conn, pid_tgid);
+  begin_exchange(conn, scratch, pid_tgid);
   // A client request made while the thread serves a span is that span's child.
   struct fs_span_context *serving = bpf_map_lookup_elem(&traces_ctx_v1, &pid_tgid);
   if (serving && *(__u64 *)serving->span_id) {
@@ -884,7 +945,7 @@ static __always_inline void process_write(struct conn *conn, struct pending_io i
     __builtin_memcpy(conn->exchange.parent_span_id, serving->span_id, FS_SPAN_ID_LEN);
     conn->exchange.flags |= FS_L7_FLAG_HAS_PARENT;
   } else {
-    random_bytes(conn->exchange.trace_id, 4);
+    random_id(scratch, conn->exchange.trace_id, 2);
   }
   conn->exchange.bytes_out = transferred;
   copy_request_line(conn, scratch, length);

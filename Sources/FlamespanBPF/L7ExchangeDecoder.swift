@@ -2,15 +2,21 @@ import CFlamespanABI
 import FlamespanModel
 import Glibc
 
-/// Turns `fs_l7_exchange` ring-buffer records into `L7Exchange`s; a short record becomes `.malformed`.
+/// Turns `fs_l7_exchange` ring-buffer records into `L7Exchange`s; a record too short for the fixed fields,
+/// or longer than the struct, becomes `.malformed`.
 enum L7ExchangeDecoder {
+  static let recordSize = MemoryLayout<fs_l7_exchange>.size
+  static let lineOffset = MemoryLayout<fs_l7_exchange>.offset(of: \.request_line)!
+
   /// `addresses` remembers the text of addresses seen before: formatting one per exchange was a visible
   /// share of the recorder's time at tens of thousands of spans per second.
   static func decode(_ record: UnsafeRawBufferPointer, addresses: AddressTextCache) -> L7Event {
-    guard record.count >= MemoryLayout<fs_l7_exchange>.size, let base = record.baseAddress else {
+    // The kernel sends the fixed fields and only the used part of the request line.
+    guard record.count >= lineOffset, record.count <= recordSize else {
       return .malformed(size: record.count)
     }
-    let raw = base.loadUnaligned(as: fs_l7_exchange.self)
+    var raw = fs_l7_exchange()
+    withUnsafeMutableBytes(of: &raw) { $0.copyMemory(from: record) }
     let role: L7Role
     switch UInt32(raw.role) {
     case FS_L7_ROLE_SERVER.rawValue: role = .server
@@ -18,7 +24,7 @@ enum L7ExchangeDecoder {
     default: return .malformed(size: record.count)
     }
     let flags = raw.flags
-    let lineLength = min(Int(raw.request_line_len), Int(FS_L7_REQUEST_LINE_LEN))
+    let lineLength = min(Int(raw.request_line_len), record.count - lineOffset)
     let line = withUnsafeBytes(of: raw.request_line) { Array($0.prefix(lineLength)) }
     let address = withUnsafeBytes(of: raw.peer_address) { Array($0) }
     return .exchange(

@@ -8,7 +8,7 @@ public struct L7RecordBuffer: Sendable {
   private var bytes: [UInt8] = []
   /// Records kept.
   public private(set) var count = 0
-  /// Records too short to be an exchange.
+  /// Records too short or too long to be an exchange.
   public private(set) var malformed = 0
 
   public init() {}
@@ -16,18 +16,19 @@ public struct L7RecordBuffer: Sendable {
   /// Bytes held: what a caller bounds to keep memory in check.
   public var byteCount: Int { bytes.count }
 
-  static let recordSize = MemoryLayout<fs_l7_exchange>.size
-  static let lineOffset = MemoryLayout<fs_l7_exchange>.offset(of: \.request_line)!
+  static let recordSize = L7ExchangeDecoder.recordSize
+  static let lineOffset = L7ExchangeDecoder.lineOffset
   static let lineLengthOffset = MemoryLayout<fs_l7_exchange>.offset(of: \.request_line_len)!
 
+  /// `record` is what the kernel sent: the fixed fields and the used part of the request line.
   mutating func append(_ record: UnsafeRawBufferPointer) {
-    guard record.count >= Self.recordSize else {
+    guard record.count >= Self.lineOffset, record.count <= Self.recordSize else {
       malformed += 1
       return
     }
     let lineLength = min(
       Int(record.loadUnaligned(fromByteOffset: Self.lineLengthOffset, as: UInt16.self)),
-      Int(FS_L7_REQUEST_LINE_LEN))
+      record.count - Self.lineOffset)
     let kept = Self.lineOffset + lineLength
     bytes.append(UInt8(truncatingIfNeeded: kept))
     bytes.append(UInt8(truncatingIfNeeded: kept >> 8))
