@@ -101,6 +101,8 @@ struct scratch {
   // every step's exact position was a new verifier state, and loading took seconds.
   __u32 candidate_count;
   __u32 cursor;
+  __u32 line_end; // copy_request_line's result
+  __u32 reserved;
   __u64 random_state; // next_random's splitmix64 state
 };
 
@@ -448,55 +450,67 @@ static __always_inline long check_line(struct scan_context *context, __u32 name)
 }
 
 // A header scan runs in two passes. The first looks at every word without a branch and notes the line
-// feeds whose next line could matter: a blank line, or a name starting with a letter we look for. The
-// second checks only those. Most header lines are passed over eight bytes at a time, and the verifier
-// sees straight-line code in the first pass.
+// feeds whose next line could matter: the blank line, or a name whose first and ninth letters are those
+// of a header we look for. The second checks only those, which is one or two lines of a typical message.
+// This machine's kind (retpolines, safe RET) makes every call and return dear, so the first pass is an
+// inline loop and the second the only callback.
 
-// Bit 7 of each byte that is `byte`, or (rarely) 0x0B, 0x0D above such a byte: the borrow of the
-// subtraction can flag the byte after a match. check_line and the line-feed test rule those out.
-static __always_inline __u64 line_feeds_before(__u64 word, __u64 next, bool response) {
-  // Byte i of `following` is the byte after byte i of `word`.
-  __u64 following = (word >> 8) | (next << 56);
-  __u64 lowered = following | 0x2020202020202020ULL;
-  __u64 wanted = byte_matches(following, '\r') | byte_matches(following, '\n') | byte_matches(lowered, 't');
+// Byte i of the result is the byte `shift` bytes after byte i of `word` (1 <= shift <= 8).
+static __always_inline __u64 bytes_after(__u64 word, __u64 next, int shift) {
+  return shift == 8 ? next : (word >> (8 * shift)) | (next << (64 - 8 * shift));
+}
+
+#define LOWER 0x2020202020202020ULL
+
+// The line feeds of `word` (bit 7 of their bytes) that start a line worth a check. byte_matches can flag
+// the byte above a real match; check_line reads the bytes themselves, so such a flag costs a check only.
+static __always_inline __u64 wanted_line_feeds(__u64 word, __u64 next, __u64 after, bool response) {
+  __u64 first = bytes_after(word, next, 1);
+  __u64 ninth = bytes_after(next, after, 1);
+  __u64 wanted = byte_matches(first, '\r') | byte_matches(first, '\n');
+  first |= LOWER;
+  ninth |= LOWER;
   if (response)
-    wanted |= byte_matches(lowered, 'c');
+    wanted |= (byte_matches(first, 'c') & byte_matches(ninth, 'l')) | // content-length
+              (byte_matches(first, 't') & byte_matches(ninth, '-'));  // transfer-encoding
+  else
+    wanted |= byte_matches(first, 't') & byte_matches(ninth, 'e'); // traceparent
   return byte_matches(word, '\n') & wanted;
 }
 
-// 1 when any bit is set in a mask of byte high bits, without a branch: the verifier would otherwise
-// follow both ways of every word.
+// 1 when any bit is set in a mask of byte high bits, without a branch.
 static __always_inline __u32 any_flagged(__u64 mask) {
   __u64 flagged_bytes = ((mask >> 7) * ONES) >> 56; // 0…8
   return (flagged_bytes + 7) >> 3;
 }
 
-#define BLOCK_BYTES 64
 #define SCAN_WORDS (SCAN_BYTES / 8)
 
-static __always_inline long mark_block(__u64 index, struct scan_context *context, bool response) {
+// The first pass, as one callback call: its loop can end after any word, and inline, each of those ends
+// was a separate state for the verifier to carry through the rest of the program.
+static __always_inline long mark_candidates(struct scan_context *context, bool response) {
   struct scratch *scratch = context->scratch;
-  __u32 base = (index * BLOCK_BYTES) & (SCAN_MASK & ~(BLOCK_BYTES - 1));
-  if (base >= context->length)
-    return 1;
   const char *data = scratch->data;
-  __u32 count = scratch->candidate_count;
-#pragma unroll
-  for (int w = 0; w < BLOCK_BYTES / 8; w++) {
-    __u64 word = *(__u64 *)(data + base + 8 * w);
-    __u64 next = *(__u64 *)(data + base + 8 * w + 8);
-    __u64 mask = line_feeds_before(word, next, response);
+  scratch->candidate_count = 0;
+#pragma clang loop unroll(disable)
+  for (__u32 base = 0; base < SCAN_BYTES; base += 8) {
+    if (base >= context->length)
+      break;
+    __u64 word = *(__u64 *)(data + base);
+    __u64 next = *(__u64 *)(data + base + 8);
+    __u64 after = *(__u64 *)(data + base + 16);
+    __u64 mask = wanted_line_feeds(word, next, after, response);
+    __u32 count = scratch->candidate_count;
     __u32 slot = count & (SCAN_WORDS - 1);
-    scratch->candidate_words[slot] = base + 8 * w;
+    scratch->candidate_words[slot] = base;
     scratch->candidate_masks[slot] = mask;
-    count += any_flagged(mask);
+    scratch->candidate_count = count + any_flagged(mask);
   }
-  scratch->candidate_count = count;
-  return 0;
+  return 1;
 }
 
-static long mark_request_block(__u64 index, void *argument) { return mark_block(index, argument, false); }
-static long mark_response_block(__u64 index, void *argument) { return mark_block(index, argument, true); }
+static long mark_request_candidates(__u64 index, void *context) { return mark_candidates(context, false); }
+static long mark_response_candidates(__u64 index, void *context) { return mark_candidates(context, true); }
 
 // The lowest flagged byte of a mask with one bit set, at bit 8 * i + 7: i, by a multiply rather than a
 // count-trailing-zeros, which BPF does not have.
@@ -528,13 +542,12 @@ static __always_inline void scan_headers(struct scan_context *context) {
   __u32 length = context->length;
   if (length > SCAN_BYTES)
     return;
-  // The first pass reads up to BLOCK_BYTES + 8 past the last byte: zeros there cannot look like a line.
-  __builtin_memset(scratch->data + length, 0, BLOCK_BYTES + 8);
-  scratch->candidate_count = 0;
+  // The first pass reads up to 24 bytes past the last one: zeros there cannot look like a line.
+  __builtin_memset(scratch->data + length, 0, 24);
   scratch->cursor = 0;
   if (context->line_start_at_zero && check_line(context, 0))
     return;
-  bpf_loop(SCAN_BYTES / BLOCK_BYTES, context->response ? mark_response_block : mark_request_block, context, 0);
+  bpf_loop(1, context->response ? mark_response_candidates : mark_request_candidates, context, 0);
   bpf_loop(SCAN_WORDS, check_candidate, context, 0);
 }
 
@@ -654,36 +667,31 @@ static __always_inline bool ends_with_last_chunk(struct pending_io *io, long tra
   return tail[0] == '0' && tail[1] == '\r' && tail[2] == '\n' && tail[3] == '\r' && tail[4] == '\n';
 }
 
-// The request line up to the first '?', CR or LF, a word at a time.
-static long line_end_word(__u64 index, void *argument) {
-  struct scan_context *context = argument;
-  __u32 base = (index * 8) & (FS_L7_REQUEST_LINE_LEN - 1);
-  if (base >= context->length) {
-    context->headers_end = context->length; // reused as "line length"
-    return 1;
-  }
-  __u64 word = *(__u64 *)(context->scratch->data + base);
-  __u64 matches = byte_matches(word, '?') | byte_matches(word, '\r') | byte_matches(word, '\n');
-  if (!matches) {
-    context->headers_end = base + 8;
-    return 0;
-  }
-  // The lowest flagged byte is always a real match (a false flag needs a real one below it).
-  context->headers_end = base + __builtin_ctzll(matches) / 8;
-  return 1;
-}
-
+// The request line up to the first '?', CR or LF, a word at a time. The end goes through map memory, so
+// that the verifier's states after the loop are alike whatever the iteration it left in.
 static __always_inline void copy_request_line(struct conn *conn, struct scratch *scratch, __u32 length) {
-  struct scan_context context = {.scratch = scratch, .length = length, .headers_end = 0};
-  bpf_loop(FS_L7_REQUEST_LINE_LEN / 8, line_end_word, &context, 0);
-  __u32 line = context.headers_end;
+  const char *data = scratch->data;
+  scratch->line_end = length;
+#pragma clang loop unroll(disable)
+  for (__u32 base = 0; base < FS_L7_REQUEST_LINE_LEN; base += 8) {
+    if (base >= length)
+      break;
+    __u64 word = *(__u64 *)(data + base);
+    __u64 matches = byte_matches(word, '?') | byte_matches(word, '\r') | byte_matches(word, '\n');
+    if (matches) {
+      // The lowest flagged byte is always a real match (a false flag needs a real one below it).
+      scratch->line_end = base + flagged_byte_index(matches & -matches);
+      break;
+    }
+  }
+  __u32 line = scratch->line_end;
   if (line > length)
     line = length;
   if (line > FS_L7_REQUEST_LINE_LEN)
     line = FS_L7_REQUEST_LINE_LEN;
-  __builtin_memset(conn->exchange.request_line, 0, FS_L7_REQUEST_LINE_LEN);
+  // Bytes past `line` are left as they were: records carry only the first `line`.
   if (line > 0 && line <= FS_L7_REQUEST_LINE_LEN)
-    bpf_probe_read_kernel(conn->exchange.request_line, line, scratch->data);
+    bpf_probe_read_kernel(conn->exchange.request_line, line, data);
   conn->exchange.request_line_len = line;
 }
 
@@ -822,8 +830,8 @@ static __always_inline void count_not_http(struct conn *conn) {
   count(FS_L7_COUNTER_NOT_HTTP);
 }
 
-static __always_inline void process_read(struct conn *conn, struct pending_io io, long transferred) {
-  __u64 pid_tgid = bpf_get_current_pid_tgid();
+static __always_inline void process_read(struct conn *conn, struct pending_io io, long transferred,
+                                         __u64 pid_tgid) {
   __u32 zero = 0;
   struct scratch *scratch = bpf_map_lookup_elem(&l7_scratch, &zero);
   if (!scratch)
@@ -883,8 +891,8 @@ static __always_inline void process_read(struct conn *conn, struct pending_io io
   }
 }
 
-static __always_inline void process_write(struct conn *conn, struct pending_io io, long transferred) {
-  __u64 pid_tgid = bpf_get_current_pid_tgid();
+static __always_inline void process_write(struct conn *conn, struct pending_io io, long transferred,
+                                          __u64 pid_tgid) {
 
   if (conn->role == FS_L7_ROLE_SERVER) {
     if (conn->state == CONN_IDLE)
@@ -1051,7 +1059,10 @@ static __always_inline struct conn *socket_connection(struct sock *sk, int fd, _
   __u16 family = sk->__sk_common.skc_family;
   if (family != AF_INET && family != AF_INET6)
     return NULL;
-  *connection = bpf_get_socket_cookie(sk);
+  // A socket seen before has its cookie: reading it spares a helper call, dear on this kind of machine.
+  *connection = sk->__sk_common.skc_cookie.counter;
+  if (!*connection)
+    *connection = bpf_get_socket_cookie(sk);
   struct conn *conn = bpf_map_lookup_elem(&l7_connections, connection);
   if (conn) {
     conn->fd = fd; // the same socket may be reached through a dup'ed fd
@@ -1080,9 +1091,9 @@ static __always_inline void socket_io(struct sock *sk, int transferred, int flag
     return;
   }
   if (receiving)
-    process_read(conn, io, transferred);
+    process_read(conn, io, transferred, pid_tgid);
   else
-    process_write(conn, io, transferred);
+    process_write(conn, io, transferred, pid_tgid);
 }
 
 SEC("tp_btf/sock_recv_length")
@@ -1157,9 +1168,9 @@ static __always_inline void after_io(long transferred, bool reading) {
   if (!conn)
     return;
   if (reading)
-    process_read(conn, io, transferred);
+    process_read(conn, io, transferred, pid_tgid);
   else
-    process_write(conn, io, transferred);
+    process_write(conn, io, transferred, pid_tgid);
 }
 
 #define ARG(ctx, n) ((ctx)->args[n])
@@ -1272,12 +1283,12 @@ static __always_inline void tls_exit(long result) {
     return;
   struct pending_io io = {.buffer = call.buffer, .fd = conn->fd, .indirection = 0};
   if (call.writing) {
-    process_write(conn, io, transferred);
+    process_write(conn, io, transferred, pid_tgid);
   } else {
     // A server reading again has answered (the nested read may not have happened: buffered data).
     if (conn->role == FS_L7_ROLE_SERVER && conn->state == CONN_RESPONSE)
       finish_exchange(conn, FS_L7_END_NEXT_READ, 0);
-    process_read(conn, io, transferred);
+    process_read(conn, io, transferred, pid_tgid);
   }
 }
 
