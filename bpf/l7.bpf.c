@@ -1052,8 +1052,8 @@ static __always_inline bool socket_syscall(struct pending_io *io, bool receiving
   return false;
 }
 
-// The connection of a TCP socket the current (traced) process does I/O on, created on first sight.
-static __always_inline struct conn *socket_connection(struct sock *sk, int fd, __u64 *connection) {
+// The connection of a TCP socket the current (traced) process does I/O on, or NULL when it has none yet.
+static __always_inline struct conn *socket_connection(struct sock *sk, __u64 *connection) {
   if (sk->sk_protocol != IPPROTO_TCP)
     return NULL;
   __u16 family = sk->__sk_common.skc_family;
@@ -1063,12 +1063,20 @@ static __always_inline struct conn *socket_connection(struct sock *sk, int fd, _
   *connection = sk->__sk_common.skc_cookie.counter;
   if (!*connection)
     *connection = bpf_get_socket_cookie(sk);
-  struct conn *conn = bpf_map_lookup_elem(&l7_connections, connection);
-  if (conn) {
-    conn->fd = fd; // the same socket may be reached through a dup'ed fd
-    return conn;
+  return bpf_map_lookup_elem(&l7_connections, connection);
+}
+
+// Does the state machine look at this I/O's bytes, or only count them? Mirrors process_read and
+// process_write. Only then is the syscall's buffer fetched: a body write or read needs neither.
+static __always_inline bool needs_payload(struct conn *conn, bool receiving) {
+  if (receiving) {
+    if (conn->role == FS_L7_ROLE_CLIENT)
+      return conn->state == CONN_REQUEST;
+    return conn->role != FS_L7_ROLE_SERVER || conn->state != CONN_REQUEST || conn->in_headers;
   }
-  return new_connection(*connection, fd, 0, *connection, sk);
+  if (conn->role == FS_L7_ROLE_SERVER)
+    return conn->state == CONN_REQUEST || (conn->state == CONN_RESPONSE && conn->framing == FRAMING_CHUNKED);
+  return conn->role != FS_L7_ROLE_CLIENT || conn->state != CONN_REQUEST;
 }
 
 static __always_inline void socket_io(struct sock *sk, int transferred, int flags, bool receiving) {
@@ -1077,12 +1085,25 @@ static __always_inline void socket_io(struct sock *sk, int transferred, int flag
   __u64 pid_tgid = bpf_get_current_pid_tgid();
   if (!is_target(pid_tgid >> 32))
     return;
-  struct pending_io io = {};
-  if (!socket_syscall(&io, receiving))
+  __u64 connection = 0;
+  struct conn *conn = socket_connection(sk, &connection);
+  if (!connection)
     return;
-  __u64 connection;
-  struct conn *conn = socket_connection(sk, io.fd, &connection);
-  if (!conn || note_tls_connection(pid_tgid, connection) || conn->not_http_streak >= NOT_HTTP_LIMIT)
+  struct pending_io io = {.indirection = 3}; // no payload
+  if (!conn) {
+    if (!socket_syscall(&io, receiving))
+      return;
+    conn = new_connection(connection, io.fd, 0, connection, sk);
+    if (!conn)
+      return;
+  } else if (needs_payload(conn, receiving)) {
+    if (!socket_syscall(&io, receiving))
+      return;
+    conn->fd = io.fd; // the same socket may be reached through a dup'ed fd
+  } else {
+    io.fd = conn->fd;
+  }
+  if (note_tls_connection(pid_tgid, connection) || conn->not_http_streak >= NOT_HTTP_LIMIT)
     return;
   if (transferred == 0) {
     // The peer closed: whatever was in progress ends now.
