@@ -78,12 +78,16 @@ import Testing
     }
     let bin = try TestEnvironment.buildSamples(into: TestEnvironment.temporaryDirectory("l7fork"))
     let portFile = bin.appendingPathComponent("fork-port")
+    let goFile = bin.appendingPathComponent("fork-go")
     let shell = Process()
     shell.executableURL = URL(fileURLWithPath: "/bin/sh")
-    // "; true" keeps the shell alive, so the server is its forked child rather than an exec of itself; the
-    // sleep leaves time for the tracer to load (up to ~1 s of verification on a busy machine) first.
+    // "; true" keeps the shell alive, so the server is its forked child rather than an exec of itself. The
+    // shell forks only once the tracer is attached and says so: verification alone takes seconds on a
+    // machine busy with the rest of the suite, which a fixed sleep did not always cover.
     shell.arguments = [
-      "-c", "sleep 3; '\(bin.path)/http_server' 0 > '\(portFile.path)'; true",
+      "-c",
+      "while [ ! -e '\(goFile.path)' ]; do sleep 0.05; done; "
+        + "'\(bin.path)/http_server' 0 > '\(portFile.path)'; true",
     ]
     try shell.run()
     defer {
@@ -100,6 +104,7 @@ import Testing
     let tracer = try L7Tracer(
       configuration: L7TracerConfiguration(pids: [shell.processIdentifier], hooks: hooks))
     defer { tracer.close() }
+    #expect(FileManager.default.createFile(atPath: goFile.path, contents: Data()))
     var port: Int?
     let deadline = Date().addingTimeInterval(15)
     while port == nil && Date() < deadline {
