@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# How much kernel time do the L7 programs take per request? Runs nginx (one worker, a 17-byte static file)
+# under wrk with `flamespan record --spans-output` attached and the kernel's BPF run-time statistics on,
+# then divides each program's run time by the requests wrk completed.
+#
+# The statistics add a clock read around every program run (roughly 80 ns on a VM), and wrk's own socket
+# reads and writes run the programs too (they stop at the pid filter), so the figures are an upper bound;
+# compare them between builds rather than reading them as absolute costs.
+#
+# Environment: FLAMESPAN (default .build/release/flamespan), DURATION (seconds of wrk, default 5),
+# HOOKS (socket or syscalls, default socket), ROUNDS (default 2).
+set -euo pipefail
+
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$REPO_ROOT"
+FLAMESPAN=${FLAMESPAN:-.build/release/flamespan}
+DURATION=${DURATION:-5}
+HOOKS=${HOOKS:-socket}
+ROUNDS=${ROUNDS:-2}
+
+fail() {
+  echo "bpf-time.sh: $*" >&2
+  exit 1
+}
+[[ $(id -u) -eq 0 ]] || fail "loading BPF and kernel.bpf_stats_enabled need root"
+[[ -x $FLAMESPAN ]] || fail "no flamespan binary at $FLAMESPAN (swift build -c release, or set FLAMESPAN)"
+for tool in wrk nginx bpftool python3; do command -v "$tool" >/dev/null || fail "$tool is not installed"; done
+
+OUT=$(mktemp -d /tmp/flamespan-bpftime.XXXXXX)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mkdir -p "$OUT/html" "$OUT/tmp"
+echo "hello from nginx" >"$OUT/html/index.html"
+cat >"$OUT/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $OUT/nginx.pid;
+error_log $OUT/error.log;
+events { worker_connections 1024; }
+http { access_log off; sendfile on; keepalive_requests 1000000;
+  client_body_temp_path $OUT/tmp; proxy_temp_path $OUT/tmp; fastcgi_temp_path $OUT/tmp;
+  uwsgi_temp_path $OUT/tmp; scgi_temp_path $OUT/tmp;
+  server { listen 127.0.0.1:$port; root $OUT/html; } }
+CONF
+
+previous_stats=$(sysctl -n kernel.bpf_stats_enabled)
+nginx_pid=""
+recorder=""
+cleanup() {
+  [[ -z $recorder ]] || kill -INT "$recorder" 2>/dev/null || true
+  [[ -z $nginx_pid ]] || kill "$nginx_pid" 2>/dev/null || true
+  sysctl -qw kernel.bpf_stats_enabled="$previous_stats"
+}
+trap cleanup EXIT
+
+nginx -c "$OUT/nginx.conf" -p "$OUT" &
+nginx_pid=$!
+for _ in $(seq 1 50); do
+  worker=$(cat "/proc/$nginx_pid/task/$nginx_pid/children" 2>/dev/null || true)
+  [[ -n $worker ]] && break
+  sleep 0.1
+done
+[[ -n $worker ]] || fail "nginx started no worker; see $OUT/error.log"
+
+sysctl -qw kernel.bpf_stats_enabled=1
+echo "L7 programs' kernel time per nginx request: $ROUNDS rounds x ${DURATION}s of wrk -t2 -c16, $HOOKS hooks"
+for round in $(seq 1 "$ROUNDS"); do
+  # shellcheck disable=SC2086 # one --pid per process
+  "$FLAMESPAN" record -q -F 99 --http-hooks "$HOOKS" --pid "$nginx_pid" --pid $worker \
+    --spans-output "$OUT/spans.json" -o "$OUT/profile.folded" 2>"$OUT/record.log" &
+  recorder=$!
+  sleep 2
+  requests=$(wrk -t2 -c16 -d"${DURATION}s" "http://127.0.0.1:$port/index.html" | awk '/requests in/ {print $1}')
+  bpftool prog show -j | python3 -c '
+import json, sys
+requests = int(sys.argv[1])
+programs = [p for p in json.load(sys.stdin) if p.get("run_cnt", 0) > 0 and p["name"].startswith(
+    ("socket_", "enter_", "exit_", "tls_", "l7_"))]
+total = sum(p["run_time_ns"] for p in programs)
+for p in sorted(programs, key=lambda p: -p["run_time_ns"]):
+    print("  %-22s %5.2f runs/request %7.0f ns/run %7.0f ns/request" % (
+        p["name"], p["run_cnt"] / requests, p["run_time_ns"] / p["run_cnt"], p["run_time_ns"] / requests))
+print("  round %s: %d requests, %.0f ns of L7 program time per request" % (sys.argv[2], requests, total / requests))
+' "$requests" "$round"
+  kill -INT "$recorder"
+  wait "$recorder" || fail "flamespan record failed; see $OUT/record.log"
+  recorder=""
+done
