@@ -98,6 +98,11 @@ public final class CPUSampler {
     }
     try setReadOnly("filter_by_pid", configuration.pids != nil)
     try setReadOnly("aggregate_in_kernel", configuration.aggregateInKernel)
+    if !configuration.aggregateInKernel {
+      // Only in-kernel aggregation uses these; at full size they are ~20 MB of kernel memory.
+      try resizeMap("stack_traces", entries: 1)
+      try resizeMap("stack_counts", entries: 1)
+    }
     try configureStackCopy()
     if let shared = configuration.activeSpanMap {
       guard let map = bpf_object__find_map_by_name(object, "traces_ctx_v1") else {

@@ -121,6 +121,31 @@ import Testing
     return nil
   }
 
+  /// `--kernel-aggregation` counts stacks in kernel maps, the only mode that sizes them for use (the
+  /// streaming mode shrinks them to one entry): it must give the same hot functions, whole stacks.
+  @Test func kernelAggregationCountsTheHotPaths() throws {
+    guard TestEnvironment.bpfAvailable(for: #function) else {
+      #expect(!TestEnvironment.isCI, "CI runs as root, where BPF must work")
+      return
+    }
+    let out = try TestEnvironment.temporaryDirectory("kernel-aggregation")
+    let folded = out.appendingPathComponent("hot.folded")
+    let result = try record([
+      "--kernel-aggregation", "-F", "199", "-q", "-o", folded.path, "--", try sample("hotpaths"),
+      "2",
+    ])
+    #expect(result.status == 0, "stderr: \(result.stderr)")
+    let profile = try FoldedProfile(contentsOf: folded)
+    let ours = profile.count { $0.first == "hotpaths" }
+    let heavy = profile.count { frames in
+      guard let main = frames.firstIndex(of: "main") else { return false }
+      return Array(frames[main...].prefix(3)) == ["main", "run_workload", "hot_path_heavy"]
+    }
+    // hot_path_heavy holds about three quarters of the work; other suites may share the CPUs.
+    #expect(ours >= 100, "only \(ours) samples of hotpaths")
+    #expect(Double(heavy) >= 0.6 * Double(ours), "\(heavy) of \(ours) samples under hot_path_heavy")
+  }
+
   @Test func atLeastNinetyFivePercentOfExpectedSamplesArrive() throws {
     guard TestEnvironment.bpfAvailable(for: #function) else {
       #expect(!TestEnvironment.isCI)
