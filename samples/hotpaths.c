@@ -1,8 +1,8 @@
 // A workload whose CPU profile is known in advance, for tests, benchmarks and the README.
 //
 // Stack of every hot sample:  main -> run_workload -> hot_path_heavy | hot_path_light -> (inline) mix_step
-// hot_path_heavy does 3 work units per round and hot_path_light 1, through the same inner loop, so the split is
-// 75% / 25% of CPU regardless of clock speed or contention.
+// hot_path_heavy does 3 work units per round and hot_path_light 1 (on average: see jittered), through the same
+// inner loop, so the split is 75% / 25% of CPU regardless of clock speed or contention.
 //
 // Usage: hotpaths [SECONDS] [THREADS]   (defaults: 5 seconds, 1 thread)
 #define _GNU_SOURCE
@@ -31,15 +31,15 @@ static inline __attribute__((always_inline)) uint64_t mix_step(uint64_t state, u
   return state;
 }
 
-KEEP_FRAME uint64_t hot_path_heavy(uint64_t state) {
-  for (uint64_t i = 0; i < (uint64_t)HEAVY_UNITS * ITERATIONS_PER_UNIT; i++) {
+KEEP_FRAME uint64_t hot_path_heavy(uint64_t state, uint64_t iterations) {
+  for (uint64_t i = 0; i < iterations; i++) {
     state = mix_step(state, i);
   }
   return state;
 }
 
-KEEP_FRAME uint64_t hot_path_light(uint64_t state) {
-  for (uint64_t i = 0; i < (uint64_t)LIGHT_UNITS * ITERATIONS_PER_UNIT; i++) {
+KEEP_FRAME uint64_t hot_path_light(uint64_t state, uint64_t iterations) {
+  for (uint64_t i = 0; i < iterations; i++) {
     state = mix_step(state, i);
   }
   return state;
@@ -59,12 +59,25 @@ struct worker {
   uint64_t checksum;
 };
 
+// A round is about 0.7 ms, a small multiple of a profiler's 2 ms period: with fixed lengths, samples could
+// lock onto one phase of the round and skew the split by several points either way. Each path's length
+// varies by up to a quarter from round to round, so the split is 3:1 on average over many rounds and
+// samples cannot keep step with the phases.
+static uint64_t jittered(uint64_t units, uint64_t *random) {
+  *random ^= *random << 13;
+  *random ^= *random >> 7;
+  *random ^= *random << 17;
+  uint64_t base = units * ITERATIONS_PER_UNIT;
+  return base - base / 4 + *random % (base / 2 + 1);
+}
+
 KEEP_FRAME void run_workload(struct worker *worker) {
   uint64_t state = worker->seed;
+  uint64_t random = 0x2545f4914f6cdd1dULL ^ worker->seed;
   uint64_t rounds = 0;
   do {
-    state = hot_path_heavy(state);
-    state = hot_path_light(state);
+    state = hot_path_heavy(state, jittered(HEAVY_UNITS, &random));
+    state = hot_path_light(state, jittered(LIGHT_UNITS, &random));
     rounds++;
   } while (monotonic_seconds() < worker->deadline);
   worker->rounds = rounds;
