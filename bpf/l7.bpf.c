@@ -134,6 +134,16 @@ struct {
   __type(value, struct conn);
 } l7_connections SEC(".maps");
 
+// The socket hooks keep each connection in its socket's own storage: one lookup call instead of a hash
+// and a lookup, nothing preallocated, and freed with the socket. (TLS connections stay in l7_connections:
+// the uprobes that finish them cannot reach socket storage.)
+struct {
+  __uint(type, BPF_MAP_TYPE_SK_STORAGE);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, int);
+  __type(value, struct conn);
+} l7_socket_conns SEC(".maps");
+
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
   __uint(max_entries, 16384);
@@ -985,8 +995,7 @@ static __always_inline void close_connection(__u64 connection) {
 
 // A new connection record: role 0 (socket hooks learn it from the first request) or the role accept or
 // connect gave it.
-static __always_inline struct conn *new_connection(__u64 connection, int fd, __u8 role, __u64 generation,
-                                                   struct sock *sk) {
+static __always_inline struct conn *connection_template(int fd, __u8 role, __u64 generation, struct sock *sk) {
   __u32 zero = 0;
   struct conn *conn = bpf_map_lookup_elem(&l7_conn_template, &zero);
   if (!conn)
@@ -997,6 +1006,14 @@ static __always_inline struct conn *new_connection(__u64 connection, int fd, __u
   conn->fd = fd;
   if (sk)
     read_socket_addresses(conn, sk);
+  return conn;
+}
+
+static __always_inline struct conn *new_connection(__u64 connection, int fd, __u8 role, __u64 generation,
+                                                   struct sock *sk) {
+  struct conn *conn = connection_template(fd, role, generation, sk);
+  if (!conn)
+    return NULL;
   if (bpf_map_update_elem(&l7_connections, &connection, conn, BPF_ANY) != 0) {
     count(FS_L7_COUNTER_CONN_MAP_FULL);
     return NULL;
@@ -1052,18 +1069,19 @@ static __always_inline bool socket_syscall(struct pending_io *io, bool receiving
   return false;
 }
 
-// The connection of a TCP socket the current (traced) process does I/O on, or NULL when it has none yet.
-static __always_inline struct conn *socket_connection(struct sock *sk, __u64 *connection) {
+// Is the socket one the tracer follows: TCP over IPv4 or IPv6? Sets its cookie, which names its
+// connection and tells reused sockets apart.
+static __always_inline bool tcp_socket(struct sock *sk, __u64 *connection) {
   if (sk->sk_protocol != IPPROTO_TCP)
-    return NULL;
+    return false;
   __u16 family = sk->__sk_common.skc_family;
   if (family != AF_INET && family != AF_INET6)
-    return NULL;
+    return false;
   // A socket seen before has its cookie: reading it spares a helper call, dear on this kind of machine.
   *connection = sk->__sk_common.skc_cookie.counter;
   if (!*connection)
     *connection = bpf_get_socket_cookie(sk);
-  return bpf_map_lookup_elem(&l7_connections, connection);
+  return true;
 }
 
 // Does the state machine look at this I/O's bytes, or only count them? Mirrors process_read and
@@ -1079,6 +1097,17 @@ static __always_inline bool needs_payload(struct conn *conn, bool receiving) {
   return conn->role != FS_L7_ROLE_CLIENT || conn->state != CONN_REQUEST;
 }
 
+// Socket I/O inside an SSL call: the bytes are ciphertext, and the uprobes handle the plaintext through
+// the connection's entry in l7_connections, created here if need be.
+static __always_inline void tls_socket_io(struct sock *sk, __u64 pid_tgid, __u64 connection, bool receiving) {
+  if (!bpf_map_lookup_elem(&l7_connections, &connection)) {
+    struct pending_io io = {};
+    if (!socket_syscall(&io, receiving) || !new_connection(connection, io.fd, 0, connection, sk))
+      return;
+  }
+  note_tls_connection(pid_tgid, connection);
+}
+
 static __always_inline void socket_io(struct sock *sk, int transferred, int flags, bool receiving) {
   if (transferred < 0 || (flags & MSG_PEEK))
     return;
@@ -1086,16 +1115,25 @@ static __always_inline void socket_io(struct sock *sk, int transferred, int flag
   if (!is_target(pid_tgid >> 32))
     return;
   __u64 connection = 0;
-  struct conn *conn = socket_connection(sk, &connection);
-  if (!connection)
+  if (!tcp_socket(sk, &connection))
     return;
+  if (tls_calls_seen && bpf_map_lookup_elem(&l7_tls_calls, &pid_tgid)) {
+    tls_socket_io(sk, pid_tgid, connection, receiving);
+    return;
+  }
   struct pending_io io = {.indirection = 3}; // no payload
+  struct conn *conn = bpf_sk_storage_get(&l7_socket_conns, sk, 0, 0);
   if (!conn) {
     if (!socket_syscall(&io, receiving))
       return;
-    conn = new_connection(connection, io.fd, 0, connection, sk);
-    if (!conn)
+    struct conn *template = connection_template(io.fd, 0, connection, sk);
+    if (!template)
       return;
+    conn = bpf_sk_storage_get(&l7_socket_conns, sk, template, BPF_SK_STORAGE_GET_F_CREATE);
+    if (!conn) {
+      count(FS_L7_COUNTER_CONN_MAP_FULL);
+      return;
+    }
   } else if (needs_payload(conn, receiving)) {
     if (!socket_syscall(&io, receiving))
       return;
@@ -1103,7 +1141,7 @@ static __always_inline void socket_io(struct sock *sk, int transferred, int flag
   } else {
     io.fd = conn->fd;
   }
-  if (note_tls_connection(pid_tgid, connection) || conn->not_http_streak >= NOT_HTTP_LIMIT)
+  if (conn->not_http_streak >= NOT_HTTP_LIMIT)
     return;
   if (transferred == 0) {
     // The peer closed: whatever was in progress ends now.
@@ -1136,6 +1174,10 @@ SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(socket_state_changed, const struct sock *sk, const int old_state, const int new_state) {
   if (new_state != TCP_FIN_WAIT1 && new_state != TCP_LAST_ACK && new_state != TCP_CLOSE)
     return 0;
+  struct conn *conn = bpf_sk_storage_get(&l7_socket_conns, (struct sock *)sk, 0, 0);
+  if (conn)
+    finish_exchange(conn, FS_L7_END_CLOSE, conn->exchange.end_ns);
+  // Connections of the syscall hooks and TLS connections live in l7_connections, by cookie.
   __u64 connection = sk->__sk_common.skc_cookie.counter;
   if (connection)
     close_connection(connection);

@@ -39,6 +39,8 @@ public final class L7Tracer {
   public let configuration: L7TracerConfiguration
   /// The hooks in use: `configuration.hooks` with `.automatic` resolved.
   public let hooks: L7Hooks
+  /// TLS connections the socket hooks follow at once (least recently used ones make room).
+  static let tlsConnectionEntries: UInt32 = 4096
 
   /// The programs of each set of hooks; the rest (fork/exit, TLS) load with either.
   static let socketPrograms: Set<String> = [
@@ -141,6 +143,16 @@ public final class L7Tracer {
         hooks == .socket ? Self.isSyscallProgram(name) : Self.socketPrograms.contains(name)
       if unused { bpf_program__set_autoload(current, false) }
       program = bpf_object__next_program(object, current)
+    }
+    if hooks == .socket {
+      // The socket hooks keep plain connections in socket storage; only TLS ones use this map, and its
+      // 65,536 preallocated entries were 24.6 MB of kernel memory.
+      let map = bpf_object__find_map_by_name(object, "l7_connections")
+      let status = map.map { bpf_map__set_max_entries($0, Self.tlsConnectionEntries) } ?? -ENOENT
+      guard status == 0 else {
+        throw BPFError(
+          .setConfiguration, errno: -status, context: "cannot size the L7 tracer's connection map")
+      }
     }
     if let bytes = configuration.ringBufferBytes {
       let map = bpf_object__find_map_by_name(object, "l7_events")
