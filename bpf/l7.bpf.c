@@ -462,8 +462,8 @@ static __always_inline long check_line(struct scan_context *context, __u32 name)
 // A header scan runs in two passes. The first looks at every word without a branch and notes the line
 // feeds whose next line could matter: the blank line, or a name whose first and ninth letters are those
 // of a header we look for. The second checks only those, which is one or two lines of a typical message.
-// This machine's kind (retpolines, safe RET) makes every call and return dear, so the first pass is an
-// inline loop and the second the only callback.
+// This machine's kind (retpolines, safe RET) makes every call and return dear, so the first pass is one
+// callback call that loops over every word, and the second makes one call per candidate line.
 
 // Byte i of the result is the byte `shift` bytes after byte i of `word` (1 <= shift <= 8).
 static __always_inline __u64 bytes_after(__u64 word, __u64 next, int shift) {
