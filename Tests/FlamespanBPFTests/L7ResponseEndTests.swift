@@ -25,10 +25,7 @@ import Testing
 
   @Test(arguments: L7TracerTests.bothHooks)
   func serverSpansEndWithTheirLastResponseByte(hooks: L7Hooks) throws {
-    guard TestEnvironment.bpfAvailable(for: #function) else {
-      #expect(!TestEnvironment.isCI, "CI runs as root, where BPF must work")
-      return
-    }
+    guard realBPFTestCanRun(#function) else { return }
     let bin = try TestEnvironment.buildSamples(into: TestEnvironment.temporaryDirectory("l7end"))
     let server = try ServerProcess(httpServerIn: bin)
     defer { server.stop() }
@@ -68,14 +65,7 @@ import Testing
 @Suite(.serialized) struct L7ForkTests {
   @Test(arguments: L7TracerTests.bothHooks)
   func aServerForkedByATracedProcessIsTraced(hooks: L7Hooks) throws {
-    guard TestEnvironment.bpfAvailable(for: #function) else {
-      #expect(!TestEnvironment.isCI, "CI runs as root, where BPF must work")
-      return
-    }
-    guard TestEnvironment.toolAvailable("curl", for: #function) else {
-      #expect(!TestEnvironment.isCI)
-      return
-    }
+    guard realBPFTestCanRun(#function, needing: ["curl"]) else { return }
     let bin = try TestEnvironment.buildSamples(into: TestEnvironment.temporaryDirectory("l7fork"))
     let portFile = bin.appendingPathComponent("fork-port")
     let goFile = bin.appendingPathComponent("fork-go")
@@ -134,14 +124,7 @@ import Testing
 /// A ring buffer too small for a burst loses exchange records, and every lost one is counted.
 @Suite(.serialized) struct L7LostEventTests {
   @Test func aFullRingBufferIsCountedRecordByRecord() throws {
-    guard TestEnvironment.bpfAvailable(for: #function) else {
-      #expect(!TestEnvironment.isCI, "CI runs as root, where BPF must work")
-      return
-    }
-    guard TestEnvironment.toolAvailable("curl", for: #function) else {
-      #expect(!TestEnvironment.isCI)
-      return
-    }
+    guard realBPFTestCanRun(#function, needing: ["curl"]) else { return }
     let bin = try TestEnvironment.buildSamples(into: TestEnvironment.temporaryDirectory("l7lost"))
     let server = try ServerProcess(httpServerIn: bin)
     defer { server.stop() }

@@ -7,17 +7,7 @@ import Testing
 /// TLS plaintext through the SSL_read/SSL_write uprobes, against Python's http.server over OpenSSL and curl.
 @Suite(.serialized) struct L7TLSTests {
   @Test func httpsRequestsBecomeSpansWithTheCallersContext() throws {
-    guard TestEnvironment.bpfAvailable(for: #function) else {
-      #expect(!TestEnvironment.isCI, "CI runs as root, where BPF must work")
-      return
-    }
-    guard TestEnvironment.toolAvailable("openssl", for: #function),
-      TestEnvironment.toolAvailable("python3", for: #function),
-      TestEnvironment.toolAvailable("curl", for: #function)
-    else {
-      #expect(!TestEnvironment.isCI)
-      return
-    }
+    guard realBPFTestCanRun(#function, needing: ["openssl", "python3", "curl"]) else { return }
     let directory = try TestEnvironment.temporaryDirectory("l7tls")
     try Data("hello over tls\n".utf8).write(to: directory.appendingPathComponent("index.html"))
     let key = directory.appendingPathComponent("key.pem").path

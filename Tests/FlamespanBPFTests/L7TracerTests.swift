@@ -59,14 +59,7 @@ import Testing
 
   @Test(arguments: bothHooks)
   func serverSpansTakeTheCallersTraceAndEverySpanSampleLiesInsideItsSpan(hooks: L7Hooks) throws {
-    guard TestEnvironment.bpfAvailable(for: #function) else {
-      #expect(!TestEnvironment.isCI, "CI runs as root, where BPF must work")
-      return
-    }
-    guard TestEnvironment.toolAvailable("curl", for: #function) else {
-      #expect(!TestEnvironment.isCI)
-      return
-    }
+    guard realBPFTestCanRun(#function, needing: ["curl"]) else { return }
     let bin = try TestEnvironment.buildSamples(into: TestEnvironment.temporaryDirectory("l7bpf"))
     let server = try ServerProcess(httpServerIn: bin)
     defer { server.stop() }
@@ -167,14 +160,7 @@ import Testing
 
   @Test(arguments: bothHooks)
   func clientRequestsInsideAServerSpanAreItsChildren(hooks: L7Hooks) throws {
-    guard TestEnvironment.bpfAvailable(for: #function) else {
-      #expect(!TestEnvironment.isCI, "CI runs as root, where BPF must work")
-      return
-    }
-    guard TestEnvironment.toolAvailable("curl", for: #function) else {
-      #expect(!TestEnvironment.isCI)
-      return
-    }
+    guard realBPFTestCanRun(#function, needing: ["curl"]) else { return }
     let bin = try TestEnvironment.buildSamples(into: TestEnvironment.temporaryDirectory("l7client"))
     let server = try ServerProcess(httpServerIn: bin)
     defer { server.stop() }

@@ -6,10 +6,7 @@ import Testing
 /// Loads the real sampler into the running kernel.
 @Suite(.serialized) struct SamplerTests {
   @Test func samplesABusyThreadOfThisProcessWithBothStacks() throws {
-    guard TestEnvironment.bpfAvailable(for: #function) else {
-      #expect(!TestEnvironment.isCI, "CI runs as root, where BPF must work")
-      return
-    }
+    guard realBPFTestCanRun(#function) else { return }
     let me = getpid()
     let sampler = try CPUSampler(configuration: SamplerConfiguration(frequency: 199, pids: [me]))
     defer { sampler.close() }
@@ -42,7 +39,10 @@ import Testing
       "\(spinnerSamples) samples for \(cpuSeconds) CPU s")
     // The filter keeps this process and what it forks (other tests' children): never init or kernel threads.
     #expect(samples.filter { $0.tid == tid }.allSatisfy { $0.pid == me })
-    #expect(!samples.contains { $0.pid <= 2 || $0.userStack.isEmpty && $0.threadName.hasPrefix("kworker") })
+    #expect(
+      !samples.contains {
+        $0.pid <= 2 || $0.userStack.isEmpty && $0.threadName.hasPrefix("kworker")
+      })
     #expect(samples.contains { !$0.userStack.isEmpty })
     #expect(counters.samples >= UInt64(samples.count))
     #expect(counters.ringBufferFull == 0)
@@ -80,7 +80,8 @@ final class Spinner: @unchecked Sendable {
     var used = timespec()
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &used)
     // gettid() is not exported to Swift; /proc/thread-self names this thread as PID/task/TID.
-    let link = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/thread-self")) ?? ""
+    let link =
+      (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/thread-self")) ?? ""
     let tid = Int32(link.split(separator: "/").last ?? "") ?? -1
     lock.withLock { result = (tid, Double(used.tv_sec) + Double(used.tv_nsec) / 1e9) }
   }

@@ -20,10 +20,7 @@ import Testing
   }
 
   @Test func copiesTheUserStackWithTheRegistersOfABusyThread() throws {
-    guard TestEnvironment.bpfAvailable(for: #function) else {
-      #expect(!TestEnvironment.isCI, "CI runs as root, where BPF must work")
-      return
-    }
+    guard realBPFTestCanRun(#function) else { return }
     let me = getpid()
     let sampler = try CPUSampler(
       configuration: SamplerConfiguration(frequency: 199, pids: [me], userStackCopyBytes: 8192))
@@ -73,10 +70,7 @@ import Testing
 
   @Test(arguments: [8, 4096, 65536])
   func theVerifierAcceptsEveryCopySize(bytes: Int) throws {
-    guard TestEnvironment.bpfAvailable(for: #function) else {
-      #expect(!TestEnvironment.isCI, "CI runs as root, where BPF must work")
-      return
-    }
+    guard realBPFTestCanRun(#function) else { return }
     // The copy size is a load-time constant, so the verifier checks each size's loop bounds anew.
     let sampler = try CPUSampler(
       configuration: SamplerConfiguration(
