@@ -13,6 +13,8 @@ set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$REPO_ROOT"
+# shellcheck source=bench/l7/common.sh
+source bench/l7/common.sh
 FLAMESPAN=${FLAMESPAN:-.build/release/flamespan}
 DURATION=${DURATION:-5}
 HOOKS=${HOOKS:-socket}
@@ -27,20 +29,8 @@ fail() {
 for tool in wrk nginx bpftool python3; do command -v "$tool" >/dev/null || fail "$tool is not installed"; done
 
 OUT=$(mktemp -d /tmp/flamespan-bpftime.XXXXXX)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mkdir -p "$OUT/html" "$OUT/tmp"
-echo "hello from nginx" >"$OUT/html/index.html"
-cat >"$OUT/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $OUT/nginx.pid;
-error_log $OUT/error.log;
-events { worker_connections 1024; }
-http { access_log off; sendfile on; keepalive_requests 1000000;
-  client_body_temp_path $OUT/tmp; proxy_temp_path $OUT/tmp; fastcgi_temp_path $OUT/tmp;
-  uwsgi_temp_path $OUT/tmp; scgi_temp_path $OUT/tmp;
-  server { listen 127.0.0.1:$port; root $OUT/html; } }
-CONF
+port=$(free_port)
+write_nginx_site "$OUT" "$port"
 
 previous_stats=$(sysctl -n kernel.bpf_stats_enabled)
 nginx_pid=""

@@ -29,6 +29,8 @@ set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$REPO_ROOT"
+# shellcheck source=bench/l7/common.sh
+source bench/l7/common.sh
 
 FLAMESPAN=${FLAMESPAN:-.build/release/flamespan}
 ROUNDS=${ROUNDS:-3}
@@ -53,8 +55,6 @@ mkdir -p "$OUT"
 make -s -C samples
 SAMPLE_SERVER=samples/bin/http_server
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
 wait_for_port() {
   for _ in $(seq 1 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
@@ -76,23 +76,7 @@ start_target() {
   case $target in
     nginx)
       local root="$OUT/nginx"
-      mkdir -p "$root/html" "$root/tmp"
-      echo "hello from nginx" >"$root/html/index.html"
-      cat >"$root/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $root/nginx.pid;
-error_log $root/error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  sendfile on;
-  keepalive_requests 1000000;
-  client_body_temp_path $root/tmp; proxy_temp_path $root/tmp; fastcgi_temp_path $root/tmp;
-  uwsgi_temp_path $root/tmp; scgi_temp_path $root/tmp;
-  server { listen 127.0.0.1:$port; root $root/html; }
-}
-CONF
+      write_nginx_site "$root" "$port"
       nginx -c "$root/nginx.conf" -p "$root" &
       local master=$!
       SERVER_PIDS+=("$master")
