@@ -465,18 +465,16 @@ static __always_inline long check_line(struct scan_context *context, __u32 name)
 // This machine's kind (retpolines, safe RET) makes every call and return dear, so the first pass is one
 // callback call that loops over every word, and the second makes one call per candidate line.
 
-// Byte i of the result is the byte `shift` bytes after byte i of `word` (1 <= shift <= 8).
-static __always_inline __u64 bytes_after(__u64 word, __u64 next, int shift) {
-  return shift == 8 ? next : (word >> (8 * shift)) | (next << (64 - 8 * shift));
-}
+// Byte i of the result is the byte after byte i of `word` (`next` is the word after it).
+static __always_inline __u64 bytes_after(__u64 word, __u64 next) { return (word >> 8) | (next << 56); }
 
 #define LOWER 0x2020202020202020ULL
 
 // The line feeds of `word` (bit 7 of their bytes) that start a line worth a check. byte_matches can flag
 // the byte above a real match; check_line reads the bytes themselves, so such a flag costs a check only.
 static __always_inline __u64 wanted_line_feeds(__u64 word, __u64 next, __u64 after, bool response) {
-  __u64 first = bytes_after(word, next, 1);
-  __u64 ninth = bytes_after(next, after, 1);
+  __u64 first = bytes_after(word, next);
+  __u64 ninth = bytes_after(next, after);
   __u64 wanted = byte_matches(first, '\r') | byte_matches(first, '\n');
   first |= LOWER;
   ninth |= LOWER;
