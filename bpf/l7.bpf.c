@@ -41,6 +41,10 @@ char LICENSE[] SEC("license") = "GPL";
 #define TRACEPARENT_VALUE_LEN 55
 
 const volatile bool filter_by_pid = false;
+// For bench/l7/floor.sh only: the socket hooks stop early, to measure what the stages before the HTTP work
+// cost. 1: after the pid filter; 2: after the connection lookup and the payload copy. Recordings leave it
+// 0, and the verifier drops the tests as dead code.
+const volatile __u8 benchmark_stop = 0;
 // Set by the first SSL call the uprobes see: until then no I/O can be inside one, and the per-I/O lookup
 // of l7_tls_calls is skipped.
 __u8 tls_calls_seen = 0;
@@ -1123,7 +1127,7 @@ static __always_inline void socket_io(struct sock *sk, int transferred, int flag
   // load, where the other is a call, and three calls per request were a measurable part of the cost.
   struct task_struct *task = bpf_get_current_task_btf();
   __u64 pid_tgid = ((__u64)task->tgid << 32) | (__u32)task->pid;
-  if (!is_target(pid_tgid >> 32))
+  if (!is_target(pid_tgid >> 32) || benchmark_stop == 1)
     return;
   __u64 connection = 0;
   if (!tcp_socket(sk, &connection))
@@ -1154,6 +1158,14 @@ static __always_inline void socket_io(struct sock *sk, int transferred, int flag
   }
   if (conn->not_http_streak >= NOT_HTTP_LIMIT)
     return;
+  if (benchmark_stop == 2) {
+    // The connection stays unknown (role 0), so every I/O on it fetches its registers and copies its bytes.
+    __u32 zero = 0;
+    struct scratch *scratch = bpf_map_lookup_elem(&l7_scratch, &zero);
+    if (scratch)
+      copy_payload(scratch, &io, transferred);
+    return;
+  }
   if (transferred == 0) {
     // The peer closed: whatever was in progress ends now.
     if (receiving)

@@ -171,6 +171,7 @@ public final class L7Tracer {
       throw BPFError(
         .setConfiguration, errno: -status, context: "cannot set filter_by_pid in the L7 tracer")
     }
+    try setBenchmarkStop()
     let loaded = bpf_object__load(object)
     guard loaded == 0 else {
       throw BPFError(
@@ -247,6 +248,29 @@ public final class L7Tracer {
       attached.append(mapped)
     }
     return attached
+  }
+
+  /// bench/l7/floor.sh measures what the socket hooks cost before any HTTP work by stopping them early:
+  /// FLAMESPAN_BENCHMARK_L7_STOP=filter (after the pid filter) or payload (after the connection lookup and
+  /// the payload copy). Such a recording yields no spans; nothing else sets the variable.
+  private func setBenchmarkStop() throws(BPFError) {
+    guard let stage = ProcessInfo.processInfo.environment["FLAMESPAN_BENCHMARK_L7_STOP"] else {
+      return
+    }
+    var stop: UInt8
+    switch stage {
+    case "filter": stop = 1
+    case "payload": stop = 2
+    default:
+      throw BPFError(
+        .setConfiguration, errno: EINVAL,
+        context: "FLAMESPAN_BENCHMARK_L7_STOP must be filter or payload, not '\(stage)'")
+    }
+    let status = fs_set_rodata_variable(object, "benchmark_stop", &stop, 1)
+    guard status == 0 else {
+      throw BPFError(
+        .setConfiguration, errno: -status, context: "cannot set benchmark_stop in the L7 tracer")
+    }
   }
 
   private func mapFD(_ name: String) throws(BPFError) -> Int32 {
