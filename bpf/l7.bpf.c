@@ -1124,7 +1124,7 @@ static __always_inline void socket_io(struct sock *sk, int transferred, int flag
   if (transferred < 0 || (flags & MSG_PEEK))
     return;
   // The task's ids rather than bpf_get_current_pid_tgid: the JIT inlines bpf_get_current_task_btf into one
-  // load, where the other is a call, and three calls per request were a measurable part of the cost.
+  // load, where the other is a call on every socket I/O of the machine.
   struct task_struct *task = bpf_get_current_task_btf();
   __u64 pid_tgid = ((__u64)task->tgid << 32) | (__u32)task->pid;
   if (!is_target(pid_tgid >> 32) || benchmark_stop == 1)

@@ -15,7 +15,8 @@
 # to `none` in the same round.
 #
 # Environment: FLAMESPAN (default .build/release/flamespan), ROUNDS (8), DURATION (seconds of wrk per run, 4),
-# SETTLE (seconds the recorder gets to attach, 3), CONFIGURATIONS (default "none sampler filter payload full").
+# SETTLE (seconds the recorder gets to attach, 3),
+# CONFIGURATIONS (default "none sampler filter payload full").
 set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -61,7 +62,8 @@ done
 
 worker_ticks() { awk '{print $14 + $15}' "/proc/$worker/stat"; }
 
-echo "L7 hook stages: $ROUNDS rounds x ${DURATION}s of wrk -t2 -c16; nginx worker alone on CPU $server_cpu; outputs in $OUT"
+echo "L7 hook stages: $ROUNDS rounds x ${DURATION}s of wrk -t2 -c16;" \
+  "nginx worker alone on CPU $server_cpu; outputs in $OUT"
 : >"$OUT/results"
 for round in $(seq 1 "$ROUNDS"); do
   for configuration in $CONFIGURATIONS; do
