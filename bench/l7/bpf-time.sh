@@ -44,12 +44,7 @@ trap cleanup EXIT
 
 nginx -c "$OUT/nginx.conf" -p "$OUT" &
 nginx_pid=$!
-for _ in $(seq 1 50); do
-  worker=$(cat "/proc/$nginx_pid/task/$nginx_pid/children" 2>/dev/null || true)
-  [[ -n $worker ]] && break
-  sleep 0.1
-done
-[[ -n $worker ]] || fail "nginx started no worker; see $OUT/error.log"
+worker=$(nginx_worker "$nginx_pid" "$OUT") || fail "nginx did not start"
 
 sysctl -qw kernel.bpf_stats_enabled=1
 echo "L7 programs' kernel time per nginx request: $ROUNDS rounds x ${DURATION}s of wrk -t2 -c16, $HOOKS hooks"

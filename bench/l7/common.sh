@@ -27,3 +27,19 @@ http {
 }
 CONF
 }
+
+# nginx_worker MASTER_PID DIR: prints the pid of the worker that nginx's master forks (the sites above run
+# one), once it exists; fails after 5 s, pointing at DIR/error.log.
+nginx_worker() {
+  local master=$1 worker=""
+  for _ in $(seq 1 50); do
+    worker=$({ xargs <"/proc/$master/task/$master/children"; } 2>/dev/null || true)
+    if [[ -n $worker ]]; then
+      echo "$worker"
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "nginx started no worker; see $2/error.log" >&2
+  return 1
+}

@@ -52,13 +52,7 @@ cleanup() {
 trap cleanup EXIT
 taskset -c "$server_cpu" nginx -c "$OUT/nginx.conf" -p "$OUT" &
 nginx_pid=$!
-worker=""
-for _ in $(seq 1 50); do
-  worker=$(tr -d " " <"/proc/$nginx_pid/task/$nginx_pid/children" 2>/dev/null || true)
-  [[ -n $worker ]] && break
-  sleep 0.1
-done
-[[ -n $worker ]] || fail "nginx started no worker; see $OUT/error.log"
+worker=$(nginx_worker "$nginx_pid" "$OUT") || fail "nginx did not start"
 
 worker_ticks() { awk '{print $14 + $15}' "/proc/$worker/stat"; }
 

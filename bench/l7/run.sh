@@ -82,7 +82,7 @@ start_target() {
       SERVER_PIDS+=("$master")
       wait_for_port "$port"
       local workers
-      workers=$(cat "/proc/$master/task/$master/children")
+      workers=$(nginx_worker "$master" "$root") || fail "nginx did not start"
       for worker in $workers; do SERVER_PIDS+=("$worker"); done
       PIDS="$master $workers"
       URL="http://127.0.0.1:$port/index.html"
