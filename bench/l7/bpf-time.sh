@@ -28,7 +28,7 @@ fail() {
 [[ -x $FLAMESPAN ]] || fail "no flamespan binary at $FLAMESPAN (swift build -c release, or set FLAMESPAN)"
 for tool in wrk nginx bpftool python3; do command -v "$tool" >/dev/null || fail "$tool is not installed"; done
 
-OUT=$(mktemp -d /tmp/flamespan-bpftime.XXXXXX)
+OUT=$(bench_directory bpftime)
 port=$(free_port)
 write_nginx_site "$OUT" "$port"
 
@@ -54,7 +54,8 @@ for round in $(seq 1 "$ROUNDS"); do
     --spans-output "$OUT/spans.json" -o "$OUT/profile.folded" 2>"$OUT/record.log" &
   recorder=$!
   sleep 2
-  requests=$(wrk -t2 -c16 -d"${DURATION}s" "http://127.0.0.1:$port/index.html" | awk '/requests in/ {print $1}')
+  requests=$(wrk_requests "$OUT/wrk.txt" wrk -t2 -c16 -d"${DURATION}s" "http://127.0.0.1:$port/index.html") ||
+    fail "wrk failed"
   bpftool prog show -j | python3 -c '
 import json, sys
 requests = int(sys.argv[1])

@@ -1,10 +1,34 @@
 # Sourced by the L7 benchmarks: what they share.
 
+# bench_directory NAME: a new directory under /tmp that nginx's workers, which run as nobody, can read.
+# mktemp's mode 700 made every nginx request of these benchmarks until 2026-11-27 a 403 and an error-log
+# line.
+bench_directory() {
+  local directory
+  directory=$(mktemp -d "/tmp/flamespan-$1.XXXXXX")
+  chmod 755 "$directory"
+  echo "$directory"
+}
+
+# wrk_requests LOG COMMAND...: runs a wrk command line, keeps its report in LOG and prints the requests it
+# completed. Fails when any answer was not 2xx or 3xx: a benchmark of error pages measures the wrong work.
+wrk_requests() {
+  local log=$1
+  shift
+  "$@" >"$log" || return 1
+  if grep -q 'Non-2xx' "$log"; then
+    echo "wrk got error responses ($(grep 'Non-2xx' "$log" | tr -s ' ')); see $log" >&2
+    return 1
+  fi
+  awk '/requests in/ {print $1}' "$log"
+}
+
 # A TCP port on 127.0.0.1 nothing listens on.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # The nginx they measure: one worker serving a 17-byte static file with no access log, the cheapest
-# request nginx answers and so the one where a tracer's cost shows most.
+# request nginx answers and so the one where a tracer's cost shows most. run.sh also measures nginx as
+# Debian ships it (write_debian_nginx_site).
 
 # write_nginx_site DIR PORT: the page and the configuration, under DIR.
 write_nginx_site() {
@@ -28,18 +52,57 @@ http {
 CONF
 }
 
-# nginx_worker MASTER_PID DIR: prints the pid of the worker that nginx's master forks (the sites above run
-# one), once it exists; fails after 5 s, pointing at DIR/error.log.
+# write_debian_nginx_site DIR PORT: nginx as Debian's package configures it (/etc/nginx/nginx.conf and
+# sites-available/default of nginx 1.22): a worker per CPU, an access log, sendfile and tcp_nopush, gzip,
+# nginx's default of 1000 requests per keep-alive connection, and Debian's 615-byte welcome page. Only
+# the paths and the port differ, so that it runs beside a system nginx and as root.
+write_debian_nginx_site() {
+  local root=$1 port=$2
+  mkdir -p "$root/html" "$root/tmp" "$root/log"
+  if [[ -f /var/www/html/index.nginx-debian.html ]]; then
+    cp /var/www/html/index.nginx-debian.html "$root/html/index.html"
+  else
+    head -c 615 /dev/zero | tr '\0' x >"$root/html/index.html"
+  fi
+  cat >"$root/nginx.conf" <<CONF
+worker_processes auto;
+daemon off;
+pid $root/nginx.pid;
+error_log $root/log/error.log;
+events { worker_connections 768; }
+http {
+  sendfile on;
+  tcp_nopush on;
+  types_hash_max_size 2048;
+  include /etc/nginx/mime.types;
+  default_type application/octet-stream;
+  access_log $root/log/access.log;
+  gzip on;
+  client_body_temp_path $root/tmp; proxy_temp_path $root/tmp; fastcgi_temp_path $root/tmp;
+  uwsgi_temp_path $root/tmp; scgi_temp_path $root/tmp;
+  server {
+    listen 127.0.0.1:$port default_server;
+    root $root/html;
+    index index.html;
+    server_name _;
+    location / { try_files \$uri \$uri/ =404; }
+  }
+}
+CONF
+}
+
+# nginx_worker MASTER_PID DIR [COUNT]: prints the pids of the workers that nginx's master forks, once
+# COUNT of them (default 1) exist; fails after 5 s, pointing at DIR/error.log or DIR/log/error.log.
 nginx_worker() {
-  local master=$1 worker=""
+  local master=$1 count=${3:-1} workers=""
   for _ in $(seq 1 50); do
-    worker=$({ xargs <"/proc/$master/task/$master/children"; } 2>/dev/null || true)
-    if [[ -n $worker ]]; then
-      echo "$worker"
+    workers=$({ xargs <"/proc/$master/task/$master/children"; } 2>/dev/null || true)
+    if [[ $(wc -w <<<"$workers") -ge $count ]]; then
+      echo "$workers"
       return 0
     fi
     sleep 0.1
   done
-  echo "nginx started no worker; see $2/error.log" >&2
+  echo "nginx started ${workers:-no} worker(s) of $count; see the error.log under $2" >&2
   return 1
 }

@@ -40,7 +40,7 @@ cpus=$(nproc)
 ((cpus >= 2)) || fail "needs two CPUs: one for nginx, one for wrk and flamespan"
 server_cpu=$((cpus - 1))
 
-OUT=$(mktemp -d /tmp/flamespan-floor.XXXXXX)
+OUT=$(bench_directory floor)
 port=$(free_port)
 write_nginx_site "$OUT" "$port"
 nginx_pid=""
@@ -76,8 +76,8 @@ for round in $(seq 1 "$ROUNDS"); do
       kill -0 "$recorder" 2>/dev/null || fail "flamespan record exited early; see $OUT/record.log"
     fi
     before=$(worker_ticks)
-    requests=$(taskset -c 0 wrk -t2 -c16 -d"${DURATION}s" "http://127.0.0.1:$port/index.html" |
-      awk '/requests in/ {print $1}')
+    requests=$(wrk_requests "$OUT/wrk.txt" taskset -c 0 wrk -t2 -c16 -d"${DURATION}s" \
+      "http://127.0.0.1:$port/index.html") || fail "wrk failed"
     after=$(worker_ticks)
     if [[ -n $recorder ]]; then
       kill -INT "$recorder"

@@ -21,7 +21,8 @@
 #   CONNECTIONS wrk connections                   (default 16)
 #   FREQUENCY   sampling frequency of the recordings (default 99)
 #   SETTLE      seconds the profiler gets to attach before wrk starts (default 2)
-#   TARGETS     which servers                     (default "nginx sample")
+#   TARGETS     which servers                     (default "nginx sample"; also nginx-debian, nginx as
+#               Debian configures it: a worker per CPU, access log, Debian's welcome page)
 #   CONFIGURATIONS which configurations, in order per round (default "none sampler traced syscalls")
 #   OUT         directory for logs and outputs    (default: a new temp directory)
 #   KEEP_OUTPUTS keep each run's spans and profile (default: deleted once counted; ~400 MB per traced run)
@@ -40,7 +41,7 @@ FREQUENCY=${FREQUENCY:-99}
 SETTLE=${SETTLE:-2}
 TARGETS=${TARGETS:-"nginx sample"}
 CONFIGURATIONS=${CONFIGURATIONS:-"none sampler traced syscalls"}
-OUT=${OUT:-$(mktemp -d /tmp/flamespan-l7bench.XXXXXX)}
+OUT=${OUT:-$(bench_directory l7bench)}
 
 fail() {
   echo "run.sh: $*" >&2
@@ -87,6 +88,19 @@ start_target() {
       PIDS="$master $workers"
       URL="http://127.0.0.1:$port/index.html"
       ;;
+    nginx-debian)
+      local root="$OUT/nginx-debian"
+      write_debian_nginx_site "$root" "$port"
+      nginx -c "$root/nginx.conf" -p "$root" &
+      local master=$!
+      SERVER_PIDS+=("$master")
+      wait_for_port "$port"
+      local workers
+      workers=$(nginx_worker "$master" "$root" "$(nproc)") || fail "nginx did not start"
+      for worker in $workers; do SERVER_PIDS+=("$worker"); done
+      PIDS="$master $workers"
+      URL="http://127.0.0.1:$port/"
+      ;;
     sample)
       "$SAMPLE_SERVER" "$port" >/dev/null &
       SERVER_PIDS+=("$!")
@@ -94,7 +108,7 @@ start_target() {
       wait_for_port "$port"
       URL="http://127.0.0.1:$port/light"
       ;;
-    *) fail "unknown target '$target' (known: nginx sample)" ;;
+    *) fail "unknown target '$target' (known: nginx nginx-debian sample)" ;;
   esac
 }
 
@@ -127,7 +141,11 @@ run_once() {
   fi
   local busy_before busy_after
   busy_before=$(busy_ticks)
-  wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" "$URL" >"$OUT/$tag.wrk"
+  # A run whose wrk failed prints nothing, and the round loop stops there.
+  if ! wrk_requests "$OUT/$tag.wrk" wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" "$URL" >/dev/null; then
+    [[ -z $recorder ]] || kill -INT "$recorder"
+    return 1
+  fi
   busy_after=$(busy_ticks)
   local spans=0 recorder_cpu=0
   if [[ -n $recorder ]]; then
@@ -165,7 +183,8 @@ for target in $TARGETS; do
   : >"$OUT/$target.results"
   for round in $(seq 1 "$ROUNDS"); do
     for configuration in $CONFIGURATIONS; do
-      read -r requests rps spans recorder_cpu cpu_per_request < <(run_once "$configuration" "$target-$configuration-$round")
+      read -r requests rps spans recorder_cpu cpu_per_request < <(run_once "$configuration" "$target-$configuration-$round") ||
+        fail "the $configuration run of round $round failed; see $OUT/$target-$configuration-$round.*"
       echo "$configuration $round $requests $rps $spans $recorder_cpu $cpu_per_request" >>"$OUT/$target.results"
       printf '  %-6s round %d %-8s %8s requests %10s req/s %8s spans %6s s recorder CPU %6s us CPU/request\n' \
         "$target" "$round" "$configuration" "$requests" "$rps" "$spans" "$recorder_cpu" "$cpu_per_request"
