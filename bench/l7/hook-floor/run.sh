@@ -9,7 +9,9 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-6}
-WORK=$(mktemp -d /tmp/flamespan-hookfloor.XXXXXX)
+# shellcheck source=bench/l7/common.sh
+source "$HERE/../common.sh"
+WORK=$(bench_directory hookfloor)
 CLANG=$(command -v clang || echo /opt/swift/usr/bin/clang)
 bpftool btf dump file /sys/kernel/btf/vmlinux format c >"$WORK/vmlinux.h"
 for hooks in syscall_hooks socket_hooks; do
@@ -26,8 +28,10 @@ with_hooks() { # CONFIG COMMAND...: runs the command with CONFIG's programs atta
     holder=$!
     sleep 1
   fi
-  "$@"
+  local status=0
+  "$@" || status=$?
   [[ -z $holder ]] || { kill "$holder"; wait "$holder" 2>/dev/null || true; }
+  return "$status"
 }
 
 echo "ns per call (getppid, write+read):"
@@ -35,22 +39,8 @@ for config in none syscall_hooks socket_hooks; do
   printf '  %-14s %s\n' "$config" "$(with_hooks "$config" "$WORK/syscall_cost")"
 done
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mkdir -p "$WORK/nginx/html" "$WORK/nginx/tmp"
-echo "hello from nginx" >"$WORK/nginx/html/index.html"
-cat >"$WORK/nginx/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log;
-events { worker_connections 1024; }
-http {
-  access_log off; sendfile on; keepalive_requests 1000000;
-  client_body_temp_path $WORK/nginx/tmp; proxy_temp_path $WORK/nginx/tmp; fastcgi_temp_path $WORK/nginx/tmp;
-  uwsgi_temp_path $WORK/nginx/tmp; scgi_temp_path $WORK/nginx/tmp;
-  server { listen 127.0.0.1:$port; root $WORK/nginx/html; }
-}
-CONF
+port=$(free_port)
+write_nginx_site "$WORK/nginx" "$port"
 nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" &
 NGINX=$!
 trap 'kill $NGINX 2>/dev/null || true' EXIT
@@ -58,19 +48,20 @@ sleep 1
 
 busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
 one_run() {
-  local before after output
+  local before after requests
   before=$(busy)
-  output=$(wrk -t2 -c16 -d"${DURATION}s" "http://127.0.0.1:$port/index.html")
+  requests=$(wrk_requests "$WORK/wrk.txt" wrk -t2 -c16 -d"${DURATION}s" "http://127.0.0.1:$port/index.html") ||
+    return 1
   after=$(busy)
-  awk -v b="$before" -v a="$after" -v hz="$(getconf CLK_TCK)" \
-    -v rps="$(awk '/Requests\/sec/ {print $2}' <<<"$output")" \
-    -v n="$(awk '/requests in/ {print $1}' <<<"$output")" \
+  awk -v b="$before" -v a="$after" -v hz="$(getconf CLK_TCK)" -v n="$requests" \
+    -v rps="$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.txt")" \
     'BEGIN {printf "%s %.2f\n", rps, (a - b) / hz * 1e6 / n}'
 }
 : >"$WORK/results"
 for round in $(seq 1 "$ROUNDS"); do
   for config in none syscall_hooks socket_hooks; do
-    echo "$config $(with_hooks "$config" one_run)" | tee -a "$WORK/results"
+    result=$(with_hooks "$config" one_run) || { echo "hook-floor: the $config run failed" >&2; exit 1; }
+    echo "$config $result" | tee -a "$WORK/results"
   done
 done
 median() { sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
