@@ -21,6 +21,16 @@ set +e
 swift build 2>&1 | quiet_build
 [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "test.sh: build failed" >&2; exit 1; }
 export FLAMESPAN_BIN="$PWD/.build/debug/flamespan"
+# The drift check regenerates the OTLP code with the protoc-gen-swift of the swift-protobuf we resolved
+# (about 20 s to build), so that it runs here and in CI, not only on a developer's machine.
+echo "==> protoc-gen-swift, for the generated-code drift check"
+swift build --package-path .build/checkouts/swift-protobuf --product protoc-gen-swift \
+  --scratch-path .build/protoc-gen-swift 2>&1 | quiet_build
+if [ "${PIPESTATUS[0]}" -eq 0 ]; then
+  export PROTOC_GEN_SWIFT="$PWD/.build/protoc-gen-swift/debug/protoc-gen-swift"
+else
+  echo "test.sh: protoc-gen-swift did not build; the regeneration check will skip (or fail under CI)" >&2
+fi
 echo "==> swift test"
 # A hung test must fail the run with a message, not eat CI's whole time budget.
 timeout --signal=INT --kill-after=60 "${FLAMESPAN_TEST_TIMEOUT:-3600}" swift test 2>&1 | quiet_build

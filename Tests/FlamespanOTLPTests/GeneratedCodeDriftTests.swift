@@ -70,8 +70,10 @@ import Testing
       ?? TestEnvironment.which(
         "protoc-gen-swift")
     guard let plugin, TestEnvironment.which("protoc") != nil else {
-      // The generator is a developer tool, not something CI installs; the manifest check above still runs.
-      print("SKIPPED \(test): protoc and protoc-gen-swift are not both installed")
+      // scripts/test.sh builds the plugin from the resolved swift-protobuf and sets PROTOC_GEN_SWIFT.
+      print(
+        "SKIPPED \(test): protoc and protoc-gen-swift are not both installed (run scripts/test.sh)")
+      #expect(!TestEnvironment.isCI, "CI runs scripts/test.sh, which provides protoc-gen-swift")
       return
     }
     let output = try TestEnvironment.temporaryDirectory("protos")
