@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # What does HTTP tracing cost a server, and does it see every request?
 #
-# Drives two servers on 127.0.0.1 with wrk — nginx (static file, writev/sendfile) and samples/bin/http_server
-# (thread per connection) — in three configurations, interleaved round by round so that machine drift hits
-# all of them alike:
+# Drives three servers on 127.0.0.1 with wrk, in turn: nginx at its cheapest (one worker, a 17-byte file,
+# no access log; writev/sendfile), nginx as Debian configures it (nginx-debian), and samples/bin/http_server
+# (thread per connection). Configurations are interleaved round by round so that machine drift hits all
+# of them alike:
 #   none        no profiler
 #   sampler     flamespan record --pid SERVER --no-http-tracing  (CPU sampling only)
 #   traced      flamespan record --pid SERVER --spans-output …   (CPU sampling + the L7 tracer on its
@@ -21,8 +22,7 @@
 #   CONNECTIONS wrk connections                   (default 16)
 #   FREQUENCY   sampling frequency of the recordings (default 99)
 #   SETTLE      seconds the profiler gets to attach before wrk starts (default 2)
-#   TARGETS     which servers                     (default "nginx sample"; also nginx-debian, nginx as
-#               Debian configures it: a worker per CPU, access log, Debian's welcome page)
+#   TARGETS     which servers                     (default "nginx nginx-debian sample")
 #   CONFIGURATIONS which configurations, in order per round (default "none sampler traced syscalls")
 #   OUT         directory for logs and outputs    (default: a new temp directory)
 #   KEEP_OUTPUTS keep each run's spans and profile (default: deleted once counted; ~400 MB per traced run)
@@ -39,7 +39,7 @@ DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-16}
 FREQUENCY=${FREQUENCY:-99}
 SETTLE=${SETTLE:-2}
-TARGETS=${TARGETS:-"nginx sample"}
+TARGETS=${TARGETS:-"nginx nginx-debian sample"}
 CONFIGURATIONS=${CONFIGURATIONS:-"none sampler traced syscalls"}
 OUT=${OUT:-$(bench_directory l7bench)}
 
