@@ -30,29 +30,22 @@ for tool in wrk nginx bpftool python3; do command -v "$tool" >/dev/null || fail 
 
 OUT=$(bench_directory bpftime)
 port=$(free_port)
-write_nginx_site "$OUT" "$port"
-
 previous_stats=$(sysctl -n kernel.bpf_stats_enabled)
-nginx_pid=""
-recorder=""
 cleanup() {
-  [[ -z $recorder ]] || kill -INT "$recorder" 2>/dev/null || true
-  [[ -z $nginx_pid ]] || kill "$nginx_pid" 2>/dev/null || true
+  stop_started
   sysctl -qw kernel.bpf_stats_enabled="$previous_stats"
 }
 trap cleanup EXIT
-
-nginx -c "$OUT/nginx.conf" -p "$OUT" &
-nginx_pid=$!
-worker=$(nginx_worker "$nginx_pid" "$OUT") || fail "nginx did not start"
+start_nginx nginx "$OUT" "$port" || fail "nginx did not start"
+worker=$NGINX_WORKERS
 
 sysctl -qw kernel.bpf_stats_enabled=1
 echo "L7 programs' kernel time per nginx request: $ROUNDS rounds x ${DURATION}s of wrk -t2 -c16, $HOOKS hooks"
 for round in $(seq 1 "$ROUNDS"); do
   # shellcheck disable=SC2086 # one --pid per process
-  "$FLAMESPAN" record -q -F 99 --http-hooks "$HOOKS" --pid "$nginx_pid" --pid $worker \
+  "$FLAMESPAN" record -q -F 99 --http-hooks "$HOOKS" --pid "$NGINX_MASTER" --pid $worker \
     --spans-output "$OUT/spans.json" -o "$OUT/profile.folded" 2>"$OUT/record.log" &
-  recorder=$!
+  RECORDER=$!
   sleep 2
   requests=$(wrk_requests "$OUT/wrk.txt" wrk -t2 -c16 -d"${DURATION}s" "http://127.0.0.1:$port/index.html") ||
     fail "wrk failed"
@@ -67,7 +60,7 @@ for p in sorted(programs, key=lambda p: -p["run_time_ns"]):
         p["name"], p["run_cnt"] / requests, p["run_time_ns"] / p["run_cnt"], p["run_time_ns"] / requests))
 print("  round %s: %d requests, %.0f ns of L7 program time per request" % (sys.argv[2], requests, total / requests))
 ' "$requests" "$round"
-  kill -INT "$recorder"
-  wait "$recorder" || fail "flamespan record failed; see $OUT/record.log"
-  recorder=""
+  kill -INT "$RECORDER"
+  wait "$RECORDER" || fail "flamespan record failed; see $OUT/record.log"
+  RECORDER=""
 done

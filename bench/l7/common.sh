@@ -91,6 +91,41 @@ http {
 CONF
 }
 
+# start_nginx SITE DIR PORT [PREFIX...]: writes SITE (nginx, or nginx-debian) under DIR and starts nginx on
+# it in the background, behind an optional command prefix such as taskset. Sets NGINX_MASTER, then
+# NGINX_WORKERS once every worker has started (the master listens before it forks them) and NGINX_URL.
+start_nginx() {
+  local site=$1 root=$2 port=$3 workers=1
+  shift 3
+  case $site in
+    nginx)
+      write_nginx_site "$root" "$port"
+      NGINX_URL="http://127.0.0.1:$port/index.html"
+      ;;
+    nginx-debian)
+      write_debian_nginx_site "$root" "$port"
+      NGINX_URL="http://127.0.0.1:$port/"
+      workers=$(nproc)
+      ;;
+    *)
+      echo "unknown nginx site '$site' (known: nginx nginx-debian)" >&2
+      return 1
+      ;;
+  esac
+  "$@" nginx -c "$root/nginx.conf" -p "$root" &
+  NGINX_MASTER=$!
+  NGINX_WORKERS=$(nginx_worker "$NGINX_MASTER" "$root" "$workers")
+}
+
+# What a script started in the background, stopped however it exits (trap stop_started EXIT): the
+# recorder, by SIGINT so that it detaches its programs, and nginx.
+RECORDER=""
+NGINX_MASTER=""
+stop_started() {
+  [[ -z $RECORDER ]] || kill -INT "$RECORDER" 2>/dev/null || true
+  [[ -z $NGINX_MASTER ]] || kill "$NGINX_MASTER" 2>/dev/null || true
+}
+
 # nginx_worker MASTER_PID DIR [COUNT]: prints the pids of the workers that nginx's master forks, once
 # COUNT of them (default 1) exist; fails after 5 s, pointing at DIR/error.log or DIR/log/error.log.
 nginx_worker() {

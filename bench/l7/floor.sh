@@ -42,17 +42,9 @@ server_cpu=$((cpus - 1))
 
 OUT=$(bench_directory floor)
 port=$(free_port)
-write_nginx_site "$OUT" "$port"
-nginx_pid=""
-recorder=""
-cleanup() {
-  [[ -z $recorder ]] || kill -INT "$recorder" 2>/dev/null || true
-  [[ -z $nginx_pid ]] || kill "$nginx_pid" 2>/dev/null || true
-}
-trap cleanup EXIT
-taskset -c "$server_cpu" nginx -c "$OUT/nginx.conf" -p "$OUT" &
-nginx_pid=$!
-worker=$(nginx_worker "$nginx_pid" "$OUT") || fail "nginx did not start"
+trap stop_started EXIT
+start_nginx nginx "$OUT" "$port" taskset -c "$server_cpu" || fail "nginx did not start"
+worker=$NGINX_WORKERS
 
 worker_ticks() { awk '{print $14 + $15}' "/proc/$worker/stat"; }
 
@@ -69,20 +61,20 @@ for round in $(seq 1 "$ROUNDS"); do
       *) fail "unknown configuration '$configuration'" ;;
     esac
     if [[ $configuration != none ]]; then
-      FLAMESPAN_BENCHMARK_L7_STOP=$stop taskset -c 0 "$FLAMESPAN" record -q -F 99 --pid "$nginx_pid" \
+      FLAMESPAN_BENCHMARK_L7_STOP=$stop taskset -c 0 "$FLAMESPAN" record -q -F 99 --pid "$NGINX_MASTER" \
         --pid "$worker" "${arguments[@]}" -o "$OUT/profile.folded" 2>"$OUT/record.log" &
-      recorder=$!
+      RECORDER=$!
       sleep "$SETTLE"
-      kill -0 "$recorder" 2>/dev/null || fail "flamespan record exited early; see $OUT/record.log"
+      kill -0 "$RECORDER" 2>/dev/null || fail "flamespan record exited early; see $OUT/record.log"
     fi
     before=$(worker_ticks)
     requests=$(wrk_requests "$OUT/wrk.txt" taskset -c 0 wrk -t2 -c16 -d"${DURATION}s" \
       "http://127.0.0.1:$port/index.html") || fail "wrk failed"
     after=$(worker_ticks)
-    if [[ -n $recorder ]]; then
-      kill -INT "$recorder"
-      wait "$recorder" || fail "flamespan record failed; see $OUT/record.log"
-      recorder=""
+    if [[ -n $RECORDER ]]; then
+      kill -INT "$RECORDER"
+      wait "$RECORDER" || fail "flamespan record failed; see $OUT/record.log"
+      RECORDER=""
       rm -f "$OUT/spans.json"
     fi
     micros=$(awk -v t=$((after - before)) -v n="$requests" -v hz="$(getconf CLK_TCK)" \

@@ -75,31 +75,12 @@ start_target() {
   local target=$1 port
   port=$(free_port)
   case $target in
-    nginx)
-      local root="$OUT/nginx"
-      write_nginx_site "$root" "$port"
-      nginx -c "$root/nginx.conf" -p "$root" &
-      local master=$!
-      SERVER_PIDS+=("$master")
-      wait_for_port "$port"
-      local workers
-      workers=$(nginx_worker "$master" "$root") || fail "nginx did not start"
-      for worker in $workers; do SERVER_PIDS+=("$worker"); done
-      PIDS="$master $workers"
-      URL="http://127.0.0.1:$port/index.html"
-      ;;
-    nginx-debian)
-      local root="$OUT/nginx-debian"
-      write_debian_nginx_site "$root" "$port"
-      nginx -c "$root/nginx.conf" -p "$root" &
-      local master=$!
-      SERVER_PIDS+=("$master")
-      wait_for_port "$port"
-      local workers
-      workers=$(nginx_worker "$master" "$root" "$(nproc)") || fail "nginx did not start"
-      for worker in $workers; do SERVER_PIDS+=("$worker"); done
-      PIDS="$master $workers"
-      URL="http://127.0.0.1:$port/"
+    nginx | nginx-debian)
+      start_nginx "$target" "$OUT/$target" "$port" || fail "nginx did not start"
+      # shellcheck disable=SC2206 # one pid per word
+      SERVER_PIDS+=("$NGINX_MASTER" $NGINX_WORKERS)
+      PIDS="$NGINX_MASTER $NGINX_WORKERS"
+      URL=$NGINX_URL
       ;;
     sample)
       "$SAMPLE_SERVER" "$port" >/dev/null &

@@ -31,37 +31,23 @@ for tool in wrk nginx perf python3; do command -v "$tool" >/dev/null || fail "$t
 
 OUT=$(bench_directory where)
 port=$(free_port)
-case $TARGET in
-  nginx) write_nginx_site "$OUT" "$port" ;;
-  nginx-debian) write_debian_nginx_site "$OUT" "$port" ;;
-  *) fail "unknown TARGET '$TARGET' (known: nginx nginx-debian)" ;;
-esac
-nginx_pid=""
-recorder=""
-cleanup() {
-  [[ -z $recorder ]] || kill -INT "$recorder" 2>/dev/null || true
-  [[ -z $nginx_pid ]] || kill "$nginx_pid" 2>/dev/null || true
-}
-trap cleanup EXIT
-nginx -c "$OUT/nginx.conf" -p "$OUT" &
-nginx_pid=$!
-workers=$(nginx_worker "$nginx_pid" "$OUT" "$([[ $TARGET == nginx ]] && echo 1 || nproc)") ||
-  fail "nginx did not start"
-url="http://127.0.0.1:$port/"
+trap stop_started EXIT
+start_nginx "$TARGET" "$OUT" "$port" || fail "nginx did not start"
+url=$NGINX_URL
 
 start_recorder() {
-  local pid_args=(--pid "$nginx_pid")
-  for worker in $workers; do pid_args+=(--pid "$worker"); done
+  local pid_args=(--pid "$NGINX_MASTER")
+  for worker in $NGINX_WORKERS; do pid_args+=(--pid "$worker"); done
   "$FLAMESPAN" record -q -F 99 "${pid_args[@]}" --spans-output "$OUT/spans.json" -o "$OUT/profile.folded" \
     2>"$OUT/record.log" &
-  recorder=$!
+  RECORDER=$!
   sleep 2
-  kill -0 "$recorder" 2>/dev/null || fail "flamespan record exited early; see $OUT/record.log"
+  kill -0 "$RECORDER" 2>/dev/null || fail "flamespan record exited early; see $OUT/record.log"
 }
 stop_recorder() {
-  kill -INT "$recorder"
-  wait "$recorder" || fail "flamespan record failed; see $OUT/record.log"
-  recorder=""
+  kill -INT "$RECORDER"
+  wait "$RECORDER" || fail "flamespan record failed; see $OUT/record.log"
+  RECORDER=""
   rm -f "$OUT/spans.json"
 }
 
