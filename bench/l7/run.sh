@@ -13,7 +13,8 @@
 # Reports the median requests/s of each, the drop of `traced` against `none` and against `sampler`, the
 # recorder's own CPU seconds per run (it shares the cores with wrk and the server), and the
 # capture rate: server spans recorded / requests wrk completed (the spans of requests wrk started but
-# did not count before its deadline make this slightly above 1).
+# did not count before its deadline make this slightly above 1), and any exchange records the recorder
+# reports lost to a full ring buffer, per run and in total.
 #
 # Environment:
 #   FLAMESPAN   profiler binary                   (default .build/release/flamespan)
@@ -128,7 +129,7 @@ run_once() {
     return 1
   fi
   busy_after=$(busy_ticks)
-  local spans=0 recorder_cpu=0
+  local spans=0 recorder_cpu=0 lost=0
   if [[ -n $recorder ]]; then
     recorder_cpu=$(awk -v a="$(cpu_seconds "$recorder")" -v b="$cpu_before" 'BEGIN {printf "%.2f", a - b}')
     kill -INT "$recorder"
@@ -140,6 +141,10 @@ import json, sys
 doc = json.load(open(sys.argv[1]))
 print(sum(1 for r in doc["resourceSpans"] for s in r["scopeSpans"] for x in s["spans"] if x["kind"] == 2))' \
       "$OUT/$tag.spans.json")
+    # Exchange records the kernel could not queue (a full ring buffer): the recorder's summary says how many.
+    lost=$(awk '/L7 events lost:/ {for (i = 1; i < NF; i++) if ($i == "lost:") {sub(";", "", $(i + 1)); print $(i + 1)}}' \
+      "$OUT/$tag.log")
+    lost=${lost:-0}
   fi
   # A traced run's spans file is ~400 MB at 90k requests/s; nine rounds of two targets filled the disk.
   [[ -n ${KEEP_OUTPUTS:-} ]] || rm -f "$OUT/$tag.spans.json" "$OUT/$tag.folded"
@@ -151,7 +156,7 @@ print(sum(1 for r in doc["resourceSpans"] for s in r["scopeSpans"] for x in s["s
   local cpu_per_request
   cpu_per_request=$(awk -v a="$busy_after" -v b="$busy_before" -v n="$requests" -v hz="$(getconf CLK_TCK)" \
     'BEGIN {printf "%.2f", (a - b) / hz * 1e6 / n}')
-  echo "$requests $rps $spans $recorder_cpu $cpu_per_request"
+  echo "$requests $rps $spans $recorder_cpu $cpu_per_request $lost"
 }
 
 busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
@@ -164,11 +169,13 @@ for target in $TARGETS; do
   : >"$OUT/$target.results"
   for round in $(seq 1 "$ROUNDS"); do
     for configuration in $CONFIGURATIONS; do
-      read -r requests rps spans recorder_cpu cpu_per_request < <(run_once "$configuration" "$target-$configuration-$round") ||
+      read -r requests rps spans recorder_cpu cpu_per_request lost < <(run_once "$configuration" "$target-$configuration-$round") ||
         fail "the $configuration run of round $round failed; see $OUT/$target-$configuration-$round.*"
-      echo "$configuration $round $requests $rps $spans $recorder_cpu $cpu_per_request" >>"$OUT/$target.results"
-      printf '  %-6s round %d %-8s %8s requests %10s req/s %8s spans %6s s recorder CPU %6s us CPU/request\n' \
+      echo "$configuration $round $requests $rps $spans $recorder_cpu $cpu_per_request $lost" >>"$OUT/$target.results"
+      printf '  %-6s round %d %-8s %8s requests %10s req/s %8s spans %6s s recorder CPU %6s us CPU/request' \
         "$target" "$round" "$configuration" "$requests" "$rps" "$spans" "$recorder_cpu" "$cpu_per_request"
+      [[ $lost == 0 ]] || printf ' %s RECORDS LOST (ring buffer full)' "$lost"
+      echo
     done
   done
   cleanup
@@ -190,7 +197,11 @@ for target in $TARGETS; do
     printf '  %-9s median req/s %9s; vs none: %+.1f%% req/s, %+.1f%% CPU per request (medians of per-round ratios); recorder CPU %s s/run' \
       "$configuration" "$rps" "$(awk -v r="$ratio" 'BEGIN {print 100 * (r - 1)}')" \
       "$(awk -v r="$cost" 'BEGIN {print 100 * (r - 1)}')" "$cpu"
-    [[ $configuration == sampler ]] || printf '; spans/requests %s (lowest run %s)' "$capture" "$lowest"
+    if [[ $configuration != sampler ]]; then
+      printf '; spans/requests %s (lowest run %s)' "$capture" "$lowest"
+      awk -v c="$configuration" '$1==c && $8 > 0 {n++; s+=$8}
+        END {if (n) printf "; %d records lost to a full ring buffer, in %d runs", s, n}' "$OUT/$target.results"
+    fi
     echo
   done
 done
