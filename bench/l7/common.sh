@@ -54,8 +54,9 @@ CONF
 
 # write_debian_nginx_site DIR PORT: nginx as Debian's package configures it (/etc/nginx/nginx.conf and
 # sites-available/default of nginx 1.22): a worker per CPU, an access log, sendfile and tcp_nopush, gzip,
-# nginx's default of 1000 requests per keep-alive connection, and Debian's 615-byte welcome page. Only
-# the paths and the port differ, so that it runs beside a system nginx and as root.
+# nginx's default of 1000 requests per keep-alive connection, and Debian's 615-byte welcome page. The
+# paths and the port differ, so that it runs beside a system nginx; the workers run as nobody rather than
+# www-data; the module includes and the TLS settings, which a plain-HTTP site does not use, are left out.
 write_debian_nginx_site() {
   local root=$1 port=$2
   mkdir -p "$root/html" "$root/tmp" "$root/log"
@@ -138,6 +139,6 @@ nginx_worker() {
     fi
     sleep 0.1
   done
-  echo "nginx started ${workers:-no} worker(s) of $count; see the error.log under $2" >&2
+  echo "nginx started $(wc -w <<<"$workers") of $count workers; see the error.log under $2" >&2
   return 1
 }
