@@ -47,8 +47,7 @@ for round in $(seq 1 "$ROUNDS"); do
     --spans-output "$OUT/spans.json" -o "$OUT/profile.folded" 2>"$OUT/record.log" &
   RECORDER=$!
   sleep 2
-  requests=$(wrk_requests "$OUT/wrk.txt" wrk -t2 -c16 -d"${DURATION}s" "http://127.0.0.1:$port/index.html") ||
-    fail "wrk failed"
+  requests=$(wrk_requests "$OUT/wrk.txt" wrk -t2 -c16 -d"${DURATION}s" "$NGINX_URL") || fail "wrk failed"
   bpftool prog show -j | python3 -c '
 import json, sys
 requests = int(sys.argv[1])
@@ -60,7 +59,5 @@ for p in sorted(programs, key=lambda p: -p["run_time_ns"]):
         p["name"], p["run_cnt"] / requests, p["run_time_ns"] / p["run_cnt"], p["run_time_ns"] / requests))
 print("  round %s: %d requests, %.0f ns of L7 program time per request" % (sys.argv[2], requests, total / requests))
 ' "$requests" "$round"
-  kill -INT "$RECORDER"
-  wait "$RECORDER" || fail "flamespan record failed; see $OUT/record.log"
-  RECORDER=""
+  stop_recorder || fail "flamespan record failed; see $OUT/record.log"
 done

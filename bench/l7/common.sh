@@ -127,6 +127,16 @@ stop_started() {
   [[ -z $NGINX_MASTER ]] || kill "$NGINX_MASTER" 2>/dev/null || true
 }
 
+# stop_recorder: ends the recording in RECORDER as Ctrl-C would and waits for it to write its outputs;
+# returns its exit status.
+stop_recorder() {
+  local status=0
+  kill -INT "$RECORDER"
+  wait "$RECORDER" || status=$?
+  RECORDER=""
+  return "$status"
+}
+
 # nginx_worker MASTER_PID DIR [COUNT]: prints the pids of the workers that nginx's master forks, once
 # COUNT of them (default 1) exist; fails after 5 s, pointing at DIR/error.log or DIR/log/error.log.
 nginx_worker() {

@@ -69,12 +69,10 @@ for round in $(seq 1 "$ROUNDS"); do
     fi
     before=$(worker_ticks)
     requests=$(wrk_requests "$OUT/wrk.txt" taskset -c 0 wrk -t2 -c16 -d"${DURATION}s" \
-      "http://127.0.0.1:$port/index.html") || fail "wrk failed"
+      "$NGINX_URL") || fail "wrk failed"
     after=$(worker_ticks)
     if [[ -n $RECORDER ]]; then
-      kill -INT "$RECORDER"
-      wait "$RECORDER" || fail "flamespan record failed; see $OUT/record.log"
-      RECORDER=""
+      stop_recorder || fail "flamespan record failed; see $OUT/record.log"
       rm -f "$OUT/spans.json"
     fi
     micros=$(awk -v t=$((after - before)) -v n="$requests" -v hz="$(getconf CLK_TCK)" \

@@ -142,8 +142,8 @@ doc = json.load(open(sys.argv[1]))
 print(sum(1 for r in doc["resourceSpans"] for s in r["scopeSpans"] for x in s["spans"] if x["kind"] == 2))' \
       "$OUT/$tag.spans.json")
     # Exchange records the kernel could not queue (a full ring buffer): the recorder's summary says how many.
-    lost=$(awk '/L7 events lost:/ {for (i = 1; i < NF; i++) if ($i == "lost:") {sub(";", "", $(i + 1)); print $(i + 1)}}' \
-      "$OUT/$tag.log")
+    lost=$(awk '/L7 events lost:/ {
+      for (i = 1; i < NF; i++) if ($i == "lost:") {sub(";", "", $(i + 1)); print $(i + 1)}}' "$OUT/$tag.log")
     lost=${lost:-0}
   fi
   # A traced run's spans file is ~400 MB at 90k requests/s; nine rounds of two targets filled the disk.

@@ -44,10 +44,8 @@ start_recorder() {
   sleep 2
   kill -0 "$RECORDER" 2>/dev/null || fail "flamespan record exited early; see $OUT/record.log"
 }
-stop_recorder() {
-  kill -INT "$RECORDER"
-  wait "$RECORDER" || fail "flamespan record failed; see $OUT/record.log"
-  RECORDER=""
+end_recording() {
+  stop_recorder || fail "flamespan record failed; see $OUT/record.log"
   rm -f "$OUT/spans.json"
 }
 
@@ -61,7 +59,7 @@ for round in $(seq 1 "$ROUNDS"); do
     wrk_requests "$OUT/$tag.stat.wrk" perf stat -a -x, -o "$OUT/$tag.stat" \
       -e raw_syscalls:sys_enter,context-switches,sched:sched_wakeup -- \
       wrk -t2 -c16 -d"${DURATION}s" "$url" >/dev/null || fail "wrk failed; see $OUT/$tag.stat.wrk"
-    [[ $configuration == none ]] || stop_recorder
+    [[ $configuration == none ]] || end_recording
     perf report -i "$OUT/$tag.data" --no-children --sort sym -g none -F sample,sym 2>/dev/null \
       >"$OUT/$tag.symbols"
     perf report -i "$OUT/$tag.data" --children --sort sym -g none 2>/dev/null >"$OUT/$tag.inclusive"

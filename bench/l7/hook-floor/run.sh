@@ -40,18 +40,14 @@ for config in none syscall_hooks socket_hooks; do
 done
 
 port=$(free_port)
-write_nginx_site "$WORK/nginx" "$port"
-nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" &
-NGINX=$!
-trap 'kill $NGINX 2>/dev/null || true' EXIT
-sleep 1
+trap stop_started EXIT
+start_nginx nginx "$WORK/nginx" "$port" || { echo "hook-floor: nginx did not start" >&2; exit 1; }
 
 busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
 one_run() {
   local before after requests
   before=$(busy)
-  requests=$(wrk_requests "$WORK/wrk.txt" wrk -t2 -c16 -d"${DURATION}s" "http://127.0.0.1:$port/index.html") ||
-    return 1
+  requests=$(wrk_requests "$WORK/wrk.txt" wrk -t2 -c16 -d"${DURATION}s" "$NGINX_URL") || return 1
   after=$(busy)
   awk -v b="$before" -v a="$after" -v hz="$(getconf CLK_TCK)" -v n="$requests" \
     -v rps="$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.txt")" \
