@@ -110,12 +110,23 @@ struct scratch {
   __u64 random_state; // next_random's splitmix64 state
 };
 
-// 16 MiB hold ~67k exchange records: a few seconds of a busy loopback server, so that a consumer that
-// falls behind for a moment (symbolizing, a busy CPU) does not lose spans.
-struct {
+// Exchange records go to a ring buffer of the CPU that finishes the exchange, which user space creates
+// and sizes at load (16 MiB in all by default: seconds of a busy loopback server, so that a consumer that
+// falls behind for a moment does not lose spans). One shared ring let a single record reserved and not yet
+// committed, on a vCPU the host had stopped, hold up every CPU's records behind it until the ring was
+// full; a ring per CPU confines that to the stopped CPU, which produces nothing meanwhile. It also keeps
+// the ring's lock and producer position out of the other CPUs' caches.
+struct l7_ring {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
-  __uint(max_entries, 16 * 1024 * 1024);
-} l7_events SEC(".maps");
+  __uint(max_entries, 4096); // the template's size only: each CPU's ring has its own
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+  __uint(max_entries, 1); // one slot per possible CPU, set at load
+  __type(key, __u32);
+  __array(values, struct l7_ring);
+} l7_rings SEC(".maps");
 
 // The traced thread groups: bit `tgid` (Linux pids stay below 2^22). Every socket read and write asks, so
 // it is an array, whose lookups the verifier inlines; a hash lookup here cost more than the rest of the
@@ -340,7 +351,9 @@ static __always_inline void finish_exchange(struct conn *conn, __u8 reason, __u6
   if (line > FS_L7_REQUEST_LINE_LEN)
     line = FS_L7_REQUEST_LINE_LEN;
   __u32 size = offsetof(struct fs_l7_exchange, request_line) + line;
-  if (bpf_ringbuf_output(&l7_events, &conn->exchange, size, 0) != 0)
+  __u32 cpu = bpf_get_smp_processor_id();
+  void *ring = bpf_map_lookup_elem(&l7_rings, &cpu);
+  if (!ring || bpf_ringbuf_output(ring, &conn->exchange, size, 0) != 0)
     count(FS_L7_COUNTER_EVENTS_LOST);
   else
     count(FS_L7_COUNTER_EXCHANGES);

@@ -19,9 +19,10 @@ public struct L7TracerConfiguration: Sendable {
   /// Thread groups to trace, with every process they fork; nil traces the whole machine.
   public var pids: [Int32]?
   public var hooks: L7Hooks
-  /// Size of the exchange ring buffer: a power of two, at least one page; nil keeps the 16 MiB built in
-  /// (~67k records: seconds of a busy server for a reader that falls behind). The kernel maps the ring's
-  /// pages into the reader twice, so each MiB here is two of the reader's resident MiB.
+  /// Bytes of exchange ring buffer in all, shared out as one ring per CPU (each a power of two, at least
+  /// a page); nil means 16 MiB (~100k records: seconds of a busy server for a reader that falls behind).
+  /// The kernel maps a ring's pages into the reader twice, so each MiB here is two of the reader's
+  /// resident MiB.
   public var ringBufferBytes: Int?
 
   public init(pids: [Int32]? = nil, hooks: L7Hooks = .automatic, ringBufferBytes: Int? = nil) {
@@ -71,6 +72,9 @@ public final class L7Tracer {
   static let pidLimit = 1 << 22
   static let targetBitsBytes = pidLimit / 8
   private var counterMap = PerCPUCounters(fd: -1)
+  /// The exchange records' ring buffers, one per CPU.
+  private var rings = PerCPURings()
+  static let defaultRingBufferBytes = 16 << 20
   private var spanMapFD: Int32 = -1
 
   /// The tracefs directories libbpf may resolve syscall tracepoints under.
@@ -154,16 +158,12 @@ public final class L7Tracer {
           .setConfiguration, errno: -status, context: "cannot size the L7 tracer's connection map")
       }
     }
-    if let bytes = configuration.ringBufferBytes {
-      let map = bpf_object__find_map_by_name(object, "l7_events")
-      let status = map.map { bpf_map__set_max_entries($0, UInt32(clamping: bytes)) } ?? -ENOENT
-      guard status == 0 else {
-        throw BPFError(
-          .setConfiguration, errno: -status,
-          context:
-            "cannot size the L7 tracer's ring buffer to \(bytes) bytes (a power of two, at least a page)"
-        )
-      }
+    let ringTable = bpf_object__find_map_by_name(object, "l7_rings")
+    let ringSlots = ringTable.map { bpf_map__set_max_entries($0, UInt32(PerCPURings.possibleCPUs)) }
+    guard ringSlots == 0 else {
+      throw BPFError(
+        .setConfiguration, errno: -(ringSlots ?? -ENOENT),
+        context: "cannot size the L7 tracer's table of ring buffers")
     }
     var filter = configuration.pids != nil
     let status = fs_set_rodata_variable(object, "filter_by_pid", &filter, MemoryLayout<Bool>.size)
@@ -187,6 +187,14 @@ public final class L7Tracer {
     targetBits = mapped
     counterMap = PerCPUCounters(fd: try mapFD("l7_counters"))
     spanMapFD = try mapFD("traces_ctx_v1")
+    let ringBytes = configuration.ringBufferBytes ?? Self.defaultRingBufferBytes
+    guard ringBytes > 0 else {
+      throw BPFError(
+        .setConfiguration, errno: EINVAL,
+        context: "the L7 tracer's ring buffer size must be positive, not \(ringBytes) bytes")
+    }
+    rings = try PerCPURings(
+      outerFD: try mapFD("l7_rings"), totalBytes: ringBytes, owner: "the L7 tracer's")
     for pid in configuration.pids ?? [] { try addTarget(pid: pid) }
   }
 
@@ -302,8 +310,7 @@ public final class L7Tracer {
       links.append(link)
       program = bpf_object__next_program(object, current)
     }
-    reader = try RingBufferReader(
-      mapFD: try mapFD("l7_events"), name: "the L7 tracer's", decode: { $0 })
+    reader = try RingBufferReader(mapFDs: rings.fds, name: "the L7 tracer's", decode: { $0 })
   }
 
   /// Adds a thread group (and what it forks from now on) to the traced set. Only meaningful with `pids`.
@@ -355,6 +362,7 @@ public final class L7Tracer {
   public func close() {
     reader?.close()
     reader = nil
+    rings.close()
     if let targetBits { munmap(targetBits, Self.targetBitsBytes) }
     targetBits = nil
     for link in links { bpf_link__destroy(link) }

@@ -1,8 +1,9 @@
 import CLibBPF
 import Glibc
 
-/// One BPF ring-buffer map read through libbpf. Records are decoded into `Event`s and handed to the
-/// handler of the poll in progress; libbpf calls back on the polling thread, so no record outlives a poll.
+/// BPF ring-buffer maps read through libbpf, one or several (a ring per CPU) behind one poll. Records are
+/// decoded into `Event`s and handed to the handler of the poll in progress; libbpf calls back on the
+/// polling thread, so no record outlives a poll.
 final class RingBufferReader<Event> {
   private let name: String
   private let decode: (UnsafeRawBufferPointer) -> Event
@@ -10,15 +11,33 @@ final class RingBufferReader<Event> {
   private var ringBuffer: OpaquePointer?
 
   /// `name` says whose buffer it is in error messages ("the sampler's").
-  init(mapFD: Int32, name: String, decode: @escaping (UnsafeRawBufferPointer) -> Event)
+  convenience init(mapFD: Int32, name: String, decode: @escaping (UnsafeRawBufferPointer) -> Event)
+    throws(BPFError)
+  {
+    try self.init(mapFDs: [mapFD], name: name, decode: decode)
+  }
+
+  /// Reads every ring of `mapFDs` (at least one); records of different rings come in no set order.
+  init(mapFDs: [Int32], name: String, decode: @escaping (UnsafeRawBufferPointer) -> Event)
     throws(BPFError)
   {
     self.name = name
     self.decode = decode
     let context = Unmanaged.passUnretained(sink).toOpaque()
-    ringBuffer = ring_buffer__new(mapFD, RecordSink.callback, context, nil)
+    guard let first = mapFDs.first else {
+      throw BPFError(.ringBuffer, errno: EINVAL, context: "\(name) ring buffer has no rings")
+    }
+    ringBuffer = ring_buffer__new(first, RecordSink.callback, context, nil)
     guard ringBuffer != nil else {
       throw BPFError(.ringBuffer, errno: errno, context: "cannot open \(name) ring buffer")
+    }
+    for (index, fd) in mapFDs.enumerated().dropFirst() {
+      let status = ring_buffer__add(ringBuffer, fd, RecordSink.callback, context)
+      guard status == 0 else {
+        close()
+        throw BPFError(
+          .ringBuffer, errno: -status, context: "cannot open \(name) ring buffer number \(index)")
+      }
     }
   }
 

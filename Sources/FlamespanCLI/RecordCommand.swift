@@ -146,13 +146,20 @@ struct RecordCommand: ParsableCommand {
       options.command.map { "`\($0.joined(separator: " "))`" }
       ?? options.pids.map { "pid \($0.map(String.init).joined(separator: ", "))" }
       ?? "the whole machine"
-    Console.error(
-      "Sampling \(scope) at \(frequency) Hz\(duration.map { " for \($0)" } ?? ""); Ctrl-C to stop.")
+    if showProgress { Console.progress("loading the BPF programs…") }
 
     let recording: Recording
     do {
-      recording = try Recorder(options: options).record(shouldStop: StopSignal.requested) {
-        progress in
+      recording = try Recorder(options: options).record(
+        shouldStop: StopSignal.requested,
+        started: {
+          if showProgress { Console.progress(nil) }
+          // Printed once attached, so that scripts and people can start their load on it.
+          Console.error(
+            "Sampling \(scope) at \(frequency) Hz\(duration.map { " for \($0)" } ?? ""); Ctrl-C to stop."
+          )
+        }
+      ) { progress in
         guard showProgress else { return }
         Console.progress(
           String(

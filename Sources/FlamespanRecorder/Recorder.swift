@@ -24,9 +24,12 @@ public final class Recorder {
   }
 
   /// Runs until `shouldStop` returns true, the duration passes, the launched command exits, or every
-  /// --pid process is gone. `progress` is called about once a second.
+  /// --pid process is gone. `started` is called once the programs are attached (loading them can take
+  /// seconds, mostly in the kernel's verifier): from then on nothing is missed. `progress` is called
+  /// about once a second.
   public func record(
-    shouldStop: () -> Bool, progress: (RecordingProgress) -> Void = { _ in }
+    shouldStop: () -> Bool, started: () -> Void = {},
+    progress: (RecordingProgress) -> Void = { _ in }
   ) throws(RecordError) -> Recording {
     for pid in options.pids ?? [] where !ProcessInspector.exists(pid: pid) {
       throw RecordError(.noSuchProcess, errno: ESRCH, message: "no process with pid \(pid)")
@@ -71,6 +74,7 @@ public final class Recorder {
       launcher.release()
     }
 
+    started()
     let wallStart = Self.realtimeNanos()
     let start = ProcessInspector.monotonicNanos()
     var aggregator = SampleAggregator()

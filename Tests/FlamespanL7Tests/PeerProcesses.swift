@@ -121,8 +121,20 @@ final class Recording {
     process.standardOutput = FileHandle.nullDevice
     process.standardError = try FileHandle(forWritingTo: stderrPath)
     try process.run()
-    // The tracer is attached once the programs load; give it a moment before traffic starts.
-    usleep(1_500_000)
+    // record says it is sampling once its programs are attached; loading them (the verifier) takes
+    // seconds, and traffic sent before then is not seen.
+    let deadline = Date().addingTimeInterval(60)
+    while process.isRunning && Date() < deadline && !stderrText.contains("Ctrl-C to stop") {
+      usleep(20_000)
+    }
+    guard stderrText.contains("Ctrl-C to stop") else {
+      if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+      throw TestFailure("flamespan record never started: \(stderrText)")
+    }
+  }
+
+  private var stderrText: String {
+    (try? String(contentsOf: stderrPath, encoding: .utf8)) ?? ""
   }
 
   /// Waits for the recording to end (bounded) and returns its status and stderr.
@@ -131,8 +143,7 @@ final class Recording {
     while process.isRunning && Date() < deadline { usleep(50_000) }
     if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     process.waitUntilExit()
-    let text = (try? String(contentsOf: stderrPath, encoding: .utf8)) ?? ""
-    return (process.terminationStatus, text)
+    return (process.terminationStatus, stderrText)
   }
 }
 

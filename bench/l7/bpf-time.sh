@@ -46,7 +46,7 @@ for round in $(seq 1 "$ROUNDS"); do
   "$FLAMESPAN" record -q -F 99 --http-hooks "$HOOKS" --pid "$NGINX_MASTER" --pid $worker \
     --spans-output "$OUT/spans.json" -o "$OUT/profile.folded" 2>"$OUT/record.log" &
   RECORDER=$!
-  sleep 2
+  recorder_started "$RECORDER" "$OUT/record.log" || fail "flamespan record did not start"
   requests=$(wrk_requests "$OUT/wrk.txt" wrk -t2 -c16 -d"${DURATION}s" "$NGINX_URL") || fail "wrk failed"
   bpftool prog show -j | python3 -c '
 import json, sys

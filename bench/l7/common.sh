@@ -137,6 +137,20 @@ stop_recorder() {
   return "$status"
 }
 
+# recorder_started PID LOG: waits until `flamespan record` (PID, its stderr in LOG) says it is sampling,
+# which it does once its programs are attached; loading them takes seconds, mostly in the kernel's
+# verifier, and requests sent before then are not traced. Fails if it exits first or takes over 60 s.
+recorder_started() {
+  local pid=$1 log=$2
+  for _ in $(seq 1 600); do
+    grep -q 'Ctrl-C to stop' "$log" 2>/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "flamespan record did not start; see $log" >&2
+  return 1
+}
+
 # nginx_worker MASTER_PID DIR [COUNT]: prints the pids of the workers that nginx's master forks, once
 # COUNT of them (default 1) exist; fails after 5 s, pointing at DIR/error.log or DIR/log/error.log.
 nginx_worker() {

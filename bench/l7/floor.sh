@@ -15,7 +15,6 @@
 # to `none` in the same round.
 #
 # Environment: FLAMESPAN (default .build/release/flamespan), ROUNDS (8), DURATION (seconds of wrk per run, 4),
-# SETTLE (seconds the recorder gets to attach, 3),
 # CONFIGURATIONS (default "none sampler filter payload full").
 set -euo pipefail
 
@@ -26,7 +25,6 @@ source bench/l7/common.sh
 FLAMESPAN=${FLAMESPAN:-.build/release/flamespan}
 ROUNDS=${ROUNDS:-8}
 DURATION=${DURATION:-4}
-SETTLE=${SETTLE:-3}
 CONFIGURATIONS=${CONFIGURATIONS:-"none sampler filter payload full"}
 
 fail() {
@@ -64,8 +62,7 @@ for round in $(seq 1 "$ROUNDS"); do
       FLAMESPAN_BENCHMARK_L7_STOP=$stop taskset -c 0 "$FLAMESPAN" record -q -F 99 --pid "$NGINX_MASTER" \
         --pid "$worker" "${arguments[@]}" -o "$OUT/profile.folded" 2>"$OUT/record.log" &
       RECORDER=$!
-      sleep "$SETTLE"
-      kill -0 "$RECORDER" 2>/dev/null || fail "flamespan record exited early; see $OUT/record.log"
+      recorder_started "$RECORDER" "$OUT/record.log" || fail "flamespan record did not start"
     fi
     before=$(worker_ticks)
     requests=$(wrk_requests "$OUT/wrk.txt" taskset -c 0 wrk -t2 -c16 -d"${DURATION}s" \

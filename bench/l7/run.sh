@@ -22,7 +22,6 @@
 #   DURATION    seconds of wrk per run            (default 10, the issue asks for >= 10)
 #   CONNECTIONS wrk connections                   (default 16)
 #   FREQUENCY   sampling frequency of the recordings (default 99)
-#   SETTLE      seconds the profiler gets to attach before wrk starts (default 2)
 #   TARGETS     which servers                     (default "nginx nginx-debian sample")
 #   CONFIGURATIONS which configurations, in order per round (default "none sampler traced syscalls")
 #   OUT         directory for logs and outputs    (default: a new temp directory)
@@ -39,7 +38,6 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-16}
 FREQUENCY=${FREQUENCY:-99}
-SETTLE=${SETTLE:-2}
 TARGETS=${TARGETS:-"nginx nginx-debian sample"}
 CONFIGURATIONS=${CONFIGURATIONS:-"none sampler traced syscalls"}
 OUT=${OUT:-$(bench_directory l7bench)}
@@ -118,7 +116,7 @@ run_once() {
   cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
   local cpu_before=0
   if [[ -n $recorder ]]; then
-    sleep "$SETTLE"
+    recorder_started "$recorder" "$OUT/$tag.log" || return 1
     cpu_before=$(cpu_seconds "$recorder")
   fi
   local busy_before busy_after

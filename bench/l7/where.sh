@@ -41,8 +41,7 @@ start_recorder() {
   "$FLAMESPAN" record -q -F 99 "${pid_args[@]}" --spans-output "$OUT/spans.json" -o "$OUT/profile.folded" \
     2>"$OUT/record.log" &
   RECORDER=$!
-  sleep 2
-  kill -0 "$RECORDER" 2>/dev/null || fail "flamespan record exited early; see $OUT/record.log"
+  recorder_started "$RECORDER" "$OUT/record.log" || fail "flamespan record did not start"
 }
 end_recording() {
   stop_recorder || fail "flamespan record failed; see $OUT/record.log"
