@@ -75,6 +75,8 @@ public final class L7Tracer {
   /// The exchange records' ring buffers, one per CPU.
   private var rings = PerCPURings()
   static let defaultRingBufferBytes = 16 << 20
+  /// CPUs the kernel may run (a ring buffer each), online or not.
+  public static var possibleCPUs: Int { PerCPURings.possibleCPUs }
   private var spanMapFD: Int32 = -1
 
   /// The tracefs directories libbpf may resolve syscall tracepoints under.

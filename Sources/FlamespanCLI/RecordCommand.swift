@@ -152,9 +152,11 @@ struct RecordCommand: ParsableCommand {
     do {
       recording = try Recorder(options: options).record(
         shouldStop: StopSignal.requested,
-        started: {
+        started: { warnings in
           if showProgress { Console.progress(nil) }
-          // Printed once attached, so that scripts and people can start their load on it.
+          for warning in warnings { Console.error("warning: \(warning)") }
+          // Printed once attached (after any warning), so that scripts and people can start their load
+          // on it.
           Console.error(
             "Sampling \(scope) at \(frequency) Hz\(duration.map { " for \($0)" } ?? ""); Ctrl-C to stop."
           )

@@ -86,10 +86,12 @@ public final class ContinuousRecorder: @unchecked Sendable {
   /// same thread drains the L7 tracer, and under an HTTP load test a 256 KiB ring lost 6 % of the samples
   /// while it did (bench/agent/RESULTS.md).
   static let ringBufferBytes = 2 << 20
-  /// The L7 tracer's ring for the agent: 2 MiB hold ~8k exchange records, over 100 ms of the heaviest HTTP
-  /// load measured here (56k spans/s) between two drains, where the recorder's 16 MiB were 32 MiB of RSS
-  /// (bench/agent/RESULTS.md). An overflow is counted in the lost-event metric, never silent.
-  static let l7RingBufferBytes = 2 << 20
+  /// The L7 tracer's rings for the agent, one per CPU: 2 MiB in all hold ~14k exchange records, over
+  /// 100 ms of the heaviest HTTP load measured here (56k spans/s) between two drains, where the
+  /// recorder's 16 MiB were 32 MiB of RSS (bench/agent/RESULTS.md). Not below 128 KiB a CPU (~900 records
+  /// per 100 ms): on a machine of many CPUs a server's load can sit on a few of them. An overflow is
+  /// counted in the lost-event metric, never silent.
+  static var l7RingBufferBytes: Int { max(2 << 20, L7Tracer.possibleCPUs * (128 << 10)) }
 
   /// Runs until `shouldStop` returns true, then cuts the last window, detaches every BPF program, waits for
   /// the pending windows to be symbolized and returns. `onWindow` runs on the symbolizing thread.

@@ -25,10 +25,10 @@ public final class Recorder {
 
   /// Runs until `shouldStop` returns true, the duration passes, the launched command exits, or every
   /// --pid process is gone. `started` is called once the programs are attached (loading them can take
-  /// seconds, mostly in the kernel's verifier): from then on nothing is missed. `progress` is called
-  /// about once a second.
+  /// seconds, mostly in the kernel's verifier): from then on nothing is missed. It gets the warnings so
+  /// far (HTTP tracing off, and why), which the summary repeats. `progress` is called about once a second.
   public func record(
-    shouldStop: () -> Bool, started: () -> Void = {},
+    shouldStop: () -> Bool, started: ([String]) -> Void = { _ in },
     progress: (RecordingProgress) -> Void = { _ in }
   ) throws(RecordError) -> Recording {
     for pid in options.pids ?? [] where !ProcessInspector.exists(pid: pid) {
@@ -74,7 +74,7 @@ public final class Recorder {
       launcher.release()
     }
 
-    started()
+    started(warnings)
     let wallStart = Self.realtimeNanos()
     let start = ProcessInspector.monotonicNanos()
     var aggregator = SampleAggregator()

@@ -117,6 +117,11 @@ run_once() {
   local cpu_before=0
   if [[ -n $recorder ]]; then
     recorder_started "$recorder" "$OUT/$tag.log" || return 1
+    # A recorder whose tracer the kernel refused goes on without spans; its run would pass for "traced".
+    if [[ $configuration != sampler ]] && grep -q 'HTTP tracing is off' "$OUT/$tag.log"; then
+      kill -INT "$recorder"
+      fail "$tag: $(grep 'HTTP tracing is off' "$OUT/$tag.log")"
+    fi
     cpu_before=$(cpu_seconds "$recorder")
   fi
   local busy_before busy_after
