@@ -112,13 +112,13 @@ struct scratch {
 
 // Exchange records go to a ring buffer of the CPU that finishes the exchange, which user space creates
 // and sizes at load (16 MiB in all by default: seconds of a busy loopback server, so that a consumer that
-// falls behind for a moment does not lose spans). One shared ring let a single record reserved and not yet
-// committed, on a vCPU the host had stopped, hold up every CPU's records behind it until the ring was
-// full; a ring per CPU confines that to the stopped CPU, which produces nothing meanwhile. It also keeps
-// the ring's lock and producer position out of the other CPUs' caches.
+// falls behind for a moment does not lose spans). In one shared ring, a single record reserved and not
+// yet committed (its producer's vCPU stopped by the host, say) holds up every CPU's records behind it
+// until the ring is full; a ring per CPU confines that to the stopped CPU, which produces nothing
+// meanwhile. It also keeps the ring's lock and producer position out of the other CPUs' caches.
 struct l7_ring {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
-  __uint(max_entries, 4096); // the template's size only: each CPU's ring has its own
+  __uint(max_entries, 4096); // a template: user space makes it a page, and sizes each CPU's ring
 };
 
 struct {
