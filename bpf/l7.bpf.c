@@ -118,7 +118,9 @@ struct scratch {
 // meanwhile. It also keeps the ring's lock and producer position out of the other CPUs' caches.
 struct l7_ring {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
-  __uint(max_entries, 4096); // a template: user space makes it a page, and sizes each CPU's ring
+  // Only the template libbpf creates and drops at load: 64 KiB is a whole number of pages on any kernel.
+  // User space sizes each CPU's ring.
+  __uint(max_entries, 64 * 1024);
 };
 
 struct {

@@ -161,11 +161,7 @@ public final class L7Tracer {
       }
     }
     let ringTable = bpf_object__find_map_by_name(object, "l7_rings")
-    var ringSlots = ringTable.map { bpf_map__set_max_entries($0, UInt32(PerCPURings.possibleCPUs)) }
-    // The template ring libbpf creates for the table must be a whole page, whatever the page size.
-    if ringSlots == 0, let template = bpf_map__inner_map(ringTable) {
-      ringSlots = bpf_map__set_max_entries(template, UInt32(sysconf(Int32(_SC_PAGESIZE))))
-    }
+    let ringSlots = ringTable.map { bpf_map__set_max_entries($0, UInt32(PerCPURings.possibleCPUs)) }
     guard ringSlots == 0 else {
       throw BPFError(
         .setConfiguration, errno: -(ringSlots ?? -ENOENT),
