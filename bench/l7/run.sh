@@ -186,7 +186,9 @@ for target in $TARGETS; do
   # Per configuration: median req/s, the median over rounds of its ratio to `none` in the same round
   # (robust to the machine drifting between rounds), capture rate and recorder CPU.
   none=$(awk '$1=="none" {print $4}' "$OUT/$target.results" | median)
-  echo "$target: median req/s none $none"
+  measured_none=""
+  [[ " $CONFIGURATIONS " != *" none "* ]] || measured_none=yes
+  [[ -z $measured_none ]] || echo "$target: median req/s none $none"
   for configuration in $CONFIGURATIONS; do
     [[ $configuration != none ]] || continue
     rps=$(awk -v c="$configuration" '$1==c {print $4}' "$OUT/$target.results" | median)
@@ -197,9 +199,13 @@ for target in $TARGETS; do
       END {for (k in r) if (n[k]) print r[k] / n[k]}' "$OUT/$target.results" | median)
     capture=$(awk -v c="$configuration" '$1==c {r+=$3; s+=$5} END {printf "%.4f", (r ? s/r : 0)}' "$OUT/$target.results")
     lowest=$(awk -v c="$configuration" '$1==c {x=($3 ? $5/$3 : 0); if (m=="" || x<m) m=x} END {printf "%.4f", m}' "$OUT/$target.results")
-    printf '  %-9s median req/s %9s; vs none: %+.1f%% req/s, %+.1f%% CPU per request (medians of per-round ratios); recorder CPU %s s/run' \
-      "$configuration" "$rps" "$(awk -v r="$ratio" 'BEGIN {print 100 * (r - 1)}')" \
-      "$(awk -v r="$cost" 'BEGIN {print 100 * (r - 1)}')" "$cpu"
+    printf '  %-9s median req/s %9s; ' "$configuration" "$rps"
+    # Without `none` in CONFIGURATIONS there is nothing to compare with.
+    if [[ -n $measured_none ]]; then
+      printf 'vs none: %+.1f%% req/s, %+.1f%% CPU per request (medians of per-round ratios); ' \
+        "$(awk -v r="$ratio" 'BEGIN {print 100 * (r - 1)}')" "$(awk -v r="$cost" 'BEGIN {print 100 * (r - 1)}')"
+    fi
+    printf 'recorder CPU %s s/run' "$cpu"
     if [[ $configuration != sampler ]]; then
       printf '; spans/requests %s (lowest run %s)' "$capture" "$lowest"
       awk -v c="$configuration" '$1==c && $8 > 0 {n++; s+=$8}
