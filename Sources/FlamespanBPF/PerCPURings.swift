@@ -7,8 +7,6 @@ import Glibc
 struct PerCPURings {
   /// The rings' fds, by CPU.
   private(set) var fds: [Int32] = []
-  /// Each ring's size in bytes.
-  let bytesPerCPU: Int
 
   /// Every CPU gets the same share of `totalBytes`, rounded down to a power of two and at least a page,
   /// so that the sum stays near the size asked for on any machine.
@@ -20,7 +18,7 @@ struct PerCPURings {
   }
 
   /// No rings yet.
-  init() { bytesPerCPU = 0 }
+  init() {}
 
   static var possibleCPUs: Int { max(Int(libbpf_num_possible_cpus()), 1) }
 
@@ -28,7 +26,7 @@ struct PerCPURings {
   /// names the rings in errors ("the L7 tracer's").
   init(outerFD: Int32, totalBytes: Int, owner: String) throws(BPFError) {
     let cpus = Self.possibleCPUs
-    bytesPerCPU = Self.bytesPerCPU(totalBytes: totalBytes, cpus: cpus)
+    let bytesPerCPU = Self.bytesPerCPU(totalBytes: totalBytes, cpus: cpus)
     for cpu in 0..<cpus {
       let fd = bpf_map_create(
         BPF_MAP_TYPE_RINGBUF, "l7_ring", 0, 0, UInt32(clamping: bytesPerCPU), nil)

@@ -25,27 +25,22 @@ import Testing
     defer { tracer.close() }
     let requests = 25
     var serverSpans: [Int32: Int] = [:]
-    for server in servers {
-      let client = try BackgroundCommand(
-        ["curl", "-s", "-o", "/dev/null"]
-          + Array(repeating: "http://127.0.0.1:\(server.port)/light", count: requests))
-      while client.isRunning {
-        try tracer.poll(timeoutMilliseconds: 20) { event in
-          if case .exchange(let exchange) = event, exchange.role == .server {
-            serverSpans[exchange.pid, default: 0] += 1
-          }
-        }
-      }
-      #expect(client.finish().status == 0)
-    }
-    let settle = Date().addingTimeInterval(0.5)
-    while Date() < settle {
+    func drain() throws {
       try tracer.poll(timeoutMilliseconds: 20) { event in
         if case .exchange(let exchange) = event, exchange.role == .server {
           serverSpans[exchange.pid, default: 0] += 1
         }
       }
     }
+    for server in servers {
+      let client = try BackgroundCommand(
+        ["curl", "-s", "-o", "/dev/null"]
+          + Array(repeating: "http://127.0.0.1:\(server.port)/light", count: requests))
+      while client.isRunning { try drain() }
+      #expect(client.finish().status == 0)
+    }
+    let settle = Date().addingTimeInterval(0.5)
+    while Date() < settle { try drain() }
     for (cpu, server) in servers.enumerated() {
       #expect(serverSpans[server.pid] == requests, "server pinned to CPU \(cpu)")
     }
