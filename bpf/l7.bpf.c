@@ -479,7 +479,7 @@ static __always_inline long check_line(struct scan_context *context, __u32 name)
 }
 
 // A header scan runs in two passes. The first looks at every word without a branch and notes the line
-// feeds whose next line could matter: the blank line, or a name whose first and ninth letters are those
+// feeds whose next line could matter: the blank line, or a name whose first and eighth letters are those
 // of a header we look for. The second checks only those, which is one or two lines of a typical message.
 // This machine's kind (retpolines, safe RET) makes every call and return dear, so the first pass is one
 // callback call that loops over every word, and the second makes one call per candidate line.
@@ -488,24 +488,28 @@ static __always_inline long check_line(struct scan_context *context, __u32 name)
 static __always_inline __u64 bytes_after(__u64 word, __u64 next) { return (word >> 8) | (next << 56); }
 
 #define LOWER 0x2020202020202020ULL
+// A header name's first and eighth letters, XOR-ed and case-folded (bit 5 cleared).
+#define LETTER_PAIR(first, eighth) (((first) ^ (eighth)) & ~0x20)
 
-// The line feeds of `word` (bit 7 of their bytes) that start a line worth a check. byte_matches can flag
-// the byte above a real match; check_line reads the bytes themselves, so such a flag costs a check only.
-static __always_inline __u64 wanted_line_feeds(__u64 word, __u64 next, __u64 after, bool response) {
+// The line feeds of `word` (bit 7 of their bytes) that start a line worth a check. For a line feed at
+// byte i, the line's first letter is byte i of bytes_after(word, next) and its eighth is byte i of `next`
+// itself; testing the XOR of the two costs half of testing each, and the second pass rejects the names
+// that only share the XOR. byte_matches can flag the byte above a real match; check_line reads the bytes
+// themselves, so such a flag too costs a check only.
+static __always_inline __u64 wanted_line_feeds(__u64 word, __u64 next, bool response) {
   __u64 first = bytes_after(word, next);
-  __u64 ninth = bytes_after(next, after);
-  __u64 wanted = byte_matches(first, '\r') | byte_matches(first, '\n');
-  first |= LOWER;
-  ninth |= LOWER;
+  __u64 pair = (first ^ next) & ~LOWER;
+  // '\r' and '\n' are the only bytes a line can start with that OR-ed with 7 give 0x0f, but for control
+  // characters no header name holds.
+  __u64 wanted = byte_matches(first | 0x0707070707070707ULL, 0x0f);
+  // traceparent (requests), transfer-encoding (responses): the same pair.
+  wanted |= byte_matches(pair, LETTER_PAIR('t', 'r'));
   if (response)
-    wanted |= (byte_matches(first, 'c') & byte_matches(ninth, 'l')) | // content-length
-              (byte_matches(first, 't') & byte_matches(ninth, '-'));  // transfer-encoding
-  else
-    wanted |= byte_matches(first, 't') & byte_matches(ninth, 'e'); // traceparent
+    wanted |= byte_matches(pair, LETTER_PAIR('c', '-')); // content-length
   return byte_matches(word, '\n') & wanted;
 }
 
-// 1 when any bit is set in a mask of byte high bits, without a branch.
+// 1 when any bit is set in a mask, without a branch.
 static __always_inline __u32 any_flagged(__u64 mask) {
   __u64 flagged_bytes = ((mask >> 7) * ONES) >> 56; // 0…8
   return (flagged_bytes + 7) >> 3;
@@ -525,8 +529,7 @@ static __always_inline long mark_candidates(struct scan_context *context, bool r
       break;
     __u64 word = *(__u64 *)(data + base);
     __u64 next = *(__u64 *)(data + base + 8);
-    __u64 after = *(__u64 *)(data + base + 16);
-    __u64 mask = wanted_line_feeds(word, next, after, response);
+    __u64 mask = wanted_line_feeds(word, next, response);
     __u32 count = scratch->candidate_count;
     __u32 slot = count & (SCAN_WORDS - 1);
     scratch->candidate_words[slot] = base;
@@ -569,8 +572,8 @@ static __always_inline void scan_headers(struct scan_context *context, bool resp
   __u32 length = context->length;
   if (length > SCAN_BYTES)
     return;
-  // The first pass reads up to 24 bytes past the last one: zeros there cannot look like a line.
-  __builtin_memset(scratch->data + length, 0, 24);
+  // The first pass reads up to 15 bytes past the last one: zeros there cannot look like a line.
+  __builtin_memset(scratch->data + length, 0, 16);
   scratch->cursor = 0;
   if (context->line_start_at_zero && check_line(context, 0))
     return;
@@ -721,13 +724,20 @@ static __always_inline void copy_request_line(struct conn *conn, struct scratch 
     line = length;
   if (line > FS_L7_REQUEST_LINE_LEN)
     line = FS_L7_REQUEST_LINE_LEN;
-  // The whole field is copied, a word at a time (a copy of `line` bytes is a helper call); records carry
-  // only the first `line` bytes, and the scratch buffer is larger than the field.
+  // Copied a word at a time (a copy of `line` bytes is a helper call), the rest of the field only when
+  // the line is longer than most: records carry only the first `line` bytes, and the scratch buffer is
+  // larger than the field. (A loop that stops at `line` took the verifier past its limit.)
   __u64 *to = (__u64 *)conn->exchange.request_line;
   const __u64 *from = (const __u64 *)data;
+#define SHORT_LINE_WORDS 4
 #pragma clang loop unroll(full)
-  for (int i = 0; i < FS_L7_REQUEST_LINE_LEN / 8; i++)
+  for (int i = 0; i < SHORT_LINE_WORDS; i++)
     to[i] = from[i];
+  if (line > 8 * SHORT_LINE_WORDS) {
+#pragma clang loop unroll(full)
+    for (int i = SHORT_LINE_WORDS; i < FS_L7_REQUEST_LINE_LEN / 8; i++)
+      to[i] = from[i];
+  }
   conn->exchange.request_line_len = line;
 }
 

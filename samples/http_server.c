@@ -10,6 +10,7 @@
 //   GET /chunked?n=N   answers 200 with N chunks (Transfer-Encoding: chunked)
 //   GET /big?kb=N      answers 200 with an N KiB body written in several writes
 //   GET /call?port=P   makes a GET /light to 127.0.0.1:P (a client request), then answers 200
+//   GET /cased         answers 200 with header names in unusual case (?chunked=1: a chunked body)
 //
 // Connections are keep-alive unless the client asks "Connection: close". Bad requests get 400.
 #define _GNU_SOURCE
@@ -147,6 +148,16 @@ static int serve_request(int fd, char *request, size_t header_length) {
     memset(kilobyte, 'x', sizeof kilobyte);
     for (long i = 0; result == 0 && i < kilobytes; i++)
       result = write_all(fd, kilobyte, sizeof kilobyte);
+  } else if (strcmp(path, "/cased") == 0) {
+    // Header names are case-insensitive, and each framing header here follows a name with the same first
+    // and eighth letters: the tracer must find the framing all the same.
+    const char *head = query_number(target, "chunked", 0)
+                           ? "HTTP/1.1 200 OK\r\ntransport-note: not framing\r\ntRANSFER-eNCODING: chunked\r\n\r\n"
+                           : "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nCONTENT-LENGTH: 6\r\n\r\n";
+    const char *body = query_number(target, "chunked", 0) ? "6\r\ncased\n\r\n0\r\n\r\n" : "cased\n";
+    result = write_all(fd, head, strlen(head));
+    if (result == 0)
+      result = write_all(fd, body, strlen(body));
   } else if (strcmp(path, "/call") == 0) {
     int called = call_peer(query_number(target, "port", 0));
     result = respond(fd, called == 0 ? 200 : 502, called == 0 ? "OK" : "Bad Gateway", "called\n", keep_alive);

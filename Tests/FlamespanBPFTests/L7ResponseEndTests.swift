@@ -59,6 +59,37 @@ import Testing
     #expect(burn.map { $0.endNanos - $0.startNanos >= 30_000_000 } == true)
     #expect(observation.counters.eventsLost == 0)
   }
+
+  /// Framing headers in any case, each after a name that the header scan's first pass cannot tell from
+  /// it (same first and eighth letters): the spans still end at their last byte.
+  @Test(arguments: L7TracerTests.bothHooks)
+  func framingHeadersAreFoundInAnyCase(hooks: L7Hooks) throws {
+    guard realBPFTestCanRun(#function) else { return }
+    let bin = try TestEnvironment.buildSamples(into: TestEnvironment.temporaryDirectory("l7cased"))
+    let server = try ServerProcess(httpServerIn: bin)
+    defer { server.stop() }
+    let pause = 0.4
+    let observation = try L7TracerTests.observe(
+      server: server, hooks: hooks, frequency: 99,
+      clients: [
+        Self.pausingClient(
+          port: server.port, pause: pause, paths: ["/cased", "/cased?chunked=1", "/light"])
+      ])
+    let servers = observation.exchanges.filter { $0.role == .server }
+    #expect(servers.map { L7TracerTests.path($0) } == ["/cased", "/cased", "/light"])
+    for exchange in servers {
+      let seconds = Double(exchange.endNanos - exchange.startNanos) / 1e9
+      #expect(
+        exchange.endReason == .complete,
+        "\(L7TracerTests.path(exchange)) ended by \(exchange.endReason)")
+      #expect(seconds < pause / 2, "\(L7TracerTests.path(exchange)) lasted \(seconds) s")
+    }
+    let lengthHead = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nCONTENT-LENGTH: 6\r\n\r\n"
+    let chunkedHead =
+      "HTTP/1.1 200 OK\r\ntransport-note: not framing\r\ntRANSFER-eNCODING: chunked\r\n\r\n"
+    #expect(servers.first?.bytesOut == UInt64(lengthHead.utf8.count + 6))
+    #expect(servers.dropFirst().first?.bytesOut == UInt64(chunkedHead.utf8.count + 16))
+  }
 }
 
 /// `--pid` covers what a traced process forks later: a server started by a traced shell is traced.
