@@ -522,20 +522,20 @@ static __always_inline __u32 any_flagged(__u64 mask) {
 static __always_inline long mark_candidates(struct scan_context *context, bool response) {
   struct scratch *scratch = context->scratch;
   const char *data = scratch->data;
-  scratch->candidate_count = 0;
+  __u32 count = 0, length = context->length;
 #pragma clang loop unroll(disable)
   for (__u32 base = 0; base < SCAN_BYTES; base += 8) {
-    if (base >= context->length)
+    if (base >= length)
       break;
     __u64 word = *(__u64 *)(data + base);
     __u64 next = *(__u64 *)(data + base + 8);
     __u64 mask = wanted_line_feeds(word, next, response);
-    __u32 count = scratch->candidate_count;
     __u32 slot = count & (SCAN_WORDS - 1);
     scratch->candidate_words[slot] = base;
     scratch->candidate_masks[slot] = mask;
-    scratch->candidate_count = count + any_flagged(mask);
+    count += any_flagged(mask);
   }
+  scratch->candidate_count = count;
   return 1;
 }
 
