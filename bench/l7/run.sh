@@ -3,8 +3,9 @@
 #
 # Drives three servers on 127.0.0.1 with wrk, in turn: nginx at its cheapest (one worker, a 17-byte file,
 # no access log; writev/sendfile), nginx as Debian configures it (nginx-debian), and samples/bin/http_server
-# (thread per connection). Configurations are interleaved round by round so that machine drift hits all
-# of them alike:
+# (thread per connection). Configurations are interleaved round by round, in reverse order every other
+# round (A B, B A, A B, …) so that machine drift hits all of them alike and a steady drift within a round
+# favours none of them:
 #   none        no profiler
 #   sampler     flamespan record --pid SERVER --no-http-tracing  (CPU sampling only)
 #   traced      flamespan record --pid SERVER --spans-output …   (CPU sampling + the L7 tracer on its
@@ -139,11 +140,17 @@ run_once() {
     wait "$recorder" || fail "flamespan record failed, see $OUT/$tag.log"
   fi
   if [[ $configuration == traced || $configuration == syscalls ]]; then
+    # Server spans ("kind":2, which no JSON string can hold unescaped), counted a megabyte at a time: the
+    # file is ~400 MB, and parsing it whole took over 1 GB of memory.
     spans=$(python3 -c '
-import json, sys
-doc = json.load(open(sys.argv[1]))
-print(sum(1 for r in doc["resourceSpans"] for s in r["scopeSpans"] for x in s["spans"] if x["kind"] == 2))' \
-      "$OUT/$tag.spans.json")
+import sys
+pattern, count, tail = b"\"kind\":2", 0, b""
+with open(sys.argv[1], "rb") as spans:
+    while chunk := spans.read(1 << 20):
+        window = tail + chunk
+        count += window.count(pattern)
+        tail = window[-(len(pattern) - 1):]
+print(count)' "$OUT/$tag.spans.json")
     # Exchange records the kernel could not queue (a full ring buffer): the recorder's summary says how many.
     lost=$(awk '/L7 events lost:/ {
       for (i = 1; i < NF; i++) if ($i == "lost:") {sub(";", "", $(i + 1)); print $(i + 1)}}' "$OUT/$tag.log")
@@ -165,13 +172,21 @@ print(sum(1 for r in doc["resourceSpans"] for s in r["scopeSpans"] for x in s["s
 busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
 
 median() { sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+# The lower and upper quartiles of ratios to 1 (one per line), as signed percentages: how far single
+# rounds scatter around the median.
+quartiles() {
+  sort -g | awk '{v[NR]=$1} END {q1=v[int((NR+3)/4)]; q3=v[NR+1-int((NR+3)/4)];
+    printf "%+.1f%% … %+.1f%%", 100*(q1-1), 100*(q3-1)}'
+}
 
 echo "flamespan L7 benchmark: $ROUNDS rounds x ${DURATION}s of wrk -t2 -c$CONNECTIONS, sampling at $FREQUENCY Hz; outputs in $OUT"
 for target in $TARGETS; do
   start_target "$target"
   : >"$OUT/$target.results"
   for round in $(seq 1 "$ROUNDS"); do
-    for configuration in $CONFIGURATIONS; do
+    order=$CONFIGURATIONS
+    ((round % 2)) || order=$(tr ' ' '\n' <<<"$CONFIGURATIONS" | tac | xargs)
+    for configuration in $order; do
       read -r requests rps spans recorder_cpu cpu_per_request lost < <(run_once "$configuration" "$target-$configuration-$round") ||
         fail "the $configuration run of round $round failed; see $OUT/$target-$configuration-$round.*"
       echo "$configuration $round $requests $rps $spans $recorder_cpu $cpu_per_request $lost" >>"$OUT/$target.results"
@@ -192,8 +207,9 @@ for target in $TARGETS; do
   for configuration in $CONFIGURATIONS; do
     [[ $configuration != none ]] || continue
     rps=$(awk -v c="$configuration" '$1==c {print $4}' "$OUT/$target.results" | median)
-    ratio=$(awk -v c="$configuration" '$1=="none" {n[$2]=$4} $1==c {r[$2]=$4}
-      END {for (k in r) if (n[k]) print r[k] / n[k]}' "$OUT/$target.results" | median)
+    ratios=$(awk -v c="$configuration" '$1=="none" {n[$2]=$4} $1==c {r[$2]=$4}
+      END {for (k in r) if (n[k]) print r[k] / n[k]}' "$OUT/$target.results")
+    ratio=$(median <<<"$ratios")
     cpu=$(awk -v c="$configuration" '$1==c {print $6}' "$OUT/$target.results" | median)
     cost=$(awk -v c="$configuration" '$1=="none" {n[$2]=$7} $1==c {r[$2]=$7}
       END {for (k in r) if (n[k]) print r[k] / n[k]}' "$OUT/$target.results" | median)
@@ -202,8 +218,9 @@ for target in $TARGETS; do
     printf '  %-9s median req/s %9s; ' "$configuration" "$rps"
     # Without `none` in CONFIGURATIONS there is nothing to compare with.
     if [[ -n $measured_none ]]; then
-      printf 'vs none: %+.1f%% req/s, %+.1f%% CPU per request (medians of per-round ratios); ' \
-        "$(awk -v r="$ratio" 'BEGIN {print 100 * (r - 1)}')" "$(awk -v r="$cost" 'BEGIN {print 100 * (r - 1)}')"
+      printf 'vs none: %+.1f%% req/s (quartiles of rounds %s), %+.1f%% CPU per request (medians of per-round ratios); ' \
+        "$(awk -v r="$ratio" 'BEGIN {print 100 * (r - 1)}')" "$(quartiles <<<"$ratios")" \
+        "$(awk -v r="$cost" 'BEGIN {print 100 * (r - 1)}')"
     fi
     printf 'recorder CPU %s s/run' "$cpu"
     if [[ $configuration != sampler ]]; then
