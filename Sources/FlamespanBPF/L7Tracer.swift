@@ -262,9 +262,11 @@ public final class L7Tracer {
 
   /// bench/l7/floor.sh measures what the socket hooks cost before any HTTP work by stopping them early:
   /// FLAMESPAN_BENCHMARK_L7_STOP=filter (after the pid filter) or payload (after the connection lookup and
-  /// the payload copy). Such a recording yields no spans; nothing else sets the variable.
+  /// the payload copy). Such a recording yields no spans; nothing else sets the variable. Set but empty, it
+  /// is unset, as a shell's `VAR=$stage command` leaves it when there is no stage.
   private func setBenchmarkStop() throws(BPFError) {
-    guard let stage = ProcessInfo.processInfo.environment["FLAMESPAN_BENCHMARK_L7_STOP"] else {
+    guard let stage = ProcessInfo.processInfo.environment["FLAMESPAN_BENCHMARK_L7_STOP"], !stage.isEmpty
+    else {
       return
     }
     var stop: UInt8

@@ -63,6 +63,11 @@ for round in $(seq 1 "$ROUNDS"); do
         --pid "$worker" "${arguments[@]}" -o "$OUT/profile.folded" 2>"$OUT/record.log" &
       RECORDER=$!
       recorder_started "$RECORDER" "$OUT/record.log" || fail "flamespan record did not start"
+      # Until 2026-12-04 the full configuration passed an empty stage, which the tracer refused: its runs
+      # measured the sampler alone. A tracer that did not load now stops the script.
+      if [[ $configuration != sampler ]] && grep -q 'HTTP tracing is off' "$OUT/record.log"; then
+        fail "$configuration: $(grep 'HTTP tracing is off' "$OUT/record.log")"
+      fi
     fi
     before=$(worker_ticks)
     requests=$(wrk_requests "$OUT/wrk.txt" taskset -c 0 wrk -t2 -c16 -d"${DURATION}s" \
