@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# What does tracing cost the server it traces, measured so that the host's drift cancels out?
+#
+# On these shared VMs a run's throughput moves by ±15% from one 10 s run to the next (bench/l7/RESULTS.md),
+# so run.sh's one-after-the-other comparison needs many rounds to resolve a few percent. Here two identical
+# servers, A and B, run at the same time under two identical wrk loads, and `flamespan record` traces one
+# of them: whatever the host does in those seconds, it does to both. Both servers are pinned to the last
+# CPU, and the wrk loads and the recorder to the first: the servers saturate their CPU, the scheduler gives
+# each half of it, and the ratio of their throughputs is the inverse of the ratio of their CPU time per
+# request. (Unpinned, where the scheduler put whom moved the untraced A/B ratio between 0.80 and 1.01.)
+# Each round has three runs:
+#   none      no recorder: A/B, the method's own noise (should be close to 1)
+#   traced-A  A traced, B not: A/B
+#   traced-B  B traced, A not: B/A
+# and the report gives, per round, the geometric mean of the two traced runs' ratios (which cancels what
+# favours A or B on the shared CPU), and their median.
+#
+# What this leaves out: the tracer's hooks run for every socket read and write on the machine and stop at
+# the pid filter for processes not traced, so the untraced server pays that floor too, as does the
+# recorder's CPU, which both share. run.sh measures the whole against no tracer at all; the difference is
+# the floor (about 1% of nginx's time by CPU samples, bench/l7/where.sh).
+#
+# Environment: FLAMESPAN (default .build/release/flamespan), TARGET (nginx or sample, default nginx),
+# ROUNDS (default 6), DURATION (seconds of wrk per run, default 10), CONNECTIONS (per wrk, default 16).
+set -euo pipefail
+
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$REPO_ROOT"
+# shellcheck source=bench/l7/common.sh
+source bench/l7/common.sh
+FLAMESPAN=${FLAMESPAN:-.build/release/flamespan}
+TARGET=${TARGET:-nginx}
+ROUNDS=${ROUNDS:-6}
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-16}
+
+fail() {
+  echo "paired.sh: $*" >&2
+  exit 1
+}
+[[ $(id -u) -eq 0 ]] || fail "loading BPF needs root"
+[[ -x $FLAMESPAN ]] || fail "no flamespan binary at $FLAMESPAN (swift build -c release, or set FLAMESPAN)"
+for tool in wrk nginx python3 taskset; do command -v "$tool" >/dev/null || fail "$tool is not installed"; done
+OUT=$(bench_directory paired)
+
+SERVERS=()
+stop_all() {
+  stop_started
+  for pid in "${SERVERS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+}
+trap stop_all EXIT
+
+# start_server NAME: starts one instance of TARGET; sets URL_<NAME> and PIDS_<NAME>.
+start_server() {
+  local name=$1 port
+  port=$(free_port)
+  case $TARGET in
+    nginx)
+      start_nginx nginx "$OUT/$name" "$port" taskset -c "$SERVER_CPU" || fail "nginx $name did not start"
+      # shellcheck disable=SC2206 # one pid per word
+      SERVERS+=("$NGINX_MASTER" $NGINX_WORKERS)
+      printf -v "URL_$name" '%s' "$NGINX_URL"
+      printf -v "PIDS_$name" '%s' "$NGINX_MASTER $NGINX_WORKERS"
+      ;;
+    sample)
+      make -s -C samples
+      taskset -c "$SERVER_CPU" samples/bin/http_server "$port" >/dev/null &
+      SERVERS+=("$!")
+      printf -v "URL_$name" '%s' "http://127.0.0.1:$port/light"
+      printf -v "PIDS_$name" '%s' "$!"
+      for _ in $(seq 1 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+        sleep 0.1
+      done
+      ;;
+    *) fail "unknown TARGET '$TARGET' (known: nginx sample)" ;;
+  esac
+}
+SERVER_CPU=$(($(nproc) - 1))
+((SERVER_CPU >= 1)) || fail "needs two CPUs: one for the servers, one for wrk and flamespan"
+start_server A
+start_server B
+
+# run_pair CONFIGURATION: both loads at once, the recorder on the traced server if any; prints "rps_A rps_B".
+run_pair() {
+  local configuration=$1 traced="" pid_args=()
+  case $configuration in
+    traced-A) traced=$PIDS_A ;;
+    traced-B) traced=$PIDS_B ;;
+  esac
+  if [[ -n $traced ]]; then
+    for pid in $traced; do pid_args+=(--pid "$pid"); done
+    taskset -c 0 "$FLAMESPAN" record -q -F 99 "${pid_args[@]}" --spans-output "$OUT/spans.json" -o "$OUT/profile.folded" \
+      2>"$OUT/record.log" &
+    RECORDER=$!
+    recorder_started "$RECORDER" "$OUT/record.log" || fail "flamespan record did not start"
+    if grep -q 'HTTP tracing is off' "$OUT/record.log"; then
+      fail "$(grep 'HTTP tracing is off' "$OUT/record.log")"
+    fi
+  fi
+  wrk_requests "$OUT/A.wrk" taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "$URL_A" >/dev/null &
+  local load_a=$!
+  wrk_requests "$OUT/B.wrk" taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "$URL_B" >/dev/null &
+  local load_b=$!
+  wait "$load_a" || fail "wrk on A failed; see $OUT/A.wrk"
+  wait "$load_b" || fail "wrk on B failed; see $OUT/B.wrk"
+  if [[ -n $traced ]]; then
+    stop_recorder || fail "flamespan record failed; see $OUT/record.log"
+    grep -q 'L7 events lost: 0;' "$OUT/record.log" || echo "  records lost: $(grep 'L7 events lost' "$OUT/record.log")" >&2
+    rm -f "$OUT/spans.json"
+  fi
+  echo "$(awk '/Requests\/sec/ {print $2}' "$OUT/A.wrk") $(awk '/Requests\/sec/ {print $2}' "$OUT/B.wrk")"
+}
+
+echo "paired.sh: two $TARGET servers on CPU $SERVER_CPU under wrk -t1 -c$CONNECTIONS each, $ROUNDS rounds x 3 runs of ${DURATION}s; outputs in $OUT"
+: >"$OUT/results"
+for round in $(seq 1 "$ROUNDS"); do
+  order="none traced-A traced-B"
+  ((round % 2)) || order="traced-B traced-A none"
+  for configuration in $order; do
+    read -r a b < <(run_pair "$configuration")
+    # The traced server's throughput over the other's (A over B when nothing is traced).
+    ratio=$(awk -v a="$a" -v b="$b" -v c="$configuration" 'BEGIN {printf "%.4f", c == "traced-B" ? b / a : a / b}')
+    echo "$configuration $round $a $b $ratio" >>"$OUT/results"
+    printf '  round %d %-8s A %10s req/s  B %10s req/s  ratio %s\n' "$round" "$configuration" "$a" "$b" "$ratio"
+  done
+done
+
+python3 - "$OUT/results" <<'PYTHON'
+import math, statistics, sys
+rows = [line.split() for line in open(sys.argv[1])]
+ratio = {(r[0], r[1]): float(r[4]) for r in rows}
+rounds = sorted({r[1] for r in rows}, key=int)
+def percent(x):
+    return "%+.1f%%" % (100 * (x - 1))
+# A and B are not quite alike on one CPU (the untraced A/B ratio is steady but not 1): a bias b multiplies
+# traced-A's ratio and divides traced-B's, so their geometric mean cancels it.
+costs = [math.sqrt(ratio[("traced-A", k)] * ratio[("traced-B", k)]) for k in rounds]
+bias = [ratio[("none", k)] for k in rounds]
+print("untraced A over untraced B (the pair's own bias): median %s (%s … %s)"
+      % (percent(statistics.median(bias)), percent(min(bias)), percent(max(bias))))
+print("traced server's req/s over the untraced one's, per round (geometric mean of A and B traced): "
+      + " ".join(percent(c) for c in costs))
+print("median %s, i.e. %s CPU time per request in the traced server"
+      % (percent(statistics.median(costs)), percent(1 / statistics.median(costs))))
+PYTHON
