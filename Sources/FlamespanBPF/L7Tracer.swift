@@ -265,7 +265,8 @@ public final class L7Tracer {
   /// the payload copy). Such a recording yields no spans; nothing else sets the variable. Set but empty, it
   /// is unset, as a shell's `VAR=$stage command` leaves it when there is no stage.
   private func setBenchmarkStop() throws(BPFError) {
-    guard let stage = ProcessInfo.processInfo.environment["FLAMESPAN_BENCHMARK_L7_STOP"], !stage.isEmpty
+    guard let stage = ProcessInfo.processInfo.environment["FLAMESPAN_BENCHMARK_L7_STOP"],
+      !stage.isEmpty
     else {
       return
     }

@@ -81,6 +81,12 @@ SERVER_CPU=$(($(nproc) - 1))
 start_server A
 start_server B
 
+# run_pair runs in a subshell, which the EXIT trap does not cover: a failure stops its recorder itself.
+run_fail() {
+  stop_started
+  fail "$@"
+}
+
 # run_pair CONFIGURATION: both loads at once, the recorder on the traced server if any; prints "rps_A rps_B".
 run_pair() {
   local configuration=$1 traced="" pid_args=()
@@ -93,19 +99,19 @@ run_pair() {
     taskset -c 0 "$FLAMESPAN" record -q -F 99 "${pid_args[@]}" --spans-output "$OUT/spans.json" -o "$OUT/profile.folded" \
       2>"$OUT/record.log" &
     RECORDER=$!
-    recorder_started "$RECORDER" "$OUT/record.log" || fail "flamespan record did not start"
+    recorder_started "$RECORDER" "$OUT/record.log" || run_fail "flamespan record did not start"
     if grep -q 'HTTP tracing is off' "$OUT/record.log"; then
-      fail "$(grep 'HTTP tracing is off' "$OUT/record.log")"
+      run_fail "$(grep 'HTTP tracing is off' "$OUT/record.log")"
     fi
   fi
   wrk_requests "$OUT/A.wrk" taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "$URL_A" >/dev/null &
   local load_a=$!
   wrk_requests "$OUT/B.wrk" taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "$URL_B" >/dev/null &
   local load_b=$!
-  wait "$load_a" || fail "wrk on A failed; see $OUT/A.wrk"
-  wait "$load_b" || fail "wrk on B failed; see $OUT/B.wrk"
+  wait "$load_a" || run_fail "wrk on A failed; see $OUT/A.wrk"
+  wait "$load_b" || run_fail "wrk on B failed; see $OUT/B.wrk"
   if [[ -n $traced ]]; then
-    stop_recorder || fail "flamespan record failed; see $OUT/record.log"
+    stop_recorder || run_fail "flamespan record failed; see $OUT/record.log"
     grep -q 'L7 events lost: 0;' "$OUT/record.log" || echo "  records lost: $(grep 'L7 events lost' "$OUT/record.log")" >&2
     rm -f "$OUT/spans.json"
   fi
@@ -118,7 +124,7 @@ for round in $(seq 1 "$ROUNDS"); do
   order="none traced-A traced-B"
   ((round % 2)) || order="traced-B traced-A none"
   for configuration in $order; do
-    read -r a b < <(run_pair "$configuration")
+    read -r a b < <(run_pair "$configuration") || fail "the $configuration run of round $round failed"
     # The traced server's throughput over the other's (A over B when nothing is traced).
     ratio=$(awk -v a="$a" -v b="$b" -v c="$configuration" 'BEGIN {printf "%.4f", c == "traced-B" ? b / a : a / b}')
     echo "$configuration $round $a $b $ratio" >>"$OUT/results"
