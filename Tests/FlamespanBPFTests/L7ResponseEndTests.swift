@@ -23,20 +23,26 @@ import Testing
     return ["python3", "-c", script] + paths
   }
 
-  @Test(arguments: L7TracerTests.bothHooks)
-  func serverSpansEndWithTheirLastResponseByte(hooks: L7Hooks) throws {
-    guard realBPFTestCanRun(#function) else { return }
+  /// The client's pause after each response: a span that ended at the next request would last this long.
+  static let pause = 0.4
+
+  /// The sample server traced with `hooks` while a pausing client fetches `paths`.
+  static func observePausingClient(hooks: L7Hooks, paths: [String]) throws
+    -> L7TracerTests.Observation
+  {
     let bin = try TestEnvironment.buildSamples(into: TestEnvironment.temporaryDirectory("l7end"))
     let server = try ServerProcess(httpServerIn: bin)
     defer { server.stop() }
-    let pause = 0.4
-    let observation = try L7TracerTests.observe(
+    return try L7TracerTests.observe(
       server: server, hooks: hooks, frequency: 99,
-      clients: [
-        Self.pausingClient(
-          port: server.port, pause: pause,
-          paths: ["/light", "/chunked?n=40", "/big?kb=256", "/burn?ms=30", "/light"])
-      ])
+      clients: [Self.pausingClient(port: server.port, pause: pause, paths: paths)])
+  }
+
+  @Test(arguments: L7TracerTests.bothHooks)
+  func serverSpansEndWithTheirLastResponseByte(hooks: L7Hooks) throws {
+    guard realBPFTestCanRun(#function) else { return }
+    let observation = try Self.observePausingClient(
+      hooks: hooks, paths: ["/light", "/chunked?n=40", "/big?kb=256", "/burn?ms=30", "/light"])
     let servers = observation.exchanges.filter { $0.role == .server }
     #expect(servers.count == 5, "\(servers.map { L7TracerTests.path($0) })")
     for exchange in servers {
@@ -44,7 +50,7 @@ import Testing
       let seconds = Double(exchange.endNanos - exchange.startNanos) / 1e9
       // Each response is written in well under the client's pause; ending at the next request would
       // add the whole pause.
-      #expect(seconds < pause / 2, "\(path) lasted \(seconds) s")
+      #expect(seconds < Self.pause / 2, "\(path) lasted \(seconds) s")
       #expect(exchange.endReason == .complete, "\(path) ended by \(exchange.endReason)")
       #expect(exchange.status == 200)
     }
@@ -65,16 +71,8 @@ import Testing
   @Test(arguments: L7TracerTests.bothHooks)
   func framingHeadersAreFoundInAnyCase(hooks: L7Hooks) throws {
     guard realBPFTestCanRun(#function) else { return }
-    let bin = try TestEnvironment.buildSamples(into: TestEnvironment.temporaryDirectory("l7cased"))
-    let server = try ServerProcess(httpServerIn: bin)
-    defer { server.stop() }
-    let pause = 0.4
-    let observation = try L7TracerTests.observe(
-      server: server, hooks: hooks, frequency: 99,
-      clients: [
-        Self.pausingClient(
-          port: server.port, pause: pause, paths: ["/cased", "/cased?chunked=1", "/light"])
-      ])
+    let observation = try Self.observePausingClient(
+      hooks: hooks, paths: ["/cased", "/cased?chunked=1", "/light"])
     let servers = observation.exchanges.filter { $0.role == .server }
     #expect(servers.map { L7TracerTests.path($0) } == ["/cased", "/cased", "/light"])
     for exchange in servers {
@@ -82,7 +80,7 @@ import Testing
       #expect(
         exchange.endReason == .complete,
         "\(L7TracerTests.path(exchange)) ended by \(exchange.endReason)")
-      #expect(seconds < pause / 2, "\(L7TracerTests.path(exchange)) lasted \(seconds) s")
+      #expect(seconds < Self.pause / 2, "\(L7TracerTests.path(exchange)) lasted \(seconds) s")
     }
     let lengthHead = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nCONTENT-LENGTH: 6\r\n\r\n"
     let chunkedHead =

@@ -166,3 +166,20 @@ nginx_worker() {
   echo "nginx started $(wc -w <<<"$workers") of $count workers; see the error.log under $2" >&2
   return 1
 }
+
+# start_sample_server PORT [PREFIX...]: samples/bin/http_server (built if need be) on 127.0.0.1:PORT in the
+# background, behind an optional command prefix such as taskset. Sets SAMPLE_PID; fails if the port does
+# not accept connections within 10 s.
+start_sample_server() {
+  local port=$1
+  shift
+  make -s -C samples || return 1
+  "$@" samples/bin/http_server "$port" >/dev/null &
+  SAMPLE_PID=$!
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "samples/bin/http_server does not listen on 127.0.0.1:$port" >&2
+  return 1
+}

@@ -63,15 +63,10 @@ start_server() {
       printf -v "PIDS_$name" '%s' "$NGINX_MASTER $NGINX_WORKERS"
       ;;
     sample)
-      make -s -C samples
-      taskset -c "$SERVER_CPU" samples/bin/http_server "$port" >/dev/null &
-      SERVERS+=("$!")
+      start_sample_server "$port" taskset -c "$SERVER_CPU" || fail "sample server $name did not start"
+      SERVERS+=("$SAMPLE_PID")
       printf -v "URL_$name" '%s' "http://127.0.0.1:$port/light"
-      printf -v "PIDS_$name" '%s' "$!"
-      for _ in $(seq 1 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-        sleep 0.1
-      done
+      printf -v "PIDS_$name" '%s' "$SAMPLE_PID"
       ;;
     *) fail "unknown TARGET '$TARGET' (known: nginx sample)" ;;
   esac

@@ -53,17 +53,6 @@ fail() {
 command -v wrk >/dev/null || fail "wrk is not installed (apt-get install wrk)"
 command -v nginx >/dev/null || [[ $TARGETS != *nginx* ]] || fail "nginx is not installed (apt-get install nginx-light)"
 mkdir -p "$OUT"
-make -s -C samples
-SAMPLE_SERVER=samples/bin/http_server
-
-wait_for_port() {
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  fail "nothing listens on 127.0.0.1:$1"
-}
-
 SERVER_PIDS=()
 cleanup() {
   for pid in "${SERVER_PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
@@ -83,10 +72,9 @@ start_target() {
       URL=$NGINX_URL
       ;;
     sample)
-      "$SAMPLE_SERVER" "$port" >/dev/null &
-      SERVER_PIDS+=("$!")
-      PIDS=$!
-      wait_for_port "$port"
+      start_sample_server "$port" || fail "the sample server did not start"
+      SERVER_PIDS+=("$SAMPLE_PID")
+      PIDS=$SAMPLE_PID
       URL="http://127.0.0.1:$port/light"
       ;;
     *) fail "unknown target '$target' (known: nginx nginx-debian sample)" ;;
