@@ -480,7 +480,7 @@ static __always_inline long check_line(struct scan_context *context, __u32 name)
 
 // A header scan runs in two passes. The first looks at every word without a branch and notes the line
 // feeds whose next line could matter: the blank line, or a name whose first and eighth letters are those
-// of a header we look for. The second checks only those, which is one or two lines of a typical message.
+// of a header we look for. The second checks only those, which is two or three lines of a typical message.
 // This machine's kind (retpolines, safe RET) makes every call and return dear, so the first pass is one
 // callback call that loops over every word, and the second makes one call per candidate line.
 
