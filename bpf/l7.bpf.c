@@ -41,9 +41,12 @@ char LICENSE[] SEC("license") = "GPL";
 #define TRACEPARENT_VALUE_LEN 55
 
 const volatile bool filter_by_pid = false;
-// For bench/l7/floor.sh only: the socket hooks stop early, to measure what the stages before the HTTP work
-// cost. 1: after the pid filter; 2: after the connection lookup and the payload copy. Recordings leave it
-// 0, and the verifier drops the tests as dead code.
+// For bench/l7/floor.sh and paired.sh only: the socket hooks stop early, to measure what the stages before
+// the HTTP work cost. 1: after the pid filter; 3: after the connection lookup; 4: after that and the
+// syscall's registers; 2: after those and the payload copy; 5: as 2, with copies of the same sizes from
+// kernel memory instead; 6: server requests handled in full, responses not at all; 7: server responses
+// read too, but a complete one is dropped without ending its span. Recordings leave it 0, and the verifier
+// drops the tests as dead code.
 const volatile __u8 benchmark_stop = 0;
 // Set by the first SSL call the uprobes see: until then no I/O can be inside one, and the per-I/O lookup
 // of l7_tls_calls is skipped.
@@ -684,6 +687,23 @@ static __always_inline __u32 copy_payload(struct scratch *scratch, struct pendin
   return length;
 }
 
+// Benchmark stage 5 only: the reads copy_payload makes, of the same sizes, from kernel memory (the task)
+// instead of the process's, to measure what reading user memory costs.
+static __always_inline void copy_from_kernel_instead(struct scratch *scratch, struct pending_io *io,
+                                                     long transferred, struct task_struct *task) {
+  if (io->indirection >= 3 || transferred <= 0)
+    return;
+  if (io->indirection > 0) {
+    struct iovec first;
+    bpf_probe_read_kernel(&first, sizeof(first), task);
+  }
+  __u64 length = transferred > SCAN_BYTES ? SCAN_BYTES : (__u64)transferred;
+  length &= (2 * SCAN_BYTES - 1);
+  if (length == 0 || length > SCAN_BYTES)
+    return;
+  bpf_probe_read_kernel(scratch->data, length, task);
+}
+
 // Did this write end with the zero-length chunk ("0\r\n\r\n") that ends a chunked body? Looks at the end
 // of a plain buffer or of the last iovec of a writev.
 static __always_inline bool ends_with_last_chunk(struct pending_io *io, long transferred) {
@@ -943,6 +963,11 @@ static __always_inline void process_write(struct conn *conn, struct pending_io i
   if (conn->role == FS_L7_ROLE_SERVER) {
     if (conn->state == CONN_IDLE)
       return;
+    if (benchmark_stop == 6) {
+      // The response is not looked at and the exchange is dropped: the next request starts a new one.
+      conn->state = CONN_IDLE;
+      return;
+    }
     conn->exchange.bytes_out += transferred;
     if (conn->state == CONN_REQUEST) {
       conn->state = CONN_RESPONSE;
@@ -965,8 +990,13 @@ static __always_inline void process_write(struct conn *conn, struct pending_io i
       conn->body_remaining = 0;
     }
     // The whole response is out: the span ends here, not when the server next reads.
-    if (conn->framing != FRAMING_UNKNOWN && conn->body_remaining <= 0)
+    if (conn->framing != FRAMING_UNKNOWN && conn->body_remaining <= 0) {
+      if (benchmark_stop == 7) {
+        conn->state = CONN_IDLE; // no withdrawal, no end time, no record
+        return;
+      }
       finish_exchange(conn, FS_L7_END_COMPLETE, 0);
+    }
     return;
   }
 
@@ -1183,12 +1213,20 @@ static __always_inline void socket_io(struct sock *sk, int transferred, int flag
   }
   if (conn->not_http_streak >= NOT_HTTP_LIMIT)
     return;
-  if (benchmark_stop == 2) {
+  if (benchmark_stop == 3)
+    return;
+  if (benchmark_stop == 4) {
+    socket_syscall(task, &io, receiving);
+    return;
+  }
+  if (benchmark_stop == 2 || benchmark_stop == 5) {
     // The connection stays unknown (role 0), so every I/O on it fetches its registers and copies its bytes.
     __u32 zero = 0;
     struct scratch *scratch = bpf_map_lookup_elem(&l7_scratch, &zero);
-    if (scratch)
+    if (scratch && benchmark_stop == 2)
       copy_payload(scratch, &io, transferred);
+    else if (scratch)
+      copy_from_kernel_instead(scratch, &io, transferred, task);
     return;
   }
   if (transferred == 0) {

@@ -260,10 +260,20 @@ public final class L7Tracer {
     return attached
   }
 
-  /// bench/l7/floor.sh measures what the socket hooks cost before any HTTP work by stopping them early:
-  /// FLAMESPAN_BENCHMARK_L7_STOP=filter (after the pid filter) or payload (after the connection lookup and
-  /// the payload copy). Such a recording yields no spans; nothing else sets the variable. Set but empty, it
-  /// is unset, as a shell's `VAR=$stage command` leaves it when there is no stage.
+  /// bench/l7/floor.sh and paired.sh measure what the socket hooks cost before any HTTP work by stopping
+  /// them early, FLAMESPAN_BENCHMARK_L7_STOP=
+  /// - filter: after the pid filter;
+  /// - storage: after the connection lookup;
+  /// - registers: after that and the syscall's registers;
+  /// - payload: after those and the payload copy;
+  /// - kernel-copy: as payload, with copies of the same sizes made from kernel memory instead, which
+  ///   measures what reading the process's memory costs;
+  /// - request: server requests handled in full (the span published), responses not looked at;
+  /// - response: responses read and framed too, but a complete one is dropped without ending its span
+  ///   (no withdrawal, end time or record).
+  ///
+  /// Such a recording yields no spans; nothing else sets the variable. Set but empty, it is unset, as a
+  /// shell's `VAR=$stage command` leaves it when there is no stage.
   private func setBenchmarkStop() throws(BPFError) {
     guard let stage = ProcessInfo.processInfo.environment["FLAMESPAN_BENCHMARK_L7_STOP"],
       !stage.isEmpty
@@ -274,10 +284,17 @@ public final class L7Tracer {
     switch stage {
     case "filter": stop = 1
     case "payload": stop = 2
+    case "storage": stop = 3
+    case "registers": stop = 4
+    case "kernel-copy": stop = 5
+    case "request": stop = 6
+    case "response": stop = 7
     default:
       throw BPFError(
         .setConfiguration, errno: EINVAL,
-        context: "FLAMESPAN_BENCHMARK_L7_STOP must be filter or payload, not '\(stage)'")
+        context:
+          "FLAMESPAN_BENCHMARK_L7_STOP must be filter, storage, registers, payload, kernel-copy, request or response, not '\(stage)'"
+      )
     }
     let status = fs_set_rodata_variable(object, "benchmark_stop", &stop, 1)
     guard status == 0 else {

@@ -6,7 +6,7 @@
 #   filter    the tracer, with its socket hooks stopping after the pid filter
 #   payload   ... stopping after the connection lookup, the syscall's registers and the payload copy
 #   full      the tracer as recordings run it
-# (filter and payload set FLAMESPAN_BENCHMARK_L7_STOP, which only this script uses; they record no spans.)
+# (filter and payload set FLAMESPAN_BENCHMARK_L7_STOP, which only the bench scripts use; they record no spans.)
 #
 # nginx (one worker) runs alone on the last CPU; wrk and flamespan share CPU 0. The worker is then the
 # bottleneck and nothing else runs on its CPU, so its CPU time per request is what the hooks add to it,

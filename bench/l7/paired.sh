@@ -20,8 +20,14 @@
 # recorder's CPU, which both share. run.sh measures the whole against no tracer at all; the difference is
 # the floor (about 1% of nginx's time by CPU samples, bench/l7/where.sh).
 #
+# STAGES splits the cost: each named stage gets its own traced-A and traced-B runs in every round, so the
+# stages of a round share the host's state. Besides `full` (the tracer as shipped), a stage is a value of
+# FLAMESPAN_BENCHMARK_L7_STOP (see L7Tracer.setBenchmarkStop): filter, storage, registers, payload,
+# kernel-copy. For example STAGES="full payload kernel-copy storage".
+#
 # Environment: FLAMESPAN (default .build/release/flamespan), TARGET (nginx or sample, default nginx),
-# ROUNDS (default 6), DURATION (seconds of wrk per run, default 10), CONNECTIONS (per wrk, default 16).
+# ROUNDS (default 6), DURATION (seconds of wrk per run, default 10), CONNECTIONS (per wrk, default 16),
+# STAGES (default full).
 set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -33,6 +39,7 @@ TARGET=${TARGET:-nginx}
 ROUNDS=${ROUNDS:-6}
 DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-16}
+STAGES=${STAGES:-full}
 
 fail() {
   echo "paired.sh: $*" >&2
@@ -82,17 +89,19 @@ run_fail() {
   fail "$@"
 }
 
-# run_pair CONFIGURATION: both loads at once, the recorder on the traced server if any; prints "rps_A rps_B".
+# run_pair CONFIGURATION [STAGE]: both loads at once, the recorder (stopping at STAGE unless it is full) on
+# the traced server if any; prints "rps_A rps_B".
 run_pair() {
-  local configuration=$1 traced="" pid_args=()
+  local configuration=$1 stage=${2:-full} traced="" pid_args=() stop=""
+  [[ $stage == full ]] || stop=$stage
   case $configuration in
     traced-A) traced=$PIDS_A ;;
     traced-B) traced=$PIDS_B ;;
   esac
   if [[ -n $traced ]]; then
     for pid in $traced; do pid_args+=(--pid "$pid"); done
-    taskset -c 0 "$FLAMESPAN" record -q -F 99 "${pid_args[@]}" --spans-output "$OUT/spans.json" -o "$OUT/profile.folded" \
-      2>"$OUT/record.log" &
+    FLAMESPAN_BENCHMARK_L7_STOP=$stop taskset -c 0 "$FLAMESPAN" record -q -F 99 "${pid_args[@]}" \
+      --spans-output "$OUT/spans.json" -o "$OUT/profile.folded" 2>"$OUT/record.log" &
     RECORDER=$!
     recorder_started "$RECORDER" "$OUT/record.log" || run_fail "flamespan record did not start"
     if grep -q 'HTTP tracing is off' "$OUT/record.log"; then
@@ -107,41 +116,49 @@ run_pair() {
   wait "$load_b" || run_fail "wrk on B failed; see $OUT/B.wrk"
   if [[ -n $traced ]]; then
     stop_recorder || run_fail "flamespan record failed; see $OUT/record.log"
-    grep -q 'L7 events lost: 0;' "$OUT/record.log" || echo "  records lost: $(grep 'L7 events lost' "$OUT/record.log")" >&2
+    # A recording stopped at a stage sends no records, and its summary has no such line.
+    [[ -n $stop ]] || grep -q 'L7 events lost: 0;' "$OUT/record.log" ||
+      echo "  records lost: $(grep 'L7 events lost' "$OUT/record.log")" >&2
     rm -f "$OUT/spans.json"
   fi
   echo "$(awk '/Requests\/sec/ {print $2}' "$OUT/A.wrk") $(awk '/Requests\/sec/ {print $2}' "$OUT/B.wrk")"
 }
 
-echo "paired.sh: two $TARGET servers on CPU $SERVER_CPU under wrk -t1 -c$CONNECTIONS each, $ROUNDS rounds x 3 runs of ${DURATION}s; outputs in $OUT"
+read -ra stages <<<"$STAGES"
+runs=$((1 + 2 * ${#stages[@]}))
+echo "paired.sh: two $TARGET servers on CPU $SERVER_CPU under wrk -t1 -c$CONNECTIONS each, $ROUNDS rounds x $runs runs of ${DURATION}s (stages: $STAGES); outputs in $OUT"
 : >"$OUT/results"
 for round in $(seq 1 "$ROUNDS"); do
-  order="none traced-A traced-B"
-  ((round % 2)) || order="traced-B traced-A none"
-  for configuration in $order; do
-    read -r a b < <(run_pair "$configuration") || fail "the $configuration run of round $round failed"
+  # Every other round runs in reverse order, so that a steady drift favours no configuration.
+  order="none"
+  for stage in "${stages[@]}"; do order+=" traced-A:$stage traced-B:$stage"; done
+  ((round % 2)) || order=$(tr ' ' '\n' <<<"$order" | tac | tr '\n' ' ')
+  for run in $order; do
+    configuration=${run%%:*} stage=${run#*:}
+    [[ $configuration != none ]] || stage=none
+    read -r a b < <(run_pair "$configuration" "$stage") || fail "the $run run of round $round failed"
     # The traced server's throughput over the other's (A over B when nothing is traced).
     ratio=$(awk -v a="$a" -v b="$b" -v c="$configuration" 'BEGIN {printf "%.4f", c == "traced-B" ? b / a : a / b}')
-    echo "$configuration $round $a $b $ratio" >>"$OUT/results"
-    printf '  round %d %-8s A %10s req/s  B %10s req/s  ratio %s\n' "$round" "$configuration" "$a" "$b" "$ratio"
+    echo "$configuration $stage $round $a $b $ratio" >>"$OUT/results"
+    printf '  round %d %-8s %-11s A %10s req/s  B %10s req/s  ratio %s\n' "$round" "$configuration" "$stage" "$a" "$b" "$ratio"
   done
 done
 
-python3 - "$OUT/results" <<'PYTHON'
+python3 - "$OUT/results" "$STAGES" <<'PYTHON'
 import math, statistics, sys
 rows = [line.split() for line in open(sys.argv[1])]
-ratio = {(r[0], r[1]): float(r[4]) for r in rows}
-rounds = sorted({r[1] for r in rows}, key=int)
+ratio = {(r[0], r[1], r[2]): float(r[5]) for r in rows}
+rounds = sorted({r[2] for r in rows}, key=int)
 def percent(x):
     return "%+.1f%%" % (100 * (x - 1))
-# A and B are not quite alike on one CPU (the untraced A/B ratio is steady but not 1): a bias b multiplies
-# traced-A's ratio and divides traced-B's, so their geometric mean cancels it.
-costs = [math.sqrt(ratio[("traced-A", k)] * ratio[("traced-B", k)]) for k in rounds]
-bias = [ratio[("none", k)] for k in rounds]
+bias = [ratio[("none", "none", k)] for k in rounds]
 print("untraced A over untraced B (the pair's own bias): median %s (%s … %s)"
       % (percent(statistics.median(bias)), percent(min(bias)), percent(max(bias))))
-print("traced server's req/s over the untraced one's, per round (geometric mean of A and B traced): "
-      + " ".join(percent(c) for c in costs))
-print("median %s, i.e. %s CPU time per request in the traced server"
-      % (percent(statistics.median(costs)), percent(1 / statistics.median(costs))))
+# A and B are not quite alike on one CPU (the untraced A/B ratio is steady but not 1): a bias b multiplies
+# traced-A's ratio and divides traced-B's, so their geometric mean cancels it.
+for stage in sys.argv[2].split():
+    costs = [math.sqrt(ratio[("traced-A", stage, k)] * ratio[("traced-B", stage, k)]) for k in rounds]
+    print("%-11s traced server's req/s over the untraced one's, per round: %s; median %s, i.e. %s CPU time per request"
+          % (stage, " ".join(percent(c) for c in costs), percent(statistics.median(costs)),
+             percent(1 / statistics.median(costs))))
 PYTHON
