@@ -45,8 +45,10 @@ const volatile bool filter_by_pid = false;
 // the HTTP work cost. 1: after the pid filter; 3: after the connection lookup; 4: after that and the
 // syscall's registers; 2: after those and the payload copy; 5: as 2, with copies of the same sizes from
 // kernel memory instead; 6: server requests handled in full, responses not at all; 7: server responses
-// read too, but a complete one is dropped without ending its span. Recordings leave it 0, and the verifier
-// drops the tests as dead code.
+// read too, but a complete one is dropped without ending its span; 8: after the socket checks, before the
+// lookup; 9: a response's status read, its framing not; 10: exchanges end with the span withdrawn but no
+// end time or record; 11: as 10, with the end time. Recordings leave it 0, and the verifier drops the
+// tests as dead code.
 const volatile __u8 benchmark_stop = 0;
 // Set by the first SSL call the uprobes see: until then no I/O can be inside one, and the per-I/O lookup
 // of l7_tls_calls is skipped.
@@ -346,6 +348,13 @@ static __always_inline void finish_exchange(struct conn *conn, __u8 reason, __u6
   if (conn->state == CONN_IDLE)
     return;
   withdraw_span(conn);
+  if (benchmark_stop == 10 || benchmark_stop == 11) {
+    if (benchmark_stop == 11)
+      conn->exchange.end_ns = bpf_ktime_get_ns();
+    conn->state = CONN_IDLE; // no record
+    conn->in_headers = 0;
+    return;
+  }
   conn->exchange.end_ns = conn->role == FS_L7_ROLE_CLIENT && client_end_ns ? client_end_ns : bpf_ktime_get_ns();
   conn->exchange.end_reason = reason;
   conn->state = CONN_IDLE;
@@ -978,6 +987,11 @@ static __always_inline void process_write(struct conn *conn, struct pending_io i
       if (scratch && io.indirection < 3) {
         __u32 length = copy_payload(scratch, &io, transferred);
         __u16 status = length >= 12 ? response_status(scratch->data) : 0;
+        if (benchmark_stop == 9) {
+          conn->exchange.status = status;
+          conn->state = CONN_IDLE; // no framing, no end
+          return;
+        }
         if (status) {
           conn->exchange.status = status;
           conn->exchange.flags |= FS_L7_FLAG_RESPONSE_SEEN;
@@ -1192,6 +1206,8 @@ static __always_inline void socket_io(struct sock *sk, int transferred, int flag
     return;
   }
   struct pending_io io = {.indirection = 3}; // no payload
+  if (benchmark_stop == 8)
+    return;
   struct conn *conn = bpf_sk_storage_get(&l7_socket_conns, sk, 0, 0);
   if (!conn) {
     if (!socket_syscall(task, &io, receiving))

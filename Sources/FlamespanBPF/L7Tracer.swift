@@ -270,7 +270,11 @@ public final class L7Tracer {
   ///   measures what reading the process's memory costs;
   /// - request: server requests handled in full (the span published), responses not looked at;
   /// - response: responses read and framed too, but a complete one is dropped without ending its span
-  ///   (no withdrawal, end time or record).
+  ///   (no withdrawal, end time or record);
+  /// - socket: after the checks of the socket (TCP, address family, cookie), before the connection lookup;
+  /// - status: a server response's status read, its framing not (the exchange is dropped there);
+  /// - withdraw: exchanges end with their span withdrawn, but no end time and no record;
+  /// - clock: as withdraw, with the end time.
   ///
   /// Such a recording yields no spans; nothing else sets the variable. Set but empty, it is unset, as a
   /// shell's `VAR=$stage command` leaves it when there is no stage.
@@ -289,11 +293,15 @@ public final class L7Tracer {
     case "kernel-copy": stop = 5
     case "request": stop = 6
     case "response": stop = 7
+    case "socket": stop = 8
+    case "status": stop = 9
+    case "withdraw": stop = 10
+    case "clock": stop = 11
     default:
       throw BPFError(
         .setConfiguration, errno: EINVAL,
         context:
-          "FLAMESPAN_BENCHMARK_L7_STOP must be filter, storage, registers, payload, kernel-copy, request or response, not '\(stage)'"
+          "FLAMESPAN_BENCHMARK_L7_STOP must be filter, socket, storage, registers, payload, kernel-copy, request, status, response, withdraw or clock, not '\(stage)'"
       )
     }
     let status = fs_set_rodata_variable(object, "benchmark_stop", &stop, 1)

@@ -25,7 +25,8 @@
 # FLAMESPAN_BENCHMARK_L7_STOP (see L7Tracer.setBenchmarkStop): filter, storage, registers, payload,
 # kernel-copy. For example STAGES="full payload kernel-copy storage".
 #
-# Environment: FLAMESPAN (default .build/release/flamespan), TARGET (nginx or sample, default nginx),
+# Environment: FLAMESPAN (default .build/release/flamespan), TARGET (nginx, nginx-debian or sample as in
+# run.sh, default nginx),
 # ROUNDS (default 6), DURATION (seconds of wrk per run, default 10), CONNECTIONS (per wrk, default 16),
 # STAGES (default full).
 set -euo pipefail
@@ -62,8 +63,8 @@ start_server() {
   local name=$1 port
   port=$(free_port)
   case $TARGET in
-    nginx)
-      start_nginx nginx "$OUT/$name" "$port" taskset -c "$SERVER_CPU" || fail "nginx $name did not start"
+    nginx | nginx-debian)
+      start_nginx "$TARGET" "$OUT/$name" "$port" taskset -c "$SERVER_CPU" || fail "nginx $name did not start"
       # shellcheck disable=SC2206 # one pid per word
       SERVERS+=("$NGINX_MASTER" $NGINX_WORKERS)
       printf -v "URL_$name" '%s' "$NGINX_URL"
@@ -75,7 +76,7 @@ start_server() {
       printf -v "URL_$name" '%s' "http://127.0.0.1:$port/light"
       printf -v "PIDS_$name" '%s' "$SAMPLE_PID"
       ;;
-    *) fail "unknown TARGET '$TARGET' (known: nginx sample)" ;;
+    *) fail "unknown TARGET '$TARGET' (known: nginx nginx-debian sample)" ;;
   esac
 }
 SERVER_CPU=$(($(nproc) - 1))
