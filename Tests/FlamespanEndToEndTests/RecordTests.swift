@@ -216,11 +216,16 @@ import Testing
     let folded = out.appendingPathComponent("machine.folded")
     let recorder = Process()
     recorder.executableURL = URL(fileURLWithPath: TestEnvironment.flamespanBinary)
-    // 499 Hz and a generous start-up wait keep the count well clear of the bound on a loaded machine.
+    // 499 Hz keeps the count well clear of the bound on a loaded machine.
     recorder.arguments = ["record", "-q", "-F", "499", "-d", "5s", "-o", folded.path]
-    recorder.standardError = FileHandle.nullDevice
+    let stderrFile = out.appendingPathComponent("stderr.txt")
+    _ = FileManager.default.createFile(atPath: stderrFile.path, contents: nil)
+    recorder.standardError = try FileHandle(forWritingTo: stderrFile)
     try recorder.run()
-    Thread.sleep(forTimeInterval: 1.5)
+    // The workload lives one second: started before the programs are attached (a fixed wait was not
+    // always enough under the full suite's load), it left no samples.
+    let attached = RecorderReadiness.wait(for: recorder, stderrFile: stderrFile)
+    #expect(attached, "flamespan record never started: \(RecorderReadiness.text(of: stderrFile))")
     let workload = try Run.command([try sample("hotpaths"), "1"])
     #expect(workload.status == 0)
     recorder.waitUntilExit()

@@ -121,21 +121,14 @@ final class Recording {
     process.standardOutput = FileHandle.nullDevice
     process.standardError = try FileHandle(forWritingTo: stderrPath)
     try process.run()
-    // record says it is sampling once its programs are attached; loading them (the verifier) takes
-    // seconds, and traffic sent before then is not seen.
-    let deadline = Date().addingTimeInterval(60)
-    while process.isRunning && Date() < deadline && !stderrText.contains("Ctrl-C to stop") {
-      usleep(20_000)
-    }
-    guard stderrText.contains("Ctrl-C to stop") else {
+    // Traffic sent before the programs are attached is not seen.
+    guard RecorderReadiness.wait(for: process, stderrFile: stderrPath) else {
       if process.isRunning { kill(process.processIdentifier, SIGKILL) }
       throw TestFailure("flamespan record never started: \(stderrText)")
     }
   }
 
-  private var stderrText: String {
-    (try? String(contentsOf: stderrPath, encoding: .utf8)) ?? ""
-  }
+  private var stderrText: String { RecorderReadiness.text(of: stderrPath) }
 
   /// Waits for the recording to end (bounded) and returns its status and stderr.
   func finish(timeout: TimeInterval = 120) -> (status: Int32, stderr: String) {
