@@ -22,8 +22,9 @@
 #
 # STAGES splits the cost: each named stage gets its own traced-A and traced-B runs in every round, so the
 # stages of a round share the host's state. Besides `full` (the tracer as shipped), a stage is a value of
-# FLAMESPAN_BENCHMARK_L7_STOP (see L7Tracer.setBenchmarkStop): filter, storage, registers, payload,
-# kernel-copy. For example STAGES="full payload kernel-copy storage".
+# FLAMESPAN_BENCHMARK_L7_STOP (L7Tracer.setBenchmarkStop lists them all: filter, socket, storage, registers,
+# kernel-copy, payload, request, status, response, withdraw, clock). For example STAGES="full payload
+# filter". Stages that differ by a point or less are better split by program time (bpf-time.sh STAGES=…).
 #
 # Environment: FLAMESPAN (default .build/release/flamespan), TARGET (nginx, nginx-debian or sample as in
 # run.sh, default nginx),
