@@ -56,6 +56,7 @@ SERVERS=()
 stop_all() {
   stop_started
   for pid in "${SERVERS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  for pid in "${SERVERS[@]}"; do wait "$pid" 2>/dev/null || true; done
 }
 trap stop_all EXIT
 

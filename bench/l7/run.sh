@@ -56,6 +56,8 @@ mkdir -p "$OUT"
 SERVER_PIDS=()
 cleanup() {
   for pid in "${SERVER_PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  # Reaped here, bash does not report each killed server as a job that died ("Killed ...").
+  for pid in "${SERVER_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
 }
 trap cleanup EXIT
 
