@@ -50,12 +50,7 @@ read -ra stages <<<"$STAGES"
 echo "L7 programs' kernel time per nginx request: $ROUNDS rounds x ${DURATION}s of wrk -t2 -c16, $HOOKS hooks, stages: $STAGES"
 : >"$OUT/totals"
 for round in $(seq 1 "$ROUNDS"); do
-  order=("${stages[@]}")
-  if ((round % 2 == 0)); then
-    order=()
-    for ((i = ${#stages[@]} - 1; i >= 0; i--)); do order+=("${stages[i]}"); done
-  fi
-  for stage in "${order[@]}"; do
+  for stage in $(round_order "$round" "${stages[@]}"); do
     stop=""
     [[ $stage == full ]] || stop=$stage
     # shellcheck disable=SC2086 # one --pid per process

@@ -118,6 +118,14 @@ start_nginx() {
   NGINX_WORKERS=$(nginx_worker "$NGINX_MASTER" "$root" "$workers")
 }
 
+# round_order ROUND WORD...: the words as given in odd rounds and reversed in even ones, so that a steady
+# drift of the host over a benchmark favours none of the configurations or stages it compares.
+round_order() {
+  local round=$1
+  shift
+  if ((round % 2)); then echo "$@"; else printf '%s\n' "$@" | tac | xargs; fi
+}
+
 # What a script started in the background, stopped however it exits (trap stop_started EXIT): the
 # recorder, by SIGINT so that it detaches its programs, and nginx.
 RECORDER=""

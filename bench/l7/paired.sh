@@ -128,15 +128,12 @@ run_pair() {
 }
 
 read -ra stages <<<"$STAGES"
-runs=$((1 + 2 * ${#stages[@]}))
-echo "paired.sh: two $TARGET servers on CPU $SERVER_CPU under wrk -t1 -c$CONNECTIONS each, $ROUNDS rounds x $runs runs of ${DURATION}s (stages: $STAGES); outputs in $OUT"
+echo "paired.sh: two $TARGET servers on CPU $SERVER_CPU under wrk -t1 -c$CONNECTIONS each, $ROUNDS rounds x $((1 + 2 * ${#stages[@]})) runs of ${DURATION}s (stages: $STAGES); outputs in $OUT"
 : >"$OUT/results"
 for round in $(seq 1 "$ROUNDS"); do
-  # Every other round runs in reverse order, so that a steady drift favours no configuration.
-  order="none"
-  for stage in "${stages[@]}"; do order+=" traced-A:$stage traced-B:$stage"; done
-  ((round % 2)) || order=$(tr ' ' '\n' <<<"$order" | tac | tr '\n' ' ')
-  for run in $order; do
+  runs=(none)
+  for stage in "${stages[@]}"; do runs+=("traced-A:$stage" "traced-B:$stage"); done
+  for run in $(round_order "$round" "${runs[@]}"); do
     configuration=${run%%:*} stage=${run#*:}
     [[ $configuration != none ]] || stage=none
     read -r a b < <(run_pair "$configuration" "$stage") || fail "the $run run of round $round failed"

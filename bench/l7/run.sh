@@ -174,9 +174,8 @@ for target in $TARGETS; do
   start_target "$target"
   : >"$OUT/$target.results"
   for round in $(seq 1 "$ROUNDS"); do
-    order=$CONFIGURATIONS
-    ((round % 2)) || order=$(tr ' ' '\n' <<<"$CONFIGURATIONS" | tac | xargs)
-    for configuration in $order; do
+    # shellcheck disable=SC2086 # one word per configuration
+    for configuration in $(round_order "$round" $CONFIGURATIONS); do
       read -r requests rps spans recorder_cpu cpu_per_request lost < <(run_once "$configuration" "$target-$configuration-$round") ||
         fail "the $configuration run of round $round failed; see $OUT/$target-$configuration-$round.*"
       echo "$configuration $round $requests $rps $spans $recorder_cpu $cpu_per_request $lost" >>"$OUT/$target.results"
