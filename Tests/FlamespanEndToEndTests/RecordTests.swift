@@ -219,8 +219,7 @@ import Testing
     // 499 Hz keeps the count well clear of the bound on a loaded machine.
     recorder.arguments = ["record", "-q", "-F", "499", "-d", "5s", "-o", folded.path]
     let stderrFile = out.appendingPathComponent("stderr.txt")
-    _ = FileManager.default.createFile(atPath: stderrFile.path, contents: nil)
-    recorder.standardError = try FileHandle(forWritingTo: stderrFile)
+    try RecorderReadiness.captureStderr(of: recorder, into: stderrFile)
     try recorder.run()
     // The workload lives one second: started before the programs are attached (a fixed wait was not
     // always enough under the full suite's load), it left no samples.
@@ -251,13 +250,14 @@ import Testing
     let recorder = Process()
     recorder.executableURL = URL(fileURLWithPath: TestEnvironment.flamespanBinary)
     recorder.arguments = ["record", "-q", "-d", "60"] + paths.flatMap { ["-o", $0] }
-    recorder.standardError = FileHandle.nullDevice
+    let stderrFile = out.appendingPathComponent("stderr.txt")
+    try RecorderReadiness.captureStderr(of: recorder, into: stderrFile)
     let started = Date()
     try recorder.run()
-    // Interrupt only once it samples (it holds its perf events); on a loaded machine loading the BPF
-    // programs can take longer than any fixed wait, and a recording stopped before it began is empty.
-    let attached = Self.waitForPerfEvents(of: recorder.processIdentifier, seconds: 20)
-    #expect(attached, "the recorder never opened its perf events")
+    // Interrupt only once it samples; on a loaded machine loading the BPF programs can take longer than
+    // any fixed wait, and a recording stopped before it began is empty.
+    let attached = RecorderReadiness.wait(for: recorder, stderrFile: stderrFile, seconds: 20)
+    #expect(attached, "flamespan record never started: \(RecorderReadiness.text(of: stderrFile))")
     // Idle CPUs are not recorded, so keep one busy: on a quiet machine a second of sampling can be empty.
     let load = Process()
     load.executableURL = URL(fileURLWithPath: try sample("hotpaths"))
@@ -274,20 +274,5 @@ import Testing
       let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
       #expect(size > 0, "\(path) missing or empty")
     }
-  }
-
-  static func waitForPerfEvents(of pid: Int32, seconds: Double) -> Bool {
-    let deadline = Date().addingTimeInterval(seconds)
-    while Date() < deadline {
-      let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
-      let holdsPerfEvent = fds.contains { fd in
-        let target = try? FileManager.default.destinationOfSymbolicLink(
-          atPath: "/proc/\(pid)/fd/\(fd)")
-        return target?.contains("perf_event") == true
-      }
-      if holdsPerfEvent { return true }
-      usleep(50_000)
-    }
-    return false
   }
 }

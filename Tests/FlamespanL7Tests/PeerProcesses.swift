@@ -111,7 +111,6 @@ final class Recording {
   init(pid: Int32, seconds: Int, frequency: Int = 499, extra: [String] = []) throws {
     directory = try TestEnvironment.temporaryDirectory("l7record")
     stderrPath = directory.appendingPathComponent("stderr.txt")
-    _ = FileManager.default.createFile(atPath: stderrPath.path, contents: nil)
     process.executableURL = URL(fileURLWithPath: TestEnvironment.flamespanBinary)
     process.arguments =
       [
@@ -119,7 +118,7 @@ final class Recording {
         "--spans-output", spansPath.path, "-o", pprofPath.path,
       ] + extra
     process.standardOutput = FileHandle.nullDevice
-    process.standardError = try FileHandle(forWritingTo: stderrPath)
+    try RecorderReadiness.captureStderr(of: process, into: stderrPath)
     try process.run()
     // Traffic sent before the programs are attached is not seen.
     guard RecorderReadiness.wait(for: process, stderrFile: stderrPath) else {

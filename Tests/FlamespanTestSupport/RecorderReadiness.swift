@@ -6,6 +6,12 @@ import Foundation
 public enum RecorderReadiness {
   public static let line = "Ctrl-C to stop"
 
+  /// Sends the recorder's stderr to `file` (created empty), where `wait` looks for the line.
+  public static func captureStderr(of recorder: Process, into file: URL) throws {
+    _ = FileManager.default.createFile(atPath: file.path, contents: nil)
+    recorder.standardError = try FileHandle(forWritingTo: file)
+  }
+
   /// Waits until the recorder's stderr, written to `stderrFile`, says it is sampling. Returns false if the
   /// recorder exits or `seconds` pass first.
   public static func wait(for recorder: Process, stderrFile: URL, seconds: TimeInterval = 60)
