@@ -17,7 +17,7 @@ final class ObjectFile {
   private let session: OpaquePointer
   private let symbols: SymbolTable
   /// The file images libelf mapped: the binary's and, when DWARF comes from a separate debug file, that one.
-  private var mappedImages: [Range<UInt>] = []
+  private(set) var mappedImages: [Range<UInt>] = []
   /// The same files by resolved path: libdwfl may hand out a different image than the one it mapped (for
   /// relocatable files such as Swift's clang module containers), so ranges alone can miss mappings.
   private var mappedPaths: Set<String> = []

@@ -63,6 +63,14 @@ public final class Symbolizer: @unchecked Sendable {
     }
   }
 
+  /// Where the cached files' images lie in this process. Tests check these exact ranges, because other
+  /// mappings of the same paths may belong to another symbolizer working at the same time.
+  var mappedImagesOfCachedFiles: [Range<UInt>] {
+    state.withLock { state in
+      state.files.values.compactMap { try? $0.get() }.flatMap(\.mappedImages)
+    }
+  }
+
   private func enforceBudget(on state: inout State, keepingNewest: Bool) {
     if let budget = options.maxCachedBytes {
       state.statistics.evictions += state.files.evict(

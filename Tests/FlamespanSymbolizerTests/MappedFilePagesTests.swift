@@ -90,16 +90,17 @@ import Testing
 }
 
 @Suite struct SymbolizerPageReleaseTests {
-  /// Files this process maps privately that are not its own code, with the KiB of their pages still resident
-  /// and backed by the file, when above 0.
-  static func residentForeignFiles() throws -> [String] {
-    let mappings = MappedFilePages.mappings()
-    let loaded = Set(mappings.filter(\.isExecutable).compactMap(\.path))
+  /// The file images `symbolizer` mapped that still have pages resident and backed by the file, with their
+  /// KiB. By exact range: other suites running at the same time map the same files (libc's debug file in
+  /// particular) through symbolizers of their own, and those pages are not this one's to give back.
+  static func residentImages(of symbolizer: Symbolizer) throws -> [String] {
+    let images = symbolizer.mappedImagesOfCachedFiles
+    try #require(!images.isEmpty, "the symbolizer mapped no file image")
     var resident: [String] = []
-    for mapping in mappings where mapping.isPrivateFile {
-      guard let path = mapping.path, !loaded.contains(path) else { continue }
+    for mapping in MappedFilePages.mappings() where mapping.isPrivateFile {
+      guard images.contains(where: { $0.overlaps(mapping.range) }) else { continue }
       let kib = try MappedFilePagesTests.residentKiB(of: mapping.range.lowerBound, fileOnly: true)
-      if kib > 0 { resident.append("\(path) \(kib) KiB") }
+      if kib > 0 { resident.append("\(mapping.path ?? "?") \(kib) KiB") }
     }
     return resident
   }
@@ -114,7 +115,7 @@ import Testing
     _ = try symbolizer.symbolize(binary: libc, virtualAddresses: exported.map(\.address))
     symbolizer.trimToMemoryBudget()
     #expect(symbolizer.statistics.cachedBytes > 0, "the file stays cached")
-    let resident = try Self.residentForeignFiles()
+    let resident = try Self.residentImages(of: symbolizer)
     #expect(resident.isEmpty, "\(resident.count) files, such as \(resident.prefix(3))")
   }
 
@@ -132,7 +133,7 @@ import Testing
     let modules = MappedFilePages.mappings().compactMap(\.path).filter { $0.hasSuffix(".pcm") }
     #expect(modules.isEmpty, "\(modules.count) mappings, such as \(modules.prefix(3))")
     symbolizer.trimToMemoryBudget()
-    let resident = try Self.residentForeignFiles()
+    let resident = try Self.residentImages(of: symbolizer)
     #expect(resident.isEmpty, "\(resident.count) files, such as \(resident.prefix(3))")
   }
 }
