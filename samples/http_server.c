@@ -5,6 +5,7 @@
 //   http_server PORT          (PORT 0 picks a free port; the chosen port is printed as "listening PORT")
 //
 //   GET /burn?ms=N     burns N ms of thread CPU time in burn_cpu(), answers 200 with Content-Length
+//   GET /burn?us=N     the same in microseconds, for servers that do a little work per request
 //   GET /light         answers 200 at once
 //   GET /fail          burns 5 ms, answers 500
 //   GET /chunked?n=N   answers 200 with N chunks (Transfer-Encoding: chunked)
@@ -122,7 +123,8 @@ static int serve_request(int fd, char *request, size_t header_length) {
 
   int result;
   if (strcmp(path, "/burn") == 0) {
-    burn_cpu((double)query_number(target, "ms", 10));
+    long microseconds = query_number(target, "us", -1);
+    burn_cpu(microseconds >= 0 ? (double)microseconds / 1000 : (double)query_number(target, "ms", 10));
     result = respond(fd, 200, "OK", "burned\n", keep_alive);
   } else if (strcmp(path, "/light") == 0) {
     result = respond(fd, 200, "OK", "ok\n", keep_alive);

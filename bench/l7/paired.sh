@@ -26,8 +26,12 @@
 # kernel-copy, payload, request, status, response, withdraw, clock). For example STAGES="full payload
 # filter". Stages that differ by a point or less are better split by program time (bpf-time.sh STAGES=…).
 #
+# The servers do as little as they can per request (nginx a 17-byte file, the sample server /light), which
+# is the tracer's worst case: its cost per request is about fixed, so its share falls as the server's own
+# work grows. SAMPLE_PATH gives the sample server work, for example SAMPLE_PATH="/burn?us=50".
+#
 # Environment: FLAMESPAN (default .build/release/flamespan), TARGET (nginx, nginx-debian or sample as in
-# run.sh, default nginx),
+# run.sh, default nginx), SAMPLE_PATH (default /light),
 # ROUNDS (default 6), DURATION (seconds of wrk per run, default 10), CONNECTIONS (per wrk, default 16),
 # STAGES (default full).
 set -euo pipefail
@@ -42,6 +46,7 @@ ROUNDS=${ROUNDS:-6}
 DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-16}
 STAGES=${STAGES:-full}
+SAMPLE_PATH=${SAMPLE_PATH:-/light}
 
 fail() {
   echo "paired.sh: $*" >&2
@@ -75,7 +80,7 @@ start_server() {
     sample)
       start_sample_server "$port" taskset -c "$SERVER_CPU" || fail "sample server $name did not start"
       SERVERS+=("$SAMPLE_PID")
-      printf -v "URL_$name" '%s' "http://127.0.0.1:$port/light"
+      printf -v "URL_$name" '%s' "http://127.0.0.1:$port$SAMPLE_PATH"
       printf -v "PIDS_$name" '%s' "$SAMPLE_PID"
       ;;
     *) fail "unknown TARGET '$TARGET' (known: nginx nginx-debian sample)" ;;
@@ -128,7 +133,7 @@ run_pair() {
 }
 
 read -ra stages <<<"$STAGES"
-echo "paired.sh: two $TARGET servers on CPU $SERVER_CPU under wrk -t1 -c$CONNECTIONS each, $ROUNDS rounds x $((1 + 2 * ${#stages[@]})) runs of ${DURATION}s (stages: $STAGES); outputs in $OUT"
+echo "paired.sh: two $TARGET servers on CPU $SERVER_CPU under wrk -t1 -c$CONNECTIONS each ($URL_A), $ROUNDS rounds x $((1 + 2 * ${#stages[@]})) runs of ${DURATION}s (stages: $STAGES); outputs in $OUT"
 : >"$OUT/results"
 for round in $(seq 1 "$ROUNDS"); do
   runs=(none)
@@ -154,11 +159,16 @@ def percent(x):
 bias = [ratio[("none", "none", k)] for k in rounds]
 print("untraced A over untraced B (the pair's own bias): median %s (%s … %s)"
       % (percent(statistics.median(bias)), percent(min(bias)), percent(max(bias))))
+# Each server has half of its CPU, so half a second of CPU over its req/s is its CPU time per request.
+untraced = statistics.median(float(r[3]) + float(r[4]) for r in rows if r[0] == "none") / 2
+microseconds = 0.5e6 / untraced
+print("untraced server: %.1f µs of CPU per request (half a CPU over its %.0f req/s)" % (microseconds, untraced))
 # A and B are not quite alike on one CPU (the untraced A/B ratio is steady but not 1): a bias b multiplies
 # traced-A's ratio and divides traced-B's, so their geometric mean cancels it.
 for stage in sys.argv[2].split():
     costs = [math.sqrt(ratio[("traced-A", stage, k)] * ratio[("traced-B", stage, k)]) for k in rounds]
-    print("%-11s traced server's req/s over the untraced one's, per round: %s; median %s, i.e. %s CPU time per request"
-          % (stage, " ".join(percent(c) for c in costs), percent(statistics.median(costs)),
-             percent(1 / statistics.median(costs))))
+    median = statistics.median(costs)
+    print("%-11s traced server's req/s over the untraced one's, per round: %s; median %s, i.e. %s CPU time per request (+%.1f µs)"
+          % (stage, " ".join(percent(c) for c in costs), percent(median), percent(1 / median),
+             (1 / median - 1) * microseconds))
 PYTHON
