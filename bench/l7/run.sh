@@ -24,6 +24,8 @@
 #   CONNECTIONS wrk connections                   (default 16)
 #   FREQUENCY   sampling frequency of the recordings (default 99)
 #   TARGETS     which servers                     (default "nginx nginx-debian sample")
+#   SAMPLE_PATH what wrk asks the sample server for (default /light, no work; "/burn?us=50" adds 50 µs of
+#               CPU to every request)
 #   CONFIGURATIONS which configurations, in order per round (default "none sampler traced syscalls")
 #   OUT         directory for logs and outputs    (default: a new temp directory)
 #   KEEP_OUTPUTS keep each run's spans and profile (default: deleted once counted; ~400 MB per traced run)
@@ -40,6 +42,7 @@ DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-16}
 FREQUENCY=${FREQUENCY:-99}
 TARGETS=${TARGETS:-"nginx nginx-debian sample"}
+SAMPLE_PATH=${SAMPLE_PATH:-/light}
 CONFIGURATIONS=${CONFIGURATIONS:-"none sampler traced syscalls"}
 OUT=${OUT:-$(bench_directory l7bench)}
 
@@ -77,7 +80,7 @@ start_target() {
       start_sample_server "$port" || fail "the sample server did not start"
       SERVER_PIDS+=("$SAMPLE_PID")
       PIDS=$SAMPLE_PID
-      URL="http://127.0.0.1:$port/light"
+      URL="http://127.0.0.1:$port$SAMPLE_PATH"
       ;;
     *) fail "unknown target '$target' (known: nginx nginx-debian sample)" ;;
   esac
@@ -169,7 +172,7 @@ quartiles() {
     printf "%+.1f%% … %+.1f%%", 100*(q1-1), 100*(q3-1)}'
 }
 
-echo "flamespan L7 benchmark: $ROUNDS rounds x ${DURATION}s of wrk -t2 -c$CONNECTIONS, sampling at $FREQUENCY Hz; outputs in $OUT"
+echo "flamespan L7 benchmark: $ROUNDS rounds x ${DURATION}s of wrk -t2 -c$CONNECTIONS, sampling at $FREQUENCY Hz, sample server path $SAMPLE_PATH; outputs in $OUT"
 for target in $TARGETS; do
   start_target "$target"
   : >"$OUT/$target.results"
