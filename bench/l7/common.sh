@@ -176,14 +176,15 @@ nginx_worker() {
 }
 
 # start_sample_server PORT [PREFIX...]: samples/bin/http_server (built if need be) on 127.0.0.1:PORT in the
-# background, behind an optional command prefix such as taskset. Sets SAMPLE_PID; fails if the port does
-# not accept connections within 10 s.
+# background, behind an optional command prefix such as taskset. Sets SAMPLE_PID and SAMPLE_URL (the
+# server at SAMPLE_PATH, default /light); fails if the port does not accept connections within 10 s.
 start_sample_server() {
   local port=$1
   shift
   make -s -C samples || return 1
   "$@" samples/bin/http_server "$port" >/dev/null &
   SAMPLE_PID=$!
+  SAMPLE_URL="http://127.0.0.1:$port${SAMPLE_PATH:-/light}"
   for _ in $(seq 1 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
     sleep 0.1

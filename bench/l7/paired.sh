@@ -46,7 +46,6 @@ ROUNDS=${ROUNDS:-6}
 DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-16}
 STAGES=${STAGES:-full}
-SAMPLE_PATH=${SAMPLE_PATH:-/light}
 
 fail() {
   echo "paired.sh: $*" >&2
@@ -80,7 +79,7 @@ start_server() {
     sample)
       start_sample_server "$port" taskset -c "$SERVER_CPU" || fail "sample server $name did not start"
       SERVERS+=("$SAMPLE_PID")
-      printf -v "URL_$name" '%s' "http://127.0.0.1:$port$SAMPLE_PATH"
+      printf -v "URL_$name" '%s' "$SAMPLE_URL"
       printf -v "PIDS_$name" '%s' "$SAMPLE_PID"
       ;;
     *) fail "unknown TARGET '$TARGET' (known: nginx nginx-debian sample)" ;;
@@ -168,7 +167,7 @@ print("untraced server: %.1f µs of CPU per request (half a CPU over its %.0f re
 for stage in sys.argv[2].split():
     costs = [math.sqrt(ratio[("traced-A", stage, k)] * ratio[("traced-B", stage, k)]) for k in rounds]
     median = statistics.median(costs)
-    print("%-11s traced server's req/s over the untraced one's, per round: %s; median %s, i.e. %s CPU time per request (+%.1f µs)"
+    print("%-11s traced server's req/s over the untraced one's, per round: %s; median %s, i.e. %s CPU time per request (%+.1f µs)"
           % (stage, " ".join(percent(c) for c in costs), percent(median), percent(1 / median),
              (1 / median - 1) * microseconds))
 PYTHON

@@ -42,7 +42,6 @@ DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-16}
 FREQUENCY=${FREQUENCY:-99}
 TARGETS=${TARGETS:-"nginx nginx-debian sample"}
-SAMPLE_PATH=${SAMPLE_PATH:-/light}
 CONFIGURATIONS=${CONFIGURATIONS:-"none sampler traced syscalls"}
 OUT=${OUT:-$(bench_directory l7bench)}
 
@@ -80,7 +79,7 @@ start_target() {
       start_sample_server "$port" || fail "the sample server did not start"
       SERVER_PIDS+=("$SAMPLE_PID")
       PIDS=$SAMPLE_PID
-      URL="http://127.0.0.1:$port$SAMPLE_PATH"
+      URL=$SAMPLE_URL
       ;;
     *) fail "unknown target '$target' (known: nginx nginx-debian sample)" ;;
   esac
@@ -172,7 +171,7 @@ quartiles() {
     printf "%+.1f%% … %+.1f%%", 100*(q1-1), 100*(q3-1)}'
 }
 
-echo "flamespan L7 benchmark: $ROUNDS rounds x ${DURATION}s of wrk -t2 -c$CONNECTIONS, sampling at $FREQUENCY Hz, sample server path $SAMPLE_PATH; outputs in $OUT"
+echo "flamespan L7 benchmark: $ROUNDS rounds x ${DURATION}s of wrk -t2 -c$CONNECTIONS, sampling at $FREQUENCY Hz, sample server path ${SAMPLE_PATH:-/light}; outputs in $OUT"
 for target in $TARGETS; do
   start_target "$target"
   : >"$OUT/$target.results"
