@@ -24,6 +24,12 @@ let package = Package(
     .target(name: "CBPFShim", dependencies: ["CLibBPF"]),
     .target(name: "FlamespanModel"),
     .target(name: "FlamespanProcess", dependencies: ["FlamespanModel"]),
+    // ELF headers, segments and sections, read on demand; pure Swift.
+    .target(name: "FlamespanELF"),
+    // Language runtimes as plug-ins (Go, JIT perf maps): detection, unwinding and naming of their code.
+    .target(
+      name: "FlamespanRuntimes",
+      dependencies: ["FlamespanModel", "FlamespanProcess", "FlamespanELF"]),
     .target(name: "FlamespanSymbolizer", dependencies: ["FlamespanModel", "CLibDW"]),
     .target(
       name: "FlamespanBPF",
@@ -31,14 +37,17 @@ let package = Package(
       plugins: ["BPFCompiler"]
     ),
     // DWARF CFI unwinding of copied user stacks; a CFI evaluator of its own, so no C library to own.
-    .target(name: "FlamespanUnwinder", dependencies: ["FlamespanModel", "FlamespanProcess"]),
+    .target(
+      name: "FlamespanUnwinder",
+      dependencies: ["FlamespanModel", "FlamespanProcess", "FlamespanELF", "FlamespanRuntimes"]),
     // HTTP/1.x parsing, W3C trace context, span assembly and OTLP/JSON traces; pure Swift.
     .target(name: "FlamespanL7", dependencies: ["FlamespanModel"]),
     .target(
       name: "FlamespanRecorder",
       dependencies: [
-        "FlamespanModel", "FlamespanProcess", "FlamespanSymbolizer", "FlamespanBPF", "FlamespanUnwinder",
-        "FlamespanL7",
+        "FlamespanModel", "FlamespanProcess", "FlamespanSymbolizer", "FlamespanBPF",
+        "FlamespanUnwinder",
+        "FlamespanL7", "FlamespanRuntimes",
       ]
     ),
     // OTLP profiles (opentelemetry-proto v1.10.0); the generated messages stay `package`-visible.
@@ -66,9 +75,17 @@ let package = Package(
       dependencies: ["FlamespanL7", "FlamespanModel", "FlamespanExport", "FlamespanTestSupport"]),
     .testTarget(
       name: "FlamespanUnwinderTests",
-      dependencies: ["FlamespanUnwinder", "FlamespanProcess", "FlamespanModel", "FlamespanTestSupport"],
+      dependencies: [
+        "FlamespanUnwinder", "FlamespanProcess", "FlamespanModel", "FlamespanTestSupport",
+      ],
       exclude: ["Fixtures"]),
     .testTarget(name: "FlamespanProcessTests", dependencies: ["FlamespanProcess"]),
+    .testTarget(
+      name: "FlamespanRuntimesTests",
+      dependencies: [
+        "FlamespanRuntimes", "FlamespanELF", "FlamespanProcess", "FlamespanModel",
+        "FlamespanTestSupport",
+      ]),
     .testTarget(
       name: "FlamespanSymbolizerTests", dependencies: ["FlamespanSymbolizer", "FlamespanModel"]),
     .testTarget(name: "FlamespanExportTests", dependencies: ["FlamespanExport", "FlamespanModel"]),

@@ -31,14 +31,22 @@ public struct ResolvedLocation: Hashable, Sendable {
   public var frames: [SourceFrame]
   /// Why `frames` is empty, for people reading the profile: "no mapping", "[vdso]", "corrupt DWARF: …".
   public var unknownReason: String?
+  /// The kind of code, when a runtime plug-in named it (Go, a JIT's perf map); nil for native code
+  /// named by ELF/DWARF, and for the kernel, whose mapping already says so.
+  public var frameType: FrameType?
+  /// Code a JIT generated at run time, named from its perf map (`[jit]` in folded stacks).
+  public var isJIT: Bool
 
   public init(
-    address: UInt64, mapping: Mapping?, frames: [SourceFrame], unknownReason: String? = nil
+    address: UInt64, mapping: Mapping?, frames: [SourceFrame], unknownReason: String? = nil,
+    frameType: FrameType? = nil, isJIT: Bool = false
   ) {
     self.address = address
     self.mapping = mapping
     self.frames = frames
     self.unknownReason = unknownReason
+    self.frameType = frameType
+    self.isJIT = isJIT
   }
 
   /// The name to show for this location when it has no frames: never a guessed function.

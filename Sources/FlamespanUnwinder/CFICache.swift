@@ -1,3 +1,4 @@
+import FlamespanELF
 import FlamespanModel
 import FlamespanProcess
 import Glibc
