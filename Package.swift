@@ -61,7 +61,7 @@ let package = Package(
       name: "FlamespanCLI",
       dependencies: [
         "FlamespanModel", "FlamespanProcess", "FlamespanSymbolizer", "FlamespanBPF",
-        "FlamespanRecorder", "FlamespanL7",
+        "FlamespanRecorder", "FlamespanL7", "FlamespanRuntimes",
         "FlamespanExport",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
