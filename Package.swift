@@ -76,7 +76,8 @@ let package = Package(
     .testTarget(
       name: "FlamespanUnwinderTests",
       dependencies: [
-        "FlamespanUnwinder", "FlamespanProcess", "FlamespanModel", "FlamespanTestSupport",
+        "FlamespanUnwinder", "FlamespanProcess", "FlamespanModel", "FlamespanRuntimes",
+        "FlamespanTestSupport",
       ],
       exclude: ["Fixtures"]),
     .testTarget(name: "FlamespanProcessTests", dependencies: ["FlamespanProcess"]),
