@@ -20,6 +20,12 @@ import Testing
     #expect(java.start == 0x7f2d_1d4a_3a00)
     #expect(java.size == 0x140)
     #expect(java.name == "Lcom/example/Foo;::bar")
+    // As JDK 17's -XX:+DumpPerfMapAtExit writes it (a real line), the signature kept whole.
+    let hotspot = try #require(
+      Self.entry("0x00007f49e4f220a0 0x0000000000000438 double Hot.burn(int, java.lang.Object)"))
+    #expect(hotspot.start == 0x7f49_e4f2_20a0)
+    #expect(hotspot.size == 0x438)
+    #expect(hotspot.name == "double Hot.burn(int, java.lang.Object)")
     let tabs = try #require(Self.entry("\tABCDEF\t0X10\tvoid Foo::bar(int, char)"))
     #expect(tabs.start == 0xabcdef)
     #expect(tabs.size == 0x10)

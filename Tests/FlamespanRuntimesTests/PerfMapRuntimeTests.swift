@@ -48,6 +48,9 @@ import Testing
       PerfMapNames.frame(name: "  Lcom/example/Foo;::bar ", frameType: .jvm)
         == SourceFrame(function: "Lcom/example/Foo;::bar"))
     #expect(
+      PerfMapNames.frame(name: "double Hot.burn(int)", frameType: .jvm)
+        == SourceFrame(function: "double Hot.burn(int)"))
+    #expect(
       PerfMapNames.frame(name: "JS:kept as is", frameType: .jvm)
         == SourceFrame(function: "JS:kept as is"))
     #expect(

@@ -11,7 +11,8 @@
 /// line the writer has not finished for the next call; an unchanged file costs one `stat`. A file that
 /// shrank or was replaced (another inode: the process restarted under the same pid, or the JIT rewrote
 /// its map) is read again from the start. A file that disappears keeps what was read: the process may
-/// have exited with its samples still to be named.
+/// have exited with its samples still to be named. (A file truncated and rewritten past the old size
+/// between two refreshes, under the same inode, is not noticed; JITs append or write a new file.)
 ///
 /// Lines that do not parse are counted in `badLines` and skipped; entries past `maxEntries` are counted
 /// in `droppedEntries`. Lookup is O(log n); where ranges overlap, the entry read last wins.
