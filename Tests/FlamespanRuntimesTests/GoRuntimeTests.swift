@@ -184,9 +184,10 @@ import Testing
       child.terminate()
       child.waitUntilExit()
     }
+    // Until the child has exec'd, its maps are not the Go program's.
     var maps = try ProcessInspector.readMaps(pid: child.processIdentifier)
-    for _ in 0..<50 where maps.mappings.isEmpty {
-      usleep(20_000)
+    for _ in 0..<200 where !maps.mappings.contains(where: { $0.path == fixture.stripped }) {
+      usleep(10_000)
       maps = try ProcessInspector.readMaps(pid: child.processIdentifier)
     }
     let process = try #require(GoRuntime().attach(pid: child.processIdentifier, maps: maps))

@@ -17,8 +17,10 @@ public final class GoRuntime: Runtime, @unchecked Sendable {
   private let lock = NSLock()
   /// Every file looked at, Go or not, so a process of non-Go code costs one header read per file once.
   private var files: [FileKey: GoBinary.Loaded] = [:]
+  private var failureReasons: [String: String] = [:]
+
   /// Why Go binaries could not be used, by path (for summaries).
-  public private(set) var failures: [String: String] = [:]
+  public var failures: [String: String] { lock.withLock { failureReasons } }
 
   public init() {}
 
@@ -50,7 +52,7 @@ public final class GoRuntime: Runtime, @unchecked Sendable {
       // A file that could not be opened may be readable for the next process; remember Go/non-Go only.
       switch result {
       case .failed(let reason):
-        failures[mapping.path] = reason
+        failureReasons[mapping.path] = reason
         if reason.hasPrefix("cannot open") { return }
       default: break
       }
