@@ -98,7 +98,10 @@ public struct GoPCLNTable: Sendable {
     let first = UInt64(try Self.entryOffset(bytes, pclnOffset, 0))
     let last = UInt64(try Self.entryOffset(bytes, pclnOffset, functionCount))
     guard first < last, textStart <= UInt64.max - last else {
-      throw GoPCLNError(.malformed, "function table bounds 0x\(first)..0x\(last) are empty")
+      throw GoPCLNError(
+        .malformed,
+        "function table bounds 0x\(String(first, radix: 16))..0x\(String(last, radix: 16)) are empty"
+      )
     }
     textRange = (textStart + first)..<(textStart + last)
   }
