@@ -89,10 +89,11 @@ let package = Package(
       ],
       exclude: ["Fixtures"]),
     .testTarget(
-      name: "FlamespanSymbolizerTests", dependencies: ["FlamespanSymbolizer", "FlamespanModel"]),
+      name: "FlamespanSymbolizerTests",
+      dependencies: ["FlamespanSymbolizer", "FlamespanModel", "FlamespanTestSupport"]),
     .testTarget(
       name: "FlamespanExportTests",
-      dependencies: ["FlamespanExport", "FlamespanModel", "FlamespanOTLP"]),
+      dependencies: ["FlamespanExport", "FlamespanModel", "FlamespanOTLP", "FlamespanTestSupport"]),
     .testTarget(
       name: "FlamespanOTLPTests",
       dependencies: ["FlamespanOTLP", "FlamespanExport", "FlamespanModel", "FlamespanTestSupport"],

@@ -164,25 +164,7 @@ public final class ContinuousRecorder: @unchecked Sendable {
     let handleSample = { (event: SamplerEvent) in
       switch event {
       case .sample(let sample):
-        // With a stack copy the kernel's frame-pointer walk of code without frame pointers yields junk
-        // addresses that would trigger a maps rescan on every sample; only the sampled instruction counts.
-        var probe = sample
-        if let copy = sample.userStackCopy, copy.registers.ip != 0 {
-          probe.userStack = [copy.registers.ip]
-        }
-        if rescans.refreshIfNeeded(for: probe, tracker: tracker) {
-          aggregator.noteSnapshot(pid: sample.pid, time: sample.timeNanos)
-        }
-        if sample.userStackCopy != nil {
-          let snapshots = tracker.snapshotsTaken
-          let (unwound, marker) = unwinding.unwind(sample, tracker: tracker, rescans: &rescans)
-          if tracker.snapshotsTaken != snapshots {
-            aggregator.noteSnapshot(pid: sample.pid, time: sample.timeNanos)
-          }
-          aggregator.add(unwound, userStackMarker: marker)
-        } else {
-          aggregator.add(sample)
-        }
+        unwinding.add(sample, to: &aggregator, tracker: tracker, rescans: &rescans)
       case .process(.exec, let pid, let time, _):
         aggregator.noteExec(pid: pid)
         if tracker.snapshot(pid: pid, at: time) { aggregator.noteSnapshot(pid: pid, time: time) }

@@ -95,25 +95,7 @@ public final class Recorder {
     let handle = { (event: SamplerEvent) in
       switch event {
       case .sample(let sample):
-        // In DWARF mode the kernel's frame-pointer walk of code without frame pointers yields junk
-        // addresses that would trigger a maps rescan on every sample; only the sampled instruction counts.
-        var probe = sample
-        if copiesStacks, let copy = sample.userStackCopy, copy.registers.ip != 0 {
-          probe.userStack = [copy.registers.ip]
-        }
-        if rescans.refreshIfNeeded(for: probe, tracker: tracker) {
-          aggregator.noteSnapshot(pid: sample.pid, time: sample.timeNanos)
-        }
-        if copiesStacks {
-          let snapshots = tracker.snapshotsTaken
-          let (unwound, marker) = unwinding.unwind(sample, tracker: tracker, rescans: &rescans)
-          if tracker.snapshotsTaken != snapshots {
-            aggregator.noteSnapshot(pid: sample.pid, time: sample.timeNanos)
-          }
-          aggregator.add(unwound, userStackMarker: marker)
-        } else {
-          aggregator.add(sample)
-        }
+        unwinding.add(sample, to: &aggregator, tracker: tracker, rescans: &rescans)
       case .process(.exec, let pid, let time, _):
         aggregator.noteExec(pid: pid)
         if aggregateInKernel {

@@ -24,6 +24,33 @@ struct StackUnwinding {
     self.runtimes = runtimes
   }
 
+  /// Adds one sample to `aggregator`: its copy unwound when it carries one, its maps read again when its
+  /// code lies outside them (rate-limited by `rescans`).
+  mutating func add(
+    _ sample: RawSample, to aggregator: inout SampleAggregator, tracker: ProcessTracker,
+    rescans: inout MapsRescanPolicy
+  ) {
+    // With a stack copy, the kernel's frame-pointer walk of code without frame pointers yields junk
+    // addresses that would trigger a maps rescan on every sample; only the sampled instruction counts.
+    var probe = sample
+    if let copy = sample.userStackCopy, copy.registers.ip != 0 {
+      probe.userStack = [copy.registers.ip]
+    }
+    if rescans.refreshIfNeeded(for: probe, tracker: tracker) {
+      aggregator.noteSnapshot(pid: sample.pid, time: sample.timeNanos)
+    }
+    guard sample.userStackCopy != nil else {
+      aggregator.add(sample)
+      return
+    }
+    let snapshots = tracker.snapshotsTaken
+    let (unwound, marker) = unwind(sample, tracker: tracker, rescans: &rescans)
+    if tracker.snapshotsTaken != snapshots {
+      aggregator.noteSnapshot(pid: sample.pid, time: sample.timeNanos)
+    }
+    aggregator.add(unwound, userStackMarker: marker)
+  }
+
   /// Returns the sample with its unwound user stack, and the marker text to append when the stack is
   /// incomplete (nil when it reached the outermost frame).
   mutating func unwind(

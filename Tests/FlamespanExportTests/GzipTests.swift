@@ -1,3 +1,4 @@
+import FlamespanTestSupport
 import FlamespanExport
 import Foundation
 import Testing

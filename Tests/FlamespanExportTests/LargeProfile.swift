@@ -1,3 +1,4 @@
+import FlamespanTestSupport
 import FlamespanModel
 
 /// Many distinct stacks over a shared pool of functions, shaped like a busy server's profile.
@@ -36,18 +37,5 @@ enum LargeProfile {
     }
     return Profile(
       samples: samples, periodNanos: 10_000_000, startTimeNanos: 1, durationNanos: 60_000_000_000)
-  }
-}
-
-/// A small deterministic generator, so failures reproduce.
-struct SplitMix: RandomNumberGenerator {
-  var state: UInt64
-  init(seed: UInt64) { state = seed }
-  mutating func next() -> UInt64 {
-    state &+= 0x9e37_79b9_7f4a_7c15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-    z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-    return z ^ (z >> 31)
   }
 }

@@ -1,3 +1,4 @@
+import FlamespanTestSupport
 import FlamespanExport
 import FlamespanModel
 import Foundation

@@ -1,3 +1,4 @@
+import FlamespanTestSupport
 import FlamespanRuntimes
 import Foundation
 import Testing
@@ -5,17 +6,6 @@ import Testing
 /// Truncated and mutated tables of a real binary: every outcome is a value or a `GoPCLNError`, never
 /// a crash or a hang.
 @Suite struct GoCorruptionTests {
-  /// SplitMix64, so a failure reproduces.
-  struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-      state &+= 0x9e37_79b9_7f4a_7c15
-      var z = state
-      z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-      z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-      return z ^ (z >> 31)
-    }
-  }
 
   /// Every lookup the plug-in makes, at `pcs`; returns (values, errors) seen.
   static func exercise(_ bytes: [UInt8], pcs: [UInt64]) -> (values: Int, errors: Int) {
@@ -71,7 +61,7 @@ import Testing
     let header = try GoPCLNTable(bytes: original)
     // Bias mutations towards the parts every lookup reads: the header, the function table and records.
     let hotEnd = min(original.count, 72 + (header.functionCount + 1) * 8 + 0x4_0000)
-    var generator = SeededGenerator(state: 0x666c_616d_6573_7061)
+    var generator = SplitMix(seed: 0x666c_616d_6573_7061)
     let clock = ContinuousClock()
     let started = clock.now
     var errors = 0

@@ -1,3 +1,4 @@
+import FlamespanTestSupport
 import FlamespanRuntimes
 import Testing
 

@@ -1,3 +1,4 @@
+import FlamespanTestSupport
 import Foundation
 
 /// Runs a tool and returns its standard output; throws with its standard error when it fails.
@@ -71,18 +72,6 @@ func makeTemporaryDirectory() throws -> URL {
 let fixturesDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
   .appendingPathComponent("../../bench/symbolizer/fixtures").standardized
 
-/// A deterministic generator, so a failing address can be reproduced.
-struct SplitMix64: RandomNumberGenerator {
-  var state: UInt64
-  mutating func next() -> UInt64 {
-    state &+= 0x9e37_79b9_7f4a_7c15
-    var mixed = state
-    mixed = (mixed ^ (mixed >> 30)) &* 0xbf58_476d_1ce4_e5b9
-    mixed = (mixed ^ (mixed >> 27)) &* 0x94d0_49bb_1331_11eb
-    return mixed ^ (mixed >> 31)
-  }
-}
-
 struct SizedSymbol {
   var name: String
   var address: UInt64
@@ -105,7 +94,7 @@ func functionSymbols(of binary: String, dynamic: Bool = false) throws -> [SizedS
 
 /// `count` random addresses inside each symbol.
 func randomAddresses(in symbols: [SizedSymbol], perSymbol count: Int, seed: UInt64) -> [UInt64] {
-  var generator = SplitMix64(state: seed)
+  var generator = SplitMix(seed: seed)
   var addresses: [UInt64] = []
   for symbol in symbols {
     for _ in 0..<count {

@@ -1,3 +1,4 @@
+import FlamespanTestSupport
 import FlamespanModel
 import Foundation
 import Testing
@@ -92,7 +93,7 @@ import Testing
       !addresses.contains(symbol.address + 1)
         && symbols.filter { $0.address == symbol.address }.count == 1
     }
-    var generator = SplitMix64(state: 99)
+    var generator = SplitMix(seed: 99)
     let picked = (0..<200).map { _ in unique[Int.random(in: 0..<unique.count, using: &generator)] }
     let locations = Symbolizer().symbolizeKernel(addresses: picked.map { $0.address + 1 })
     for (symbol, location) in zip(picked, locations) {

@@ -1,3 +1,4 @@
+import FlamespanTestSupport
 import FlamespanModel
 import Foundation
 import Testing
@@ -72,7 +73,7 @@ import Testing
     let directory = try makeTemporaryDirectory()
     defer { try? FileManager.default.removeItem(at: directory) }
     let original = try Data(contentsOf: URL(fileURLWithPath: try Self.fixture(in: directory)))
-    var generator = SplitMix64(state: 42)
+    var generator = SplitMix(seed: 42)
 
     var garbage = Data(original.prefix(64))
     garbage.append(contentsOf: (0..<8192).map { _ in UInt8.random(in: 0...255, using: &generator) })

@@ -1,0 +1,15 @@
+/// SplitMix64: a tiny seeded generator, so that every randomized test (mutation and fuzz loops) repeats
+/// exactly and a failure can be reproduced from its seed.
+public struct SplitMix: RandomNumberGenerator {
+  public var state: UInt64
+
+  public init(seed: UInt64) { state = seed }
+
+  public mutating func next() -> UInt64 {
+    state &+= 0x9e37_79b9_7f4a_7c15
+    var mixed = state
+    mixed = (mixed ^ (mixed >> 30)) &* 0xbf58_476d_1ce4_e5b9
+    mixed = (mixed ^ (mixed >> 27)) &* 0x94d0_49bb_1331_11eb
+    return mixed ^ (mixed >> 31)
+  }
+}
