@@ -1,0 +1,57 @@
+// A Node.js HTTP server on 127.0.0.1 whose requests burn CPU in two JavaScript functions, for checking that
+// samples in JIT code are named (run it with `node --perf-basic-prof`, which writes /tmp/perf-PID.map).
+//
+//   node --perf-basic-prof node_http.js PORT   (PORT 0 picks a free port; prints "listening PORT")
+//
+//   GET /burn?n=N   N rounds (default 20) of: burnSlow (3 units of work, ≈ 75 %), burnFast (1 unit, ≈ 25 %)
+//
+// Each unit mixes an array of numbers in a loop (optimized JIT code) and builds a few strings and a Buffer
+// (allocation and copies in V8's runtime and libc: some samples' leaves are native, under the JS frames).
+'use strict';
+const http = require('http');
+
+const data = Array.from({ length: 2048 }, (_, i) => (i * 2654435761) >>> 0);
+
+function burnSlow(seed) {
+  return work(seed, 3);
+}
+
+function burnFast(seed) {
+  return work(seed, 1);
+}
+
+// Kept out of line by its size: both callers show up as callers of `work` or, when V8 inlines it, as the
+// optimized function that contains it. Either way the stack names burnSlow or burnFast.
+function work(seed, units) {
+  let acc = seed | 0;
+  for (let unit = 0; unit < units; unit++) {
+    for (let round = 0; round < 24; round++) {
+      for (let i = 0; i < data.length; i++) {
+        acc = (acc ^ data[i]) | 0;
+        acc = (acc ^ (acc << 13)) | 0;
+        acc = (acc ^ (acc >>> 17)) | 0;
+        acc = (acc ^ (acc << 5)) | 0;
+      }
+    }
+    // Native work: a string built and copied, a Buffer filled and sliced.
+    const text = acc.toString(16).repeat(256);
+    const buffer = Buffer.alloc(16384, text);
+    acc = (acc ^ buffer.readUInt32LE(acc & 1023) ^ Buffer.concat([buffer, buffer]).length) | 0;
+  }
+  return acc;
+}
+
+const server = http.createServer((request, response) => {
+  const match = /[?&]n=(\d+)/.exec(request.url);
+  const rounds = match ? Number(match[1]) : 20;
+  let acc = 1;
+  for (let round = 0; round < rounds; round++) {
+    acc = burnSlow(acc);
+    acc = burnFast(acc);
+  }
+  response.end((acc >>> 0).toString(16) + '\n');
+});
+
+server.listen(Number(process.argv[2] || 0), '127.0.0.1', () => {
+  console.log(`listening ${server.address().port}`);
+});
