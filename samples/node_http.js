@@ -5,36 +5,46 @@
 //
 //   GET /burn?n=N   N rounds (default 20) of: burnSlow (3 units of work, ≈ 75 %), burnFast (1 unit, ≈ 25 %)
 //
-// Each unit mixes an array of numbers in a loop (optimized JIT code) and builds a few strings and a Buffer
-// (allocation and copies in V8's runtime and libc: some samples' leaves are native, under the JS frames).
+// Each unit mixes an array of numbers in a loop (optimized JIT code), then builds a string and Buffers
+// (allocation and copies in V8's runtime, Node's C++ and libc: some samples' leaves are native, under the JS
+// frames).
 'use strict';
 const http = require('http');
 
 const data = Array.from({ length: 2048 }, (_, i) => (i * 2654435761) >>> 0);
 
+// The loops are in the two functions themselves, so that V8 optimizes each of them (on-stack replacement,
+// then TurboFan): an interpreted function has no frame of its own to name, only the interpreter's.
 function burnSlow(seed) {
-  return work(seed, 3);
+  let acc = seed | 0;
+  for (let round = 0; round < 72; round++) {
+    for (let i = 0; i < data.length; i++) {
+      acc = (acc ^ data[i]) | 0;
+      acc = (acc ^ (acc << 13)) | 0;
+      acc = (acc ^ (acc >>> 17)) | 0;
+      acc = (acc ^ (acc << 5)) | 0;
+    }
+  }
+  return churn(acc, 3);
 }
 
 function burnFast(seed) {
-  return work(seed, 1);
+  let acc = seed | 0;
+  for (let round = 0; round < 24; round++) {
+    for (let i = 0; i < data.length; i++) {
+      acc = (acc ^ data[i]) | 0;
+      acc = (acc ^ (acc << 13)) | 0;
+      acc = (acc ^ (acc >>> 17)) | 0;
+      acc = (acc ^ (acc << 5)) | 0;
+    }
+  }
+  return churn(acc, 1);
 }
 
-// Kept out of line by its size: both callers show up as callers of `work` or, when V8 inlines it, as the
-// optimized function that contains it. Either way the stack names burnSlow or burnFast.
-function work(seed, units) {
-  let acc = seed | 0;
+// Native work under the JS frames: a string built and copied, Buffers filled, concatenated and read.
+function churn(acc, units) {
   for (let unit = 0; unit < units; unit++) {
-    for (let round = 0; round < 24; round++) {
-      for (let i = 0; i < data.length; i++) {
-        acc = (acc ^ data[i]) | 0;
-        acc = (acc ^ (acc << 13)) | 0;
-        acc = (acc ^ (acc >>> 17)) | 0;
-        acc = (acc ^ (acc << 5)) | 0;
-      }
-    }
-    // Native work: a string built and copied, a Buffer filled and sliced.
-    const text = acc.toString(16).repeat(256);
+    const text = (acc >>> 0).toString(16).repeat(256);
     const buffer = Buffer.alloc(16384, text);
     acc = (acc ^ buffer.readUInt32LE(acc & 1023) ^ Buffer.concat([buffer, buffer]).length) | 0;
   }
