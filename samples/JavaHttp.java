@@ -2,10 +2,15 @@
 // distinctive names, for checking that samples in JIT-compiled code are named. Run it with frame pointers in
 // compiled code, and ask the JVM for its perf map once the hot methods are compiled:
 //
-//   java -XX:+PreserveFramePointer -cp DIR JavaHttp PORT   (PORT 0 picks a free port; prints "listening PORT")
-//   jcmd PID Compiler.perfmap                              (writes /tmp/perf-PID.map)
+//   java -XX:+PreserveFramePointer -XX:CompileCommand=quiet \
+//        -XX:CompileCommand=dontinline,JavaHttp::flamespan* -cp DIR JavaHttp PORT
+//                                  (PORT 0 picks a free port; prints "listening PORT")
+//   jcmd PID Compiler.perfmap      (writes /tmp/perf-PID.map)
 //
-//   GET /burn?n=N   N rounds (default 20) of: flamespanSieveHeavy (≈ 75 %), flamespanMixLight (≈ 25 %)
+// `dontinline` keeps each hot method in code of its own: C2 would otherwise inline them into the request
+// handler once that is hot, and a perf map names only the outermost method of compiled code.
+//
+//   GET /burn?n=N   N rounds (default 100) of: flamespanSieveHeavy (≈ 75 %), flamespanMixLight (≈ 25 %)
 //
 // Stack of the hot code (leaf last), on a worker of the server's executor:
 //   … Thread.run → ThreadPoolExecutor… → sun.net.httpserver… → JavaHttp$BurnHandler.handle →
@@ -75,7 +80,7 @@ public final class JavaHttp {
   static final class BurnHandler implements HttpHandler {
     @Override
     public void handle(HttpExchange exchange) throws IOException {
-      int rounds = 20;
+      int rounds = 100;
       String query = exchange.getRequestURI().getRawQuery();
       if (query != null && query.startsWith("n=")) {
         rounds = Integer.parseInt(query.substring(2));
@@ -91,6 +96,9 @@ public final class JavaHttp {
 
   public static void main(String[] args) throws IOException {
     int port = args.length > 0 ? Integer.parseInt(args[0]) : 0;
+    // Headers and body go out in two writes: without TCP_NODELAY, Nagle and the client's delayed ACK add
+    // 40 ms to every keep-alive request and the workers sit idle.
+    System.setProperty("sun.net.httpserver.nodelay", "true");
     HttpServer server = HttpServer.create(new InetSocketAddress("127.0.0.1", port), 128);
     server.createContext("/", new BurnHandler());
     server.setExecutor(Executors.newFixedThreadPool(2));
