@@ -61,7 +61,7 @@ let package = Package(
       name: "FlamespanCLI",
       dependencies: [
         "FlamespanModel", "FlamespanProcess", "FlamespanSymbolizer", "FlamespanBPF",
-        "FlamespanRecorder", "FlamespanL7",
+        "FlamespanRecorder", "FlamespanL7", "FlamespanRuntimes",
         "FlamespanExport",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
@@ -76,7 +76,8 @@ let package = Package(
     .testTarget(
       name: "FlamespanUnwinderTests",
       dependencies: [
-        "FlamespanUnwinder", "FlamespanProcess", "FlamespanModel", "FlamespanTestSupport",
+        "FlamespanUnwinder", "FlamespanProcess", "FlamespanModel", "FlamespanRuntimes",
+        "FlamespanTestSupport",
       ],
       exclude: ["Fixtures"]),
     .testTarget(name: "FlamespanProcessTests", dependencies: ["FlamespanProcess"]),

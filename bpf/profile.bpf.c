@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 // The CPU sampler: attached to one software cpu-clock perf event per online CPU. Each sample carries both
 // stacks, the thread identity and the span active on the thread, and goes to user space through a ring
-// buffer; aggregation happens there (see docs/design-choices.md for why).
+// buffer; aggregation happens there (see docs/architecture.md for why).
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -102,7 +102,9 @@ static __always_inline __u64 sample_wakeup_flags(__u32 pid) {
   __u8 yes = 1;
   if (bpf_map_update_elem(&announced_pids, &pid, &yes, BPF_NOEXIST) == 0)
     return BPF_RB_FORCE_WAKEUP;
-  return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > 2 * 1024 * 1024 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+  // A quarter of the ring, whatever size user space gave it (the agent's is smaller than record's).
+  __u64 quarter = bpf_ringbuf_query(&events, BPF_RB_RING_SIZE) / 4;
+  return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > quarter ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
 static __always_inline void count(__u32 counter) {

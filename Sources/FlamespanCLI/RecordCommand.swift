@@ -75,13 +75,14 @@ struct RecordCommand: ParsableCommand {
 
   @Option(
     help: ArgumentHelp(
-      "How to walk user stacks: fp (frame pointers, in the kernel) or dwarf (copy the top of each user stack and unwind it with the binaries' DWARF CFI; complete stacks for code built without frame pointers).",
-      valueName: "fp|dwarf"))
-  var unwind: String = "fp"
+      "How to walk user stacks. auto (the default): copy the top of each user stack and unwind each frame as its code needs: Go from its .gopclntab, JIT code (Node --perf-basic-prof, Java with a perf map) on frame pointers and named from /tmp/perf-PID.map, native code with DWARF CFI, and frame pointers where there is no CFI. dwarf: DWARF CFI only. fp: the kernel's frame-pointer walk, no stack copy (cheapest; stacks stop early in code built without frame pointers, such as Debian's libc). With --kernel-aggregation, auto means fp.",
+      valueName: "auto|dwarf|fp"))
+  var unwind: String = "auto"
 
   @Option(
     help: ArgumentHelp(
-      "With --unwind dwarf: bytes of user stack copied per sample (8 to 65536).", valueName: "bytes"
+      "With --unwind auto or dwarf: bytes of user stack copied per sample (8 to 65536); deeper stacks continue on frame pointers where they can, and are marked truncated where not.",
+      valueName: "bytes"
     ))
   var stackCopyBytes: Int = 16384
 
@@ -106,7 +107,7 @@ struct RecordCommand: ParsableCommand {
       throw ValidationError("--http-hooks must be auto, socket or syscalls (got '\(httpHooks)')")
     }
     guard let unwinding = UserStackUnwinding(rawValue: unwind) else {
-      throw ValidationError("--unwind must be fp or dwarf (got '\(unwind)')")
+      throw ValidationError("--unwind must be auto, dwarf or fp (got '\(unwind)')")
     }
     guard (8...65536).contains(stackCopyBytes) else {
       throw ValidationError(
@@ -137,7 +138,9 @@ struct RecordCommand: ParsableCommand {
     options.aggregateInKernel = kernelAggregation
     options.traceHTTP = !noHttpTracing
     options.httpHooks = L7Hooks(rawValue: httpHooks) ?? .automatic
-    options.unwinding = UserStackUnwinding(rawValue: unwind) ?? .framePointers
+    // Kernel aggregation counts stacks in maps, with no per-sample record to carry a stack copy.
+    let unwinding = UserStackUnwinding(rawValue: unwind) ?? .automatic
+    options.unwinding = kernelAggregation && unwinding == .automatic ? .framePointers : unwinding
     options.userStackCopyBytes = stackCopyBytes
 
     StopSignal.install()

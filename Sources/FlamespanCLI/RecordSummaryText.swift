@@ -27,6 +27,11 @@ enum RecordSummaryText {
     )
     if let unwinding = summary.unwinding {
       lines.append(unwinding.text.prefix(1).uppercased() + unwinding.text.dropFirst() + ".")
+      let processLines = unwinding.processLines()
+      if !processLines.isEmpty {
+        lines.append("Stacks that stopped early, by process (worst first):")
+        lines.append(contentsOf: processLines.map { "  " + $0 })
+      }
     }
     if let http = summary.http, http.spans > 0 || http.eventsLost > 0 { lines.append(http.text) }
     if summary.processesGoneBeforeMaps > 0 {

@@ -104,7 +104,8 @@ struct DictionaryBuilder {
       line.column = Int64(frame.column)
       location.lines.append(line)
     }
-    let frameType = resolved.mapping?.kind == .kernel ? "kernel" : "native"
+    let frameType =
+      resolved.frameType?.rawValue ?? (resolved.mapping?.kind == .kernel ? "kernel" : "native")
     location.attributeIndices = [attribute(OTLPAttribute.frameType, .string(frameType))]
     let index = Int32(truncatingIfNeeded: tables.locationTable.count)
     tables.locationTable.append(location)

@@ -8,7 +8,8 @@ public enum OTLPAttribute {
   public static let threadName = "thread.name"
   /// The profiles "Mappings" specification requires a build id attribute on every mapping that has one.
   public static let gnuBuildID = "process.executable.build_id.gnu"
-  /// "kernel" or "native" on each location, as the OpenTelemetry eBPF profiler marks them.
+  /// "kernel", "native", or the runtime ("go", "v8js", "jvm", …) on each location, as the OpenTelemetry
+  /// eBPF profiler marks them.
   public static let frameType = "profile.frame.type"
   /// Free-text notes (lost samples and the like), the semantic-convention home of pprof comments.
   public static let comment = "pprof.profile.comment"

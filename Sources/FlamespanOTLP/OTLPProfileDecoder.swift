@@ -187,9 +187,15 @@ private struct DictionaryResolver {
     if let cached = locations[index] { return cached }
     let location = try element(tables.locationTable, index, "location_table", what)
     var isKernel = false
+    var frameType: FrameType?
     for attributeIndex in location.attributeIndices {
       let (key, value) = try attribute(attributeIndex, "location \(index)")
-      if key == OTLPAttribute.frameType { isKernel = value.stringValue == "kernel" }
+      if key == OTLPAttribute.frameType {
+        isKernel = value.stringValue == "kernel"
+        if value.stringValue != "kernel" && value.stringValue != "native" {
+          frameType = FrameType(rawValue: value.stringValue)
+        }
+      }
     }
     let mapping =
       location.mappingIndex == 0
@@ -207,9 +213,13 @@ private struct DictionaryResolver {
           file: file.isEmpty ? nil : file, line: Int(clamping: line.line),
           column: Int(clamping: line.column)))
     }
+    // JIT code has no file: a runtime's frame type on anonymous memory is how OTLP says "JIT".
+    let isJIT =
+      frameType != nil && frameType != .go && (mapping == nil || mapping?.kind == .anonymous)
     let resolved = ResolvedLocation(
       address: location.address, mapping: mapping, frames: frames,
-      unknownReason: frames.isEmpty ? "not symbolized in the OTLP profile" : nil)
+      unknownReason: frames.isEmpty ? "not symbolized in the OTLP profile" : nil,
+      frameType: frameType, isJIT: isJIT)
     locations[index] = resolved
     return resolved
   }

@@ -1,6 +1,7 @@
 import FlamespanBPF
 import FlamespanModel
 import FlamespanProcess
+import FlamespanRuntimes
 import FlamespanSymbolizer
 import Foundation
 import Glibc
@@ -27,6 +28,10 @@ public struct ContinuousRecordingOptions: Sendable {
   /// HTTP exchanges kept per window; past it a uniform sample of this size is kept (reservoir sampling), so
   /// a load test on the machine (half a million requests in 10 s) costs bounded memory.
   public var exchangeLimitPerWindow = 20_000
+  /// How user stacks are walked; auto copies the top of each user stack (`userStackCopyBytes`) and
+  /// unwinds it with the runtime plug-ins, DWARF CFI and frame pointers.
+  public var unwinding: UserStackUnwinding = .automatic
+  public var userStackCopyBytes = 16384
 
   public init() {}
 }
@@ -64,6 +69,8 @@ public struct ContinuousRecorderStatistics: Sendable {
   /// Wall time the last window took to symbolize.
   public var lastResolveNanos: UInt64 = 0
   public var sampledCPUs = 0
+  /// Stack-copy modes: stacks unwound, complete, and why the others stopped early, by reason and process.
+  public var unwinding: UnwindingSummary?
 }
 
 /// The always-on recording loop: samples the whole machine on the calling thread and cuts a window every
@@ -86,6 +93,15 @@ public final class ContinuousRecorder: @unchecked Sendable {
   /// same thread drains the L7 tracer, and under an HTTP load test a 256 KiB ring lost 6 % of the samples
   /// while it did (bench/agent/RESULTS.md).
   static let ringBufferBytes = 2 << 20
+  /// With stack copies a record is up to `copyBytes` larger: room for 400 ms of every CPU at 19 Hz
+  /// (the reader drains every 100 ms), a power of two as the kernel requires.
+  static func ringBufferBytes(copyBytes: Int?) -> Int {
+    guard let copyBytes else { return ringBufferBytes }
+    let wanted = L7Tracer.possibleCPUs * 8 * (copyBytes + 1024)
+    var size = ringBufferBytes
+    while size < wanted && size < 1 << 30 { size <<= 1 }
+    return size
+  }
   /// The L7 tracer's rings for the agent, one per CPU: 2 MiB in all hold ~14k exchange records, over
   /// 100 ms of the heaviest HTTP load measured here (56k spans/s) between two drains, where the
   /// recorder's 16 MiB were 32 MiB of RSS (bench/agent/RESULTS.md). Not below 128 KiB a CPU (~900 records
@@ -112,7 +128,10 @@ public final class ContinuousRecorder: @unchecked Sendable {
       sampler = try CPUSampler(
         configuration: SamplerConfiguration(
           frequency: options.frequency, pids: nil, aggregateInKernel: false,
-          activeSpanMap: tracer?.activeSpanMap, ringBufferBytes: Self.ringBufferBytes))
+          activeSpanMap: tracer?.activeSpanMap,
+          userStackCopyBytes: options.unwinding.copiesStacks ? options.userStackCopyBytes : nil,
+          ringBufferBytes: Self.ringBufferBytes(
+            copyBytes: options.unwinding.copiesStacks ? options.userStackCopyBytes : nil)))
     } catch {
       tracer?.close()
       throw RecordError(error)
@@ -120,8 +139,14 @@ public final class ContinuousRecorder: @unchecked Sendable {
     lock.withLock { stats.sampledCPUs = sampler.sampledCPUs.count }
 
     let tracker = ProcessTracker()
+    // The sampling thread unwinds and the symbolizing thread names frames: a registry each, since
+    // registries are not thread-safe, and parsed runtime tables are small next to the symbolizer's.
+    let automatic = options.unwinding == .automatic
+    var unwinding = StackUnwinding(
+      runtimes: automatic ? RuntimeRegistry(runtimes: RuntimeCatalog.standard()) : nil)
     let resolver = WindowResolver(
       tracker: tracker, symbolizer: Symbolizer(options: options.symbolizer),
+      runtimes: automatic ? RuntimeRegistry(runtimes: RuntimeCatalog.standard()) : nil,
       symbolizerOptions: options.symbolizer, memoryBudget: options.memoryBudgetBytes,
       limit: max(options.pendingWindowLimit, 1),
       periodNanos: Int64(1_000_000_000 / max(options.frequency, 1)),
@@ -139,15 +164,31 @@ public final class ContinuousRecorder: @unchecked Sendable {
     let handleSample = { (event: SamplerEvent) in
       switch event {
       case .sample(let sample):
-        if rescans.refreshIfNeeded(for: sample, tracker: tracker) {
+        // With a stack copy the kernel's frame-pointer walk of code without frame pointers yields junk
+        // addresses that would trigger a maps rescan on every sample; only the sampled instruction counts.
+        var probe = sample
+        if let copy = sample.userStackCopy, copy.registers.ip != 0 {
+          probe.userStack = [copy.registers.ip]
+        }
+        if rescans.refreshIfNeeded(for: probe, tracker: tracker) {
           aggregator.noteSnapshot(pid: sample.pid, time: sample.timeNanos)
         }
-        aggregator.add(sample)
+        if sample.userStackCopy != nil {
+          let snapshots = tracker.snapshotsTaken
+          let (unwound, marker) = unwinding.unwind(sample, tracker: tracker, rescans: &rescans)
+          if tracker.snapshotsTaken != snapshots {
+            aggregator.noteSnapshot(pid: sample.pid, time: sample.timeNanos)
+          }
+          aggregator.add(unwound, userStackMarker: marker)
+        } else {
+          aggregator.add(sample)
+        }
       case .process(.exec, let pid, let time, _):
         aggregator.noteExec(pid: pid)
         if tracker.snapshot(pid: pid, at: time) { aggregator.noteSnapshot(pid: pid, time: time) }
       case .process(.exit, let pid, let time, _):
         exited[pid] = time
+        unwinding.forget(pid: pid)
       case .malformed:
         malformed += 1
       }
@@ -183,6 +224,10 @@ public final class ContinuousRecorder: @unchecked Sendable {
         stats.sampler = counters
         if let l7Counters { stats.l7 = l7Counters }
         stats.exchangesDropped = exchangesDropped
+        if options.unwinding.copiesStacks {
+          stats.unwinding = unwinding.summary(
+            mode: options.unwinding, copyFailures: counters.stackCopyFailed)
+        }
       }
       aggregator = SampleAggregator()
       exchanges = []
@@ -252,6 +297,7 @@ private struct PendingWindow: @unchecked Sendable {
 private final class WindowResolver: @unchecked Sendable {
   private let tracker: ProcessTracker
   private var symbolizer: Symbolizer
+  private let runtimes: RuntimeRegistry?
   private let symbolizerOptions: SymbolizerOptions
   private let memoryBudget: UInt64?
   private var resets = 0
@@ -275,12 +321,13 @@ private final class WindowResolver: @unchecked Sendable {
   private static let spanNameLimit = 50_000
 
   init(
-    tracker: ProcessTracker, symbolizer: Symbolizer, symbolizerOptions: SymbolizerOptions,
-    memoryBudget: UInt64?, limit: Int, periodNanos: Int64,
+    tracker: ProcessTracker, symbolizer: Symbolizer, runtimes: RuntimeRegistry?,
+    symbolizerOptions: SymbolizerOptions, memoryBudget: UInt64?, limit: Int, periodNanos: Int64,
     recorder: ContinuousRecorder, onWindow: @escaping @Sendable (RecordedWindow) -> Void
   ) {
     self.tracker = tracker
     self.symbolizer = symbolizer
+    self.runtimes = runtimes
     self.symbolizerOptions = symbolizerOptions
     self.memoryBudget = memoryBudget
     self.limit = limit
@@ -352,7 +399,8 @@ private final class WindowResolver: @unchecked Sendable {
       for id in spanNameOrder.prefix(spanNameOrder.count / 2) { spanNames[id] = nil }
       spanNameOrder.removeFirst(spanNameOrder.count / 2)
     }
-    var samples = StackResolver(tracker: tracker, symbolizer: symbolizer).resolve(window.aggregator)
+    var samples = StackResolver(tracker: tracker, symbolizer: symbolizer, runtimes: runtimes)
+      .resolve(window.aggregator)
     // Between windows the symbolizer keeps only what fits its byte budget (when it has one): a big binary
     // parsed for this window is dropped here rather than held until something newer pushes it out.
     symbolizer.trimToMemoryBudget()
@@ -369,6 +417,7 @@ private final class WindowResolver: @unchecked Sendable {
     tracker.discardSnapshots(before: window.endMonotonic)
     for pid in window.exitedProcesses.keys where !ProcessInspector.exists(pid: pid) {
       tracker.forget(pid: pid)
+      runtimes?.forget(pid: pid)
     }
     // Symbolizing a big binary parses its tables into short-lived allocations; hand the freed pages back
     // so the agent's resident size follows its caches, not its peak.

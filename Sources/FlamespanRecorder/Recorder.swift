@@ -2,6 +2,7 @@ import FlamespanBPF
 import FlamespanL7
 import FlamespanModel
 import FlamespanProcess
+import FlamespanRuntimes
 import FlamespanSymbolizer
 import Glibc
 
@@ -36,7 +37,7 @@ public final class Recorder {
     }
     let filtering = options.pids != nil || options.command != nil
     // In-kernel aggregation has no per-sample records to carry a stack copy, so it stays on frame pointers.
-    let copiesStacks = options.unwinding == .dwarf && !options.aggregateInKernel
+    let copiesStacks = options.unwinding.copiesStacks && !options.aggregateInKernel
     // The L7 tracer loads first: it owns the active-span map the sampler reads at every sample.
     var spanCollector: HTTPSpanCollector?
     var warnings: [String] = []
@@ -80,7 +81,10 @@ public final class Recorder {
     var aggregator = SampleAggregator()
     var malformed = 0
     var rescans = MapsRescanPolicy()
-    var dwarf = DwarfStackUnwinding()
+    // One registry for unwinding and naming: both run on this thread.
+    let runtimes =
+      options.unwinding == .automatic ? RuntimeRegistry(runtimes: RuntimeCatalog.standard()) : nil
+    var unwinding = StackUnwinding(runtimes: runtimes)
     var execsAwaitingMaps: [Int32: UInt64] = [:]
     func readPendingMaps() {
       for (pid, time) in execsAwaitingMaps { tracker.snapshot(pid: pid, at: time) }
@@ -102,7 +106,7 @@ public final class Recorder {
         }
         if copiesStacks {
           let snapshots = tracker.snapshotsTaken
-          let (unwound, marker) = dwarf.unwind(sample, tracker: tracker, rescans: &rescans)
+          let (unwound, marker) = unwinding.unwind(sample, tracker: tracker, rescans: &rescans)
           if tracker.snapshotsTaken != snapshots {
             aggregator.noteSnapshot(pid: sample.pid, time: sample.timeNanos)
           }
@@ -179,7 +183,8 @@ public final class Recorder {
     let http = spanCollector?.finish()
 
     let symbolizer = Symbolizer(options: options.symbolizer)
-    var samples = StackResolver(tracker: tracker, symbolizer: symbolizer).resolve(aggregator)
+    var samples = StackResolver(tracker: tracker, symbolizer: symbolizer, runtimes: runtimes)
+      .resolve(aggregator)
     if let spanCollector { samples = spanCollector.label(samples) }
     let summary = RecordingSummary(
       durationNanos: elapsed, frequency: options.frequency, sampledCPUs: sampledCPUs,
@@ -187,7 +192,8 @@ public final class Recorder {
       processes: aggregator.processes.count, mapsSnapshots: tracker.snapshotsTaken,
       processesGoneBeforeMaps: aggregator.processes.filter { !tracker.hasSnapshot(pid: $0) }.count,
       commandExitStatus: launched?.exitStatus,
-      unwinding: copiesStacks ? dwarf.summary(copyFailures: counters.stackCopyFailed) : nil,
+      unwinding: copiesStacks
+        ? unwinding.summary(mode: options.unwinding, copyFailures: counters.stackCopyFailed) : nil,
       http: http?.summary, warnings: warnings)
     let profile = Profile(
       samples: samples, periodNanos: Int64(1_000_000_000 / max(options.frequency, 1)),

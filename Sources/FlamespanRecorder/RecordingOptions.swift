@@ -15,8 +15,8 @@ public struct RecordingOptions: Sendable {
   /// Count stacks in kernel maps rather than streaming samples; see `SamplerConfiguration.aggregateInKernel`.
   public var aggregateInKernel = false
   /// How user stacks are walked; see `UserStackUnwinding`.
-  public var unwinding: UserStackUnwinding = .framePointers
-  /// DWARF mode: bytes of user stack copied per sample (8...65536).
+  public var unwinding: UserStackUnwinding = .automatic
+  /// auto and dwarf modes: bytes of user stack copied per sample (8...65536).
   public var userStackCopyBytes = 16384
   /// Trace HTTP/1.x exchanges of the sampled processes and label samples with the span they served.
   /// When the L7 tracer cannot load (no tracefs, say) the recording goes on without spans, with a warning.
@@ -29,11 +29,20 @@ public struct RecordingOptions: Sendable {
 
 /// How user stacks are walked.
 public enum UserStackUnwinding: String, Sendable, CaseIterable {
+  /// Whether samples carry a copy of the user stack.
+  public var copiesStacks: Bool { self != .framePointers }
+
+  /// The default. Each sample carries a copy of the top of the user stack, and each frame is unwound by
+  /// what its code needs: the runtime plug-ins (Go's .gopclntab, a JIT's perf map), DWARF CFI for native
+  /// code, and frame pointers through code that has no CFI (JIT output, binaries built without it).
+  /// Copying always was measured cheaper than deciding per mapping in the kernel: see
+  /// bench/overhead/RESULTS.md.
+  case automatic = "auto"
   /// The kernel follows frame pointers (bpf_get_stack): no extra cost, but stacks stop early in code built
   /// without them (most distribution libraries, including Debian's libc).
   case framePointers = "fp"
   /// Each sample carries the user registers and a copy of the top of the user stack, unwound in user space
-  /// with the DWARF CFI of each mapped file. Complete stacks without frame pointers, at the cost of ~16 KiB
+  /// with the DWARF CFI of each mapped file only (no runtime plug-ins, no frame-pointer fallback). Complete stacks without frame pointers, at the cost of ~16 KiB
   /// of ring buffer traffic and a few microseconds of user-space CPU per sample.
   case dwarf
 }

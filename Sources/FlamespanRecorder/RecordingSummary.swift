@@ -1,5 +1,6 @@
 import FlamespanBPF
 import FlamespanModel
+import FlamespanRuntimes
 
 public struct RecordingSummary: Sendable {
   public var durationNanos: UInt64
@@ -14,7 +15,7 @@ public struct RecordingSummary: Sendable {
   public var mapsSnapshots: Int
   public var processesGoneBeforeMaps: Int
   public var commandExitStatus: Int32?
-  /// DWARF mode only.
+  /// Stack-copy modes (auto, dwarf) only.
   public var unwinding: UnwindingSummary? = nil
   /// nil when HTTP tracing was off or could not start.
   public var http: HTTPTracingSummary? = nil
@@ -49,24 +50,60 @@ extension HTTPTracingSummary {
   }
 }
 
-/// What DWARF unwinding did over a recording.
+/// What stack-copy unwinding (auto or dwarf) did over a recording.
 public struct UnwindingSummary: Sendable {
+  public var mode: UserStackUnwinding
   public var stacksUnwound: Int
   /// Stacks that reached their outermost frame.
   public var stacksComplete: Int
-  /// Stacks continued on frame pointers past code without usable CFI.
+  /// Stacks continued on the kernel's frame-pointer walk past the point where the copy's unwind stopped.
   public var framePointerSplices: Int
   /// User-space CPU time spent unwinding.
   public var cpuNanos: UInt64
   public var filesParsed: Int
   /// Samples whose user stack could not be read at all at the stack pointer.
   public var copyFailures: UInt64
+  /// Per process: stacks, and why those that stopped early stopped.
+  public var processes: [Int32: ProcessStackStops] = [:]
+
+  /// Stacks that stopped early, by reason, over every process.
+  public var stopped: [StackStopReason: Int] {
+    processes.values.reduce(into: [:]) { total, process in
+      total.merge(process.stopped, uniquingKeysWith: +)
+    }
+  }
 
   public var text: String {
     let percent = stacksUnwound == 0 ? 100 : 100 * Double(stacksComplete) / Double(stacksUnwound)
     let perStack = stacksUnwound == 0 ? 0 : Double(cpuNanos) / Double(stacksUnwound) / 1000
-    return
-      "dwarf unwinding: \(stacksUnwound) stacks, \(String(format: "%.1f", percent))% complete, \(framePointerSplices) continued on frame pointers, \(copyFailures) not copied; \(String(format: "%.1f", perStack)) µs CPU per stack, \(filesParsed) files parsed"
+    var text =
+      "\(mode.rawValue) unwinding: \(stacksUnwound) stacks, \(String(format: "%.1f", percent))% complete, \(framePointerSplices) continued on frame pointers, \(copyFailures) not copied; \(String(format: "%.1f", perStack)) µs CPU per stack, \(filesParsed) files parsed"
+    let stoppedEarly = stopped
+    if !stoppedEarly.isEmpty {
+      text +=
+        "; stopped early: "
+        + stoppedEarly.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key.rawValue)" }.joined(
+          separator: ", ")
+    }
+    return text
+  }
+
+  /// One line per process whose stacks stopped early, worst share first, at most `limit`.
+  public func processLines(limit: Int = 5) -> [String] {
+    let incomplete = processes.filter { $0.value.stoppedTotal > 0 && $0.value.stacks > 0 }
+    let ranked = incomplete.sorted {
+      let left = Double($0.value.stoppedTotal) / Double($0.value.stacks)
+      let right = Double($1.value.stoppedTotal) / Double($1.value.stacks)
+      return left != right ? left > right : $0.key < $1.key
+    }
+    return ranked.prefix(limit).map { pid, process in
+      let share = 100 * Double(process.stoppedTotal) / Double(process.stacks)
+      let reasons = process.stopped.sorted { $0.key < $1.key }.map {
+        "\($0.key.rawValue) \(String(format: "%.1f", 100 * Double($0.value) / Double(process.stacks)))%"
+      }
+      return
+        "\(process.name.isEmpty ? "pid \(pid)" : "\(process.name) (pid \(pid))"): \(String(format: "%.1f", share))% of \(process.stacks) stacks stopped early (\(reasons.joined(separator: ", ")))"
+    }
   }
 }
 

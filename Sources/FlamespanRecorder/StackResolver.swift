@@ -1,5 +1,6 @@
 import FlamespanModel
 import FlamespanProcess
+import FlamespanRuntimes
 import FlamespanSymbolizer
 import Glibc
 
@@ -8,6 +9,18 @@ import Glibc
 struct StackResolver {
   let tracker: ProcessTracker
   let symbolizer: Symbolizer
+  /// Runtime plug-ins name the code they own (Go, JIT perf maps); nil names native code only.
+  var runtimes: RuntimeRegistry? = nil
+
+  /// What a runtime said of one address of one process.
+  private struct RuntimeKey: Hashable {
+    var pid: Int32
+    var lookupAddress: UInt64
+  }
+  private struct RuntimeNaming {
+    var owner: String
+    var symbol: RuntimeSymbol?
+  }
 
   /// A user address placed in its mapping. Return addresses (every frame but the leaf) are looked up one byte
   /// back, so the line shown is the call, not the instruction after it.
@@ -21,6 +34,8 @@ struct StackResolver {
     var batches: [Mapping: Set<UInt64>] = [:]
     var kernelAddresses: Set<UInt64> = []
     var placements: [SampleAggregator.Key: [Placement?]] = [:]
+    var runtimeNamed: [RuntimeKey: RuntimeNaming] = [:]
+    let now = ProcessInspector.monotonicNanos()
 
     for (key, tally) in tallies {
       for (index, address) in key.kernelStack.enumerated() {
@@ -28,12 +43,21 @@ struct StackResolver {
       }
       var placed: [Placement?] = []
       let time = aggregator.resolutionTime(for: key, tally: tally)
+      let maps = runtimes == nil ? nil : tracker.maps(pid: key.pid, at: time)
       for (index, address) in key.userStack.enumerated() {
-        guard let mapping = tracker.mapping(pid: key.pid, address: address, at: time) else {
+        let lookup = index == 0 || address == 0 ? address : address - 1
+        let mapping = tracker.mapping(pid: key.pid, address: address, at: time)
+        let runtimeKey = RuntimeKey(pid: key.pid, lookupAddress: lookup)
+        if let runtimes, let maps, runtimeNamed[runtimeKey] == nil,
+          let (owner, symbol) = runtimes.symbolize(
+            address: lookup, mapping: mapping, maps: maps, now: now)
+        {
+          runtimeNamed[runtimeKey] = RuntimeNaming(owner: owner, symbol: symbol)
+        }
+        guard let mapping else {
           placed.append(nil)
           continue
         }
-        let lookup = index == 0 || address == 0 ? address : address - 1
         placed.append(Placement(mapping: mapping, lookupAddress: lookup))
         if mapping.kind == .file { batches[mapping, default: []].insert(lookup) }
       }
@@ -69,9 +93,14 @@ struct StackResolver {
         stack.append(location)
       }
       let placed = placements[key] ?? []
-      for (address, placement) in zip(key.userStack, placed) {
-        stack.append(
-          userLocation(address: address, placement: placement, key: key, resolved: userResolved))
+      for (index, (address, placement)) in zip(key.userStack, placed).enumerated() {
+        var location = userLocation(
+          address: address, placement: placement, key: key, resolved: userResolved)
+        let lookup = index == 0 || address == 0 ? address : address - 1
+        if let naming = runtimeNamed[RuntimeKey(pid: key.pid, lookupAddress: lookup)] {
+          Self.apply(naming, to: &location)
+        }
+        stack.append(location)
       }
       if let marker = key.userStackMarker { stack.append(Self.marker(marker)) }
       if let errno = key.userStackErrno, key.userStack.isEmpty {
@@ -116,6 +145,24 @@ struct StackResolver {
     }
     return ResolvedLocation(
       address: address, mapping: placement.mapping, frames: [], unknownReason: reason)
+  }
+
+  /// A runtime's names win over an ELF symbol table's (a JIT region has none; a stripped Go binary has
+  /// no symbols), but native DWARF keeps its inline chains where it found any: the runtime then only
+  /// says what kind of frame it is.
+  private static func apply(_ naming: RuntimeNaming, to location: inout ResolvedLocation) {
+    guard let symbol = naming.symbol else {
+      if location.frames.isEmpty {
+        location.unknownReason = "\(naming.owner): code it owns but cannot name"
+      }
+      return
+    }
+    location.frameType = symbol.frameType
+    location.isJIT = symbol.isJIT
+    if location.frames.count <= 1 || symbol.frames.count > 1 || symbol.isJIT {
+      location.frames = symbol.frames
+      location.unknownReason = nil
+    }
   }
 
   static func lostStackText(errno: Int32) -> String {

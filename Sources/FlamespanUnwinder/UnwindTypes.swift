@@ -1,3 +1,5 @@
+import FlamespanRuntimes
+
 /// Why an unwind stopped. Only `reachedEnd` means the stack is complete; every other case says what is
 /// missing, so a profile can show it instead of inventing frames.
 public enum UnwindEnd: Sendable, Hashable {
@@ -11,6 +13,23 @@ public enum UnwindEnd: Sendable, Hashable {
   case corruptCFI(address: UInt64, reason: String)
   /// `maxFrames` frames were produced before the end.
   case frameLimit
+  /// A runtime plug-in or the frame-pointer rule could not go on from the code at `address`.
+  case stopped(StackStopReason, address: UInt64, detail: String)
+
+  /// The summary's category for a stack that stopped early; nil for a complete one.
+  public var stopReason: StackStopReason? {
+    switch self {
+    case .reachedEnd: return nil
+    case .truncated(let reason):
+      return reason.contains("beyond") ? .copyTooShort : .readError
+    case .unknownCode(_, let reason):
+      return reason.hasPrefix("anonymous") || reason == Self.noMappingReason
+        ? .jitWithoutMap : .noCFI
+    case .corruptCFI: return .corruptTables
+    case .frameLimit: return .frameLimit
+    case .stopped(let reason, _, _): return reason
+    }
+  }
 
   /// The `unknownCode` reason for an address outside every executable mapping (often a library mapped
   /// after the maps snapshot was read).
@@ -26,6 +45,8 @@ public enum UnwindEnd: Sendable, Hashable {
     case .corruptCFI(let address, let reason):
       return "corrupt CFI at 0x\(String(address, radix: 16)): \(reason)"
     case .frameLimit: return "frame limit reached"
+    case .stopped(let reason, let address, let detail):
+      return "\(reason.rawValue) at 0x\(String(address, radix: 16)): \(detail)"
     }
   }
 }

@@ -1,5 +1,6 @@
 import FlamespanModel
 import FlamespanProcess
+import FlamespanRuntimes
 
 /// Unwinds a copied user stack with the DWARF call frame information (`.eh_frame`, `.debug_frame`) of the
 /// files mapped at each return address. It never reads process memory: every load comes from the copy,
@@ -25,9 +26,14 @@ public final class Unwinder {
 
   /// Unwinds from `registers` through `stack`, the bytes copied from `stackStart` (the stack pointer) up,
   /// using the executable mappings in `maps` to find each frame's file.
+  ///
+  /// Each frame's code is first offered to `runtimes` (Go's tables, a JIT's perf map): the one that owns
+  /// it takes the step. Other code is unwound with its file's DWARF CFI; with `framePointerFallback`,
+  /// code that has none (JIT output, binaries without CFI) is stepped over on the frame-pointer chain,
+  /// as long as that chain leads back into executable memory.
   public func unwind(
     registers: UserRegisters, stack: [UInt8], stackStart: UInt64, maps: ProcessMaps,
-    maxFrames: Int = 127
+    runtimes: [any RuntimeProcess] = [], framePointerFallback: Bool = false, maxFrames: Int = 127
   ) -> UnwoundStack {
     cache.statistics.stacksUnwound += 1
     var values = [UInt64?](repeating: nil, count: FrameRule.registerCount)
@@ -64,24 +70,99 @@ public final class Unwinder {
       return UnwoundStack(addresses: addresses, end: end)
     }
 
+    let memory = StackMemory(start: stackStart, bytes: stack)
+    /// Takes one step that a runtime or the frame-pointer rule computed; nil when the walk goes on.
+    func take(_ step: RuntimeStep, at pc: UInt64) -> UnwoundStack? {
+      switch step {
+      case .outermost:
+        return finish(.reachedEnd)
+      case .stop(let reason, let detail):
+        return finish(.stopped(reason, address: pc, detail: detail))
+      case .caller(let caller):
+        guard caller.sp > (values[Register.stackPointer] ?? 0) else {
+          return finish(
+            .stopped(
+              .corruptTables, address: pc, detail: "the caller's frame is not above its callee's"))
+        }
+        guard addresses.count < maxFrames else { return finish(.frameLimit) }
+        // Only the registers the step recovered are known in the caller.
+        values = [UInt64?](repeating: nil, count: FrameRule.registerCount)
+        values[Register.returnAddress] = caller.pc
+        values[Register.stackPointer] = caller.sp
+        values[Register.framePointer] = caller.bp
+        lostBeyondCopy = [Bool](repeating: false, count: FrameRule.registerCount)
+        addresses.append(caller.pc)
+        pcIsReturnAddress = caller.pcIsReturnAddress
+        return nil
+      }
+    }
+    func currentFrame(_ pc: UInt64) -> FrameRegisters {
+      FrameRegisters(
+        pc: pc, sp: values[Register.stackPointer] ?? 0, bp: values[Register.framePointer],
+        pcIsReturnAddress: pcIsReturnAddress)
+    }
+    /// Code without CFI: the frame-pointer chain, if allowed and if it leads back into known code.
+    func fallBack(_ end: UnwindEnd, pc: UInt64, mapping: Mapping?) -> UnwoundStack? {
+      guard framePointerFallback else { return finish(end) }
+      let reason: StackStopReason =
+        mapping == nil || mapping?.kind == .anonymous ? .jitWithoutMap : .noCFI
+      let step = FramePointerStep.step(currentFrame(pc), memory: memory, unchainedReason: reason)
+      // Code in no mapping at all is more often a library mapped after the snapshot than JIT code:
+      // keep the end that makes the caller read the maps again.
+      if case .stop = step, mapping == nil { return finish(end) }
+      if case .caller(let caller) = step {
+        let callerLookup = caller.pc &- 1
+        let callerMapping = maps.mapping(containing: callerLookup)
+        let known =
+          callerMapping != nil || runtimes.contains { $0.owns(pc: callerLookup, mapping: nil) }
+        // A return address in no mapping means the "frame pointer" was a register in other use.
+        guard known else {
+          return finish(
+            .stopped(reason, address: pc, detail: "the frame pointer chain leads nowhere"))
+        }
+      }
+      return take(step, at: pc)
+    }
+
     while true {
       guard let pc = values[Register.returnAddress] else { return finish(.reachedEnd) }
       // A return address points after the call; the call itself (pc-1) is what lies in the caller's FDE,
       // which matters when the call was the function's last instruction.
       let lookup = pcIsReturnAddress ? pc &- 1 : pc
-      guard let mapping = maps.mapping(containing: lookup) else {
-        return finish(.unknownCode(address: pc, reason: UnwindEnd.noMappingReason))
+      let mapping = maps.mapping(containing: lookup)
+      if let owner = runtimes.first(where: { $0.owns(pc: lookup, mapping: mapping) }) {
+        if let done = take(owner.step(currentFrame(pc), memory: memory), at: pc) { return done }
+        continue
+      }
+      guard let mapping else {
+        if let done = fallBack(
+          .unknownCode(address: pc, reason: UnwindEnd.noMappingReason), pc: pc, mapping: nil)
+        {
+          return done
+        }
+        continue
       }
       switch mapping.kind {
       case .anonymous:
-        return finish(
-          .unknownCode(address: pc, reason: "anonymous executable memory (JIT or generated code)"))
+        if let done = fallBack(
+          .unknownCode(address: pc, reason: "anonymous executable memory (JIT or generated code)"),
+          pc: pc, mapping: mapping)
+        {
+          return done
+        }
+        continue
       case .special, .kernel:
         return finish(.unknownCode(address: pc, reason: "special mapping \(mapping.path)"))
       case .file, .deletedFile, .vdso: break
       }
       let loaded = cache.cfi(for: mapping, pid: maps.pid)
-      if let failure = loaded.failure { return finish(.unknownCode(address: pc, reason: failure)) }
+      if let failure = loaded.failure {
+        if let done = fallBack(.unknownCode(address: pc, reason: failure), pc: pc, mapping: mapping)
+        {
+          return done
+        }
+        continue
+      }
       guard let information = loaded.information,
         let linkAddress = information.sections.virtualAddress(
           ofFileOffset: mapping.fileOffset(of: lookup))
@@ -94,8 +175,13 @@ public final class Unwinder {
       case .failure(let error):
         return finish(.corruptCFI(address: pc, reason: "\(mapping.path): \(error.reason)"))
       case .success(nil):
-        return finish(
-          .unknownCode(address: pc, reason: "no CFI covers this address in \(mapping.path)"))
+        if let done = fallBack(
+          .unknownCode(address: pc, reason: "no CFI covers this address in \(mapping.path)"),
+          pc: pc, mapping: mapping)
+        {
+          return done
+        }
+        continue
       case .success(let found?):
         rule = found
       }

@@ -60,6 +60,9 @@ import Testing
         #expect(!reason.isEmpty)
         endings["corrupt", default: 0] += 1
       case .frameLimit: endings["limit", default: 0] += 1
+      case .stopped(_, _, let detail):
+        // Only runtimes and the frame-pointer fallback stop this way; neither is in use here.
+        Issue.record("stopped without runtimes or fallback: \(detail)")
       }
       // Kept until the end: a deleted file's inode could be reused by the next mutant, and the cache
       // rightly treats the same (device, inode) as the same file.

@@ -38,8 +38,8 @@ fail() {
 [[ $(id -u) -eq 0 ]] || fail "whole-machine profiling needs root"
 for profiler in $PROFILERS; do
   case $profiler in
-    flamespan | flamespan-kagg) [[ -x $FLAMESPAN ]] || fail "no flamespan binary at $FLAMESPAN (swift build -c release, or set FLAMESPAN)" ;;
-    perf) command -v perf >/dev/null || fail "perf is not installed (apt-get install linux-perf)" ;;
+    flamespan | flamespan-kagg | flamespan-fp) [[ -x $FLAMESPAN ]] || fail "no flamespan binary at $FLAMESPAN (swift build -c release, or set FLAMESPAN)" ;;
+    perf | perf-dwarf) command -v perf >/dev/null || fail "perf is not installed (apt-get install linux-perf)" ;;
     *) fail "unknown profiler '$profiler' in PROFILERS (known: flamespan flamespan-kagg perf)" ;;
   esac
 done
@@ -83,12 +83,20 @@ start_profiler() {
       "$FLAMESPAN" record --frequency 99 --duration 600 --output "$OUT/flamespan-$round.pb.gz" \
         >"$OUT/flamespan-$round.log" 2>&1 &
       ;;
+    flamespan-fp)
+      "$FLAMESPAN" record --unwind fp --frequency 99 --duration 600 \
+        --output "$OUT/flamespan-fp-$round.pb.gz" >"$OUT/flamespan-fp-$round.log" 2>&1 &
+      ;;
     flamespan-kagg)
       "$FLAMESPAN" record --kernel-aggregation --frequency 99 --duration 600 \
         --output "$OUT/flamespan-kagg-$round.pb.gz" >"$OUT/flamespan-kagg-$round.log" 2>&1 &
       ;;
     perf)
       perf record -F 99 -a -g -o "$OUT/perf-$round.data" >"$OUT/perf-$round.log" 2>&1 &
+      ;;
+    perf-dwarf)
+      perf record -F 99 -a --call-graph dwarf -o "$OUT/perf-dwarf-$round.data" \
+        >"$OUT/perf-dwarf-$round.log" 2>&1 &
       ;;
   esac
   PROFILER_PID=$!
@@ -121,7 +129,7 @@ stop_profiler() {
   echo "$cpu" >>"$OUT/$name.cpu"
   awk -v b="$begin" -v e="$end" 'BEGIN { printf "%.3f\n", (e - b) / 1e9 }' >>"$OUT/$name.shutdown"
   # Profiles are kept for inspection, but perf.data files are large.
-  [[ $name == perf ]] && rm -f "$OUT/perf-$round.data"
+  [[ $name == perf* ]] && rm -f "$OUT/$name-$round.data"
   return 0
 }
 
@@ -168,8 +176,10 @@ label() {
   case $1 in
     baseline) echo "no profiler" ;;
     flamespan) echo "flamespan record -F 99" ;;
+    flamespan-fp) echo "flamespan --unwind fp" ;;
     flamespan-kagg) echo "flamespan --kernel-aggr." ;;
     perf) echo "perf record -F 99 -a -g" ;;
+    perf-dwarf) echo "perf --call-graph dwarf" ;;
   esac
 }
 

@@ -29,6 +29,7 @@ final class Agent: @unchecked Sendable {
     options.frequency = configuration.frequency
     options.windowNanos = configuration.exportIntervalNanos
     options.traceHTTP = configuration.traceHTTP
+    options.unwinding = configuration.unwinding
     options.memoryBudgetBytes = configuration.memoryBudgetBytes
     options.symbolizer.maxCachedBytes = configuration.symbolizerCacheBytes
     recorder = ContinuousRecorder(options: options)

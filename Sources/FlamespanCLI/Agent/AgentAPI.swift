@@ -1,5 +1,6 @@
 import FlamespanExport
 import FlamespanModel
+import FlamespanRuntimes
 import Foundation
 
 /// Routes of the loopback UI and API. Times in queries are Unix milliseconds.
@@ -205,6 +206,12 @@ enum JSONText {
 
 /// /metrics in the Prometheus text format.
 enum AgentMetrics {
+  /// A Prometheus label value: backslash, quote and newline escaped.
+  static func labelValue(_ text: String) -> String {
+    text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+      .replacingOccurrences(of: "\n", with: "\\n")
+  }
+
   static func render(_ agent: Agent) -> String {
     let stats = agent.recorder.statistics
     let exports = agent.queue.snapshot
@@ -275,6 +282,34 @@ enum AgentMetrics {
     one(
       "flamespan_export_dropped_windows_total", "counter",
       "Windows dropped from the export queue (oldest first).", exports.windowsDropped)
+    if let unwinding = stats.unwinding {
+      one(
+        "flamespan_stacks_unwound_total", "counter",
+        "User stacks unwound from their copies (--unwind auto or dwarf).", unwinding.stacksUnwound)
+      one(
+        "flamespan_stacks_complete_total", "counter",
+        "Unwound stacks that reached their outermost frame.", unwinding.stacksComplete)
+      metric(
+        "flamespan_stacks_stopped_early_total", "counter",
+        "Unwound stacks that stopped before their outermost frame, by reason.",
+        StackStopReason.allCases.map { reason in
+          ("reason=\"\(reason.rawValue)\"", "\(unwinding.stopped[reason] ?? 0)")
+        })
+      // The worst processes only: a label per process of a whole machine would be unbounded.
+      let worst = unwinding.processes.filter { $0.value.stoppedTotal > 0 }
+        .sorted { $0.value.stoppedTotal > $1.value.stoppedTotal }.prefix(10)
+      metric(
+        "flamespan_process_stacks_stopped_early_total", "counter",
+        "Stacks that stopped early, for the ten processes with the most, by reason.",
+        worst.flatMap { pid, process in
+          process.stopped.sorted { $0.key < $1.key }.map { reason, count in
+            (
+              "pid=\"\(pid)\",process=\"\(Self.labelValue(process.name))\",reason=\"\(reason.rawValue)\"",
+              "\(count)"
+            )
+          }
+        })
+    }
     let lookups = stats.symbolizer.cacheHits + stats.symbolizer.cacheMisses
     one(
       "flamespan_symbolizer_cache_hits_total", "counter", "Symbolizer file cache hits.",

@@ -89,6 +89,11 @@ struct AgentCommand: ParsableCommand {
   var maxSpans: String?
   @Option(help: ArgumentHelp("Log a status line every window (default true).", valueName: "bool"))
   var statusLines: String?
+  @Option(
+    help: ArgumentHelp(
+      "How to walk user stacks (default auto): auto copies the top of each user stack and unwinds Go, JIT code named by perf maps, and native code with or without frame pointers; dwarf uses DWARF CFI only; fp is the kernel's frame-pointer walk (cheapest, shortest stacks). See `flamespan record --help`.",
+      valueName: "auto|dwarf|fp"))
+  var unwind: String?
 
   @Flag(help: "Print the effective settings, each with where it came from, and exit.")
   var printConfig = false
@@ -108,7 +113,7 @@ struct AgentCommand: ParsableCommand {
       ("queue-windows", queueWindows), ("queue-bytes", queueBytes),
       ("retry-max-backoff", retryMaxBackoff),
       ("trace-http", traceHttp), ("status-lines", statusLines), ("memory-budget", memoryBudget),
-      ("max-spans", maxSpans), ("symbolizer-cache", symbolizerCache),
+      ("max-spans", maxSpans), ("symbolizer-cache", symbolizerCache), ("unwind", unwind),
     ]
     for (key, value) in flags { settings.fill(key, value, source: "--\(key)") }
     let variables: [(String, String)] = [
@@ -231,6 +236,7 @@ func configurationText(_ configuration: AgentConfiguration, _ settings: AgentSet
     ("trace-http", String(configuration.traceHTTP)),
     ("memory-budget", configuration.memoryBudgetBytes.map(String.init) ?? "0"),
     ("symbolizer-cache", configuration.symbolizerCacheBytes.map(String.init) ?? "0"),
+    ("unwind", configuration.unwinding.rawValue),
   ]
   return lines.map { key, value in
     let origin =

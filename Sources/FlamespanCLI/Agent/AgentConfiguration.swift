@@ -1,3 +1,4 @@
+import FlamespanRecorder
 import Foundation
 
 /// Everything the agent runs with, merged from flags, then the standard OTEL_* environment variables,
@@ -30,6 +31,8 @@ struct AgentConfiguration: Sendable {
   var symbolizerCacheBytes: Int? = 24 << 20
   /// Spans stored and exported per window: those with CPU samples first, then the slowest.
   var maximumSpansPerWindow = 5000
+  /// auto (stack copies unwound with the runtime plug-ins, DWARF CFI and frame pointers), dwarf or fp.
+  var unwinding: UserStackUnwinding = .automatic
 }
 
 struct ConfigurationError: Error, CustomStringConvertible {
@@ -45,7 +48,7 @@ struct AgentSettings {
     "resource-attributes", "service-name", "host-name", "gzip", "pyroscope", "pyroscope-app",
     "store", "retention", "store-max-bytes", "listen", "queue-windows", "queue-bytes",
     "retry-max-backoff", "trace-http", "status-lines", "memory-budget", "max-spans",
-    "symbolizer-cache",
+    "symbolizer-cache", "unwind",
   ]
 
   var values: [String: (value: String, source: String)] = [:]
@@ -192,6 +195,13 @@ struct AgentSettings {
     }
     if let value = try integer("symbolizer-cache", 0...Int.max) {
       configuration.symbolizerCacheBytes = value == 0 ? nil : value
+    }
+    if let (value, source) = text("unwind") {
+      guard let mode = UserStackUnwinding(rawValue: value) else {
+        throw ConfigurationError(
+          source: source, message: "unwind: expected auto, dwarf or fp, got \"\(value)\"")
+      }
+      configuration.unwinding = mode
     }
     return configuration
   }

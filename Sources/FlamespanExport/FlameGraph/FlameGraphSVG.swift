@@ -125,6 +125,8 @@ public enum FlameGraphSVG {
       return "rgb(\(spread(205, 50, a)),\(spread(60, 170, b)),\(spread(0, 55, c)))"
     case .kernel:  // cool teal-blue, so time in the kernel stands out from the program's own code
       return "rgb(\(spread(60, 50, a)),\(spread(160, 50, b)),\(spread(195, 55, c)))"
+    case .jit:  // greens, as perf's flame graphs colour JIT code
+      return "rgb(\(spread(50, 60, a)),\(spread(170, 50, b)),\(spread(50, 60, c)))"
     case .unresolved:  // gray: we do not know what runs there
       let gray = spread(165, 40, a)
       return "rgb(\(gray),\(gray),\(gray))"

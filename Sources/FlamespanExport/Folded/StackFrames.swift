@@ -7,6 +7,8 @@ struct FlameFrame: Hashable {
     case thread
     case user
     case kernel
+    /// Code a JIT generated, named from its perf map.
+    case jit
     /// An address with no symbol, shown by where it lies (`[vdso]`, `libx.so+0x1234`).
     case unresolved
   }
@@ -28,12 +30,22 @@ enum StackFrames {
           FlameFrame(name: location.safeDisplayName, kind: isKernel ? .kernel : .unresolved))
         continue
       }
+      if location.isJIT {
+        // Marked in the name too, so folded text (which has no colours) tells JIT code apart.
+        for frame in location.frames.reversed() {
+          frames.append(FlameFrame(name: frame.function + " " + Self.jitMarker, kind: .jit))
+        }
+        continue
+      }
       for frame in location.frames.reversed() {
         frames.append(FlameFrame(name: frame.function, kind: isKernel ? .kernel : .user))
       }
     }
     return frames
   }
+
+  /// Appended to the names of JIT frames.
+  static let jitMarker = "[jit]"
 
   static func threadLabel(_ sample: ProfileSample) -> String {
     sample.threadName.isEmpty ? "[tid \(sample.tid)]" : sample.threadName
