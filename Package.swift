@@ -86,7 +86,8 @@ let package = Package(
       dependencies: [
         "FlamespanRuntimes", "FlamespanELF", "FlamespanProcess", "FlamespanModel",
         "FlamespanTestSupport",
-      ]),
+      ],
+      exclude: ["Fixtures"]),
     .testTarget(
       name: "FlamespanSymbolizerTests", dependencies: ["FlamespanSymbolizer", "FlamespanModel"]),
     .testTarget(name: "FlamespanExportTests", dependencies: ["FlamespanExport", "FlamespanModel"]),

@@ -1,0 +1,95 @@
+import FlamespanRuntimes
+import Foundation
+import Testing
+
+/// Truncated and mutated tables of a real binary: every outcome is a value or a `GoPCLNError`, never
+/// a crash or a hang.
+@Suite struct GoCorruptionTests {
+  /// SplitMix64, so a failure reproduces.
+  struct SeededGenerator: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+      state &+= 0x9e37_79b9_7f4a_7c15
+      var z = state
+      z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+      z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+      return z ^ (z >> 31)
+    }
+  }
+
+  /// Every lookup the plug-in makes, at `pcs`; returns (values, errors) seen.
+  static func exercise(_ bytes: [UInt8], pcs: [UInt64]) -> (values: Int, errors: Int) {
+    var values = 0
+    var errors = 0
+    do {
+      let table = try GoPCLNTable(bytes: bytes)
+      for pc in pcs {
+        do {
+          guard let function = try table.function(at: pc) else { continue }
+          _ = try table.spDelta(of: function, at: pc)
+          _ = try table.frameAllocationPC(of: function)
+          _ = try table.sourcePosition(of: function, at: pc)
+          values += 1
+        } catch {
+          errors += 1
+        }
+      }
+    } catch {
+      errors += 1
+    }
+    return (values, errors)
+  }
+
+  /// Pcs spread over the text that the intact table knows: the padding between functions is covered
+  /// by no pcvalue table, so a pc there is left out.
+  static func pcs(_ bytes: [UInt8]) throws -> [UInt64] {
+    let table = try GoPCLNTable(bytes: bytes)
+    let range = table.textRange
+    let step = (range.upperBound - range.lowerBound) / 60
+    let pcs = stride(from: range.lowerBound, to: range.upperBound, by: Int(step)).map { $0 + 3 }
+    return pcs.filter { exercise(bytes, pcs: [$0]) == (1, 0) }
+  }
+
+  @Test func truncatedTablesFailCleanly() throws {
+    guard let fixture = try GoFixture.require(#function) else { return }
+    let bytes = try GoFixture.tableBytes(fixture.stripped)
+    let pcs = try Self.pcs(bytes)
+    #expect(pcs.count >= 40)
+    var errors = 0
+    let lengths = Array(0..<80) + Array(stride(from: 80, to: bytes.count, by: bytes.count / 400))
+    for length in lengths {
+      errors += Self.exercise(Array(bytes.prefix(length)), pcs: pcs).errors
+    }
+    // Every cut short of the header, and most cuts after it, must be reported.
+    #expect(errors >= 80)
+  }
+
+  @Test func mutatedTablesNeverCrashOrHang() throws {
+    guard let fixture = try GoFixture.require(#function) else { return }
+    let original = try GoFixture.tableBytes(fixture.stripped)
+    let pcs = Array(try Self.pcs(original).prefix(12))
+    let header = try GoPCLNTable(bytes: original)
+    // Bias mutations towards the parts every lookup reads: the header, the function table and records.
+    let hotEnd = min(original.count, 72 + (header.functionCount + 1) * 8 + 0x4_0000)
+    var generator = SeededGenerator(state: 0x666c_616d_6573_7061)
+    let clock = ContinuousClock()
+    let started = clock.now
+    var errors = 0
+    var values = 0
+    for iteration in 0..<3000 {
+      var bytes = original
+      for _ in 0..<Int.random(in: 1...8, using: &generator) {
+        let limit = iteration % 2 == 0 ? hotEnd : bytes.count
+        let index = Int.random(in: 0..<limit, using: &generator)
+        bytes[index] =
+          iteration % 3 == 0 ? UInt8.random(in: 0...255, using: &generator) : bytes[index] ^ 0xff
+      }
+      let outcome = Self.exercise(bytes, pcs: pcs)
+      errors += outcome.errors
+      values += outcome.values
+    }
+    #expect(errors > 0)
+    #expect(values > 0)
+    #expect(clock.now - started < .seconds(120))
+  }
+}
