@@ -53,11 +53,10 @@ import Testing
     warmUp: (_ pid: Int32, _ port: Int) throws -> Void = { _, _ in }
   ) throws -> FoldedProfile {
     let out = try TestEnvironment.temporaryDirectory("runtime-\(label)")
-    var arguments = command + (isServer ? ["0"] : [])
-    if !arguments[0].hasPrefix("/") {
-      arguments[0] = try #require(TestEnvironment.which(arguments[0]), "\(arguments[0]) not on PATH")
-    }
-    // Agent/AgentHarness.swift's: output in files, stopped with SIGKILL (a server ignores nothing then).
+    // In a directory of its own (env -C, which then execs it: same pid), where V8's isolate log goes.
+    let arguments = ["/usr/bin/env", "-C", out.path] + command + (isServer ? ["0"] : [])
+    // BackgroundProcess is Agent/AgentHarness.swift's: output in files; stopped with SIGKILL, which no server
+    // can ignore.
     let workload = try BackgroundProcess(arguments, logs: out, label: "workload")
     defer {
       _ = workload.stop(signal: SIGKILL)
@@ -111,10 +110,13 @@ import Testing
     sourceLocation: SourceLocation = #_sourceLocation
   ) {
     let selected = profile.count { select(Array($0.dropFirst())) }
-    let satisfied = profile.count { select(Array($0.dropFirst())) && satisfy(Array($0.dropFirst())) }
+    let satisfied = profile.count {
+      select(Array($0.dropFirst())) && satisfy(Array($0.dropFirst()))
+    }
     let percent = selected > 0 ? 100 * Double(satisfied) / Double(selected) : 0
     print("\(what): \(satisfied) of \(selected) (\(String(format: "%.1f", percent))%)")
-    #expect(selected >= minimum, "\(what): only \(selected) samples", sourceLocation: sourceLocation)
+    #expect(
+      selected >= minimum, "\(what): only \(selected) samples", sourceLocation: sourceLocation)
     #expect(
       Double(satisfied) >= goal * Double(selected),
       "\(what): \(satisfied) of \(selected) = \(percent)%, goal \(100 * goal)%",
@@ -171,8 +173,10 @@ import Testing
   static func isNamedGoFrame(_ frame: String) -> Bool {
     if frame.hasPrefix("type..") || frame.hasPrefix("go.") { return true }
     let packages = [
-      "main", "runtime", "internal", "vendor", "net", "crypto", "sync", "syscall", "bufio", "io", "fmt",
-      "os", "strconv", "time", "context", "reflect", "sort", "strings", "bytes", "errors", "unicode",
+      "main", "runtime", "internal", "vendor", "net", "crypto", "sync", "syscall", "bufio", "io",
+      "fmt",
+      "os", "strconv", "time", "context", "reflect", "sort", "strings", "bytes", "errors",
+      "unicode",
       "math", "hash", "log", "mime", "path", "encoding", "compress", "container", "text",
     ]
     return packages.contains { frame.hasPrefix($0 + ".") || frame.hasPrefix($0 + "/") }

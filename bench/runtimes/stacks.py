@@ -30,9 +30,10 @@ GO_NAMED = re.compile(
 )
 UNNAMED = re.compile(r"^\[unknown\]|^\[anon\]|^0x[0-9a-f]+$|\+0x[0-9a-f]+$")
 JIT_SUFFIX = " [jit]"
-# A frame that names a JavaScript function (V8's perf map: "JS:*burnSlow /path/x.js:18:18"; also older
-# "LazyCompile:" and prefix-less forms), or a Java method ("long JavaHttp.flamespanMixLight(long)").
-JS_FUNCTION = re.compile(r"^(JS|LazyCompile|Function|Eval|Script|InterpretedFunction):|\.[cm]?js:\d+|node:[\w/]+:\d+")
+# A frame that names a JavaScript function: flamespan drops V8's tag ("JS:*burnSlow /x.js:18:18" becomes
+# "burnSlow"), perf keeps it; V8's own code keeps other tags ("Builtin:", "BytecodeHandler:", "Stub:").
+# A Java method: "long JavaHttp.flamespanMixLight(long)", not "Interpreter" or "StubRoutines (1)".
+JS_FUNCTION = re.compile(r"^(JS|LazyCompile|Function|Script|Eval):|^(?![A-Za-z]+:)")
 JAVA_METHOD = re.compile(r"[\w$]+\.[\w$<>]+\(")
 
 NATIVE = {

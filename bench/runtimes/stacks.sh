@@ -64,7 +64,8 @@ start_workload() {
   case $name in
     nofp_templates | nofp_rust) "$OUT/bin/$name" $((3 * SECONDS_PER_RUN + 30)) >"$log" 2>&1 & ;;
     go_http | go_http_stripped) "$OUT/bin/$name" 0 >"$log" 2>&1 & ;;
-    node_http) node --perf-basic-prof "$OUT/bin/node_http.js" 0 >"$log" 2>&1 & ;;
+    # V8 writes an isolate log into its working directory: keep it in $OUT.
+    node_http) (cd "$OUT" && exec node --perf-basic-prof "$OUT/bin/node_http.js" 0) >"$log" 2>&1 & ;;
     java_http)
       java -XX:+PreserveFramePointer -XX:CompileCommand=quiet -XX:CompileCommand='dontinline,JavaHttp::flamespan*' \
         -cp "$OUT/bin/java" JavaHttp 0 >"$log" 2>&1 &
