@@ -90,7 +90,9 @@ let package = Package(
       exclude: ["Fixtures"]),
     .testTarget(
       name: "FlamespanSymbolizerTests", dependencies: ["FlamespanSymbolizer", "FlamespanModel"]),
-    .testTarget(name: "FlamespanExportTests", dependencies: ["FlamespanExport", "FlamespanModel"]),
+    .testTarget(
+      name: "FlamespanExportTests",
+      dependencies: ["FlamespanExport", "FlamespanModel", "FlamespanOTLP"]),
     .testTarget(
       name: "FlamespanOTLPTests",
       dependencies: ["FlamespanOTLP", "FlamespanExport", "FlamespanModel", "FlamespanTestSupport"],

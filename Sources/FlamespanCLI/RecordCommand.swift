@@ -17,6 +17,10 @@ struct RecordCommand: ParsableCommand {
         flamespan record --duration 10s -o profile.pb.gz -o flame.svg
         flamespan record -F 999 -o cmd.folded -- ./samples/bin/hotpaths 3
         flamespan record --pid 1234 --pid 5678 -d 2m -o services.pb.gz
+        node --perf-basic-prof app.js & flamespan record --pid $! -o node.folded   # JS functions named
+        flamespan record --unwind fp -o cheap.pb.gz    # no stack copies: cheapest, shorter stacks
+
+      Stacks are complete by default (--unwind auto): Go through its .gopclntab, JIT code named from /tmp/perf-PID.map (Java: jcmd PID Compiler.perfmap, run with -XX:+PreserveFramePointer), native code through DWARF CFI or frame pointers. The summary says, per process, why any stack stopped early.
 
       Needs root, or CAP_BPF and CAP_PERFMON, and a kernel with BTF (/sys/kernel/btf/vmlinux).
       """

@@ -29,7 +29,9 @@ enum RecordSummaryText {
       lines.append(unwinding.text.prefix(1).uppercased() + unwinding.text.dropFirst() + ".")
       let processLines = unwinding.processLines()
       if !processLines.isEmpty {
-        lines.append("Stacks that stopped early, by process (worst first):")
+        lines.append(
+          "By process, what stopped stacks early (worst first) and runtime data that could not be used:"
+        )
         lines.append(contentsOf: processLines.map { "  " + $0 })
       }
     }

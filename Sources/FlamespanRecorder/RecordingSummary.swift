@@ -65,6 +65,8 @@ public struct UnwindingSummary: Sendable {
   public var copyFailures: UInt64
   /// Per process: stacks, and why those that stopped early stopped.
   public var processes: [Int32: ProcessStackStops] = [:]
+  /// Per process: what its runtimes could not use (malformed perf-map lines, say).
+  public var runtimeProblems: [Int32: [String]] = [:]
 
   /// Stacks that stopped early, by reason, over every process.
   public var stopped: [StackStopReason: Int] {
@@ -88,7 +90,8 @@ public struct UnwindingSummary: Sendable {
     return text
   }
 
-  /// One line per process whose stacks stopped early, worst share first, at most `limit`.
+  /// One line per runtime problem, then per process whose stacks stopped early (worst share first, at
+  /// most `limit`).
   public func processLines(limit: Int = 5) -> [String] {
     let incomplete = processes.filter { $0.value.stoppedTotal > 0 && $0.value.stacks > 0 }
     let ranked = incomplete.sorted {
@@ -96,14 +99,18 @@ public struct UnwindingSummary: Sendable {
       let right = Double($1.value.stoppedTotal) / Double($1.value.stacks)
       return left != right ? left > right : $0.key < $1.key
     }
-    return ranked.prefix(limit).map { pid, process in
-      let share = 100 * Double(process.stoppedTotal) / Double(process.stacks)
-      let reasons = process.stopped.sorted { $0.key < $1.key }.map {
-        "\($0.key.rawValue) \(String(format: "%.1f", 100 * Double($0.value) / Double(process.stacks)))%"
-      }
-      return
-        "\(process.name.isEmpty ? "pid \(pid)" : "\(process.name) (pid \(pid))"): \(String(format: "%.1f", share))% of \(process.stacks) stacks stopped early (\(reasons.joined(separator: ", ")))"
+    let problems = runtimeProblems.sorted { $0.key < $1.key }.flatMap { pid, texts in
+      texts.map { "pid \(pid): \($0)" }
     }
+    return problems
+      + ranked.prefix(limit).map { pid, process in
+        let share = 100 * Double(process.stoppedTotal) / Double(process.stacks)
+        let reasons = process.stopped.sorted { $0.key < $1.key }.map {
+          "\($0.key.rawValue) \(String(format: "%.1f", 100 * Double($0.value) / Double(process.stacks)))%"
+        }
+        return
+          "\(process.name.isEmpty ? "pid \(pid)" : "\(process.name) (pid \(pid))"): \(String(format: "%.1f", share))% of \(process.stacks) stacks stopped early (\(reasons.joined(separator: ", ")))"
+      }
   }
 }
 

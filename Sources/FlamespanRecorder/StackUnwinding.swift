@@ -6,7 +6,6 @@ import Glibc
 
 /// Stack-copy modes (auto, dwarf): replaces each sample's frame-pointer user stack with the stack unwound
 /// from its copy, as the samples arrive, so only addresses (never 16 KiB copies) are kept.
-let debugEnds = getenv("FLAMESPAN_DEBUG_UNWIND") != nil
 struct StackUnwinding {
   let unwinder = Unwinder()
   /// Runtime plug-ins and frame pointers through code without CFI (auto); DWARF CFI only (dwarf).
@@ -57,7 +56,6 @@ struct StackUnwinding {
     var unwound = sample
     unwound.userStackCopy = nil
     unwound.userStack = result.addresses
-    if debugEnds { print("unwind end: \(result.end.description)") }
     guard let reason = result.end.stopReason else {
       stacksComplete += 1
       return (unwound, nil)
@@ -99,7 +97,7 @@ struct StackUnwinding {
       mode: mode, stacksUnwound: stacksUnwound, stacksComplete: stacksComplete,
       framePointerSplices: framePointerSplices, cpuNanos: unwindNanos,
       filesParsed: unwinder.statistics.filesParsed, copyFailures: copyFailures,
-      processes: processes)
+      processes: processes, runtimeProblems: runtimes?.problems ?? [:])
   }
 
   private func run(_ copy: UserStackCopy, maps: ProcessMaps, time: UInt64) -> UnwoundStack {

@@ -49,10 +49,14 @@ public protocol RuntimeProcess: AnyObject {
   /// Called before a batch of unwinds or symbolizations, so a runtime whose data grows while the
   /// process runs (a JIT appending to its perf map) can catch up. Cheap when nothing changed.
   func refresh()
+  /// What this runtime could not use of its data (malformed perf-map lines, say), for the summary; nil
+  /// when nothing was lost.
+  var problems: String? { get }
 }
 
 extension RuntimeProcess {
   public func refresh() {}
+  public var problems: String? { nil }
 }
 
 /// The registers the unwinder tracks for one frame, x86-64.

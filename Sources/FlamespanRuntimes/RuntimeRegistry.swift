@@ -75,6 +75,14 @@ public final class RuntimeRegistry {
     return nil
   }
 
+  /// What each tracked process's runtimes could not use (see `RuntimeProcess.problems`).
+  public var problems: [Int32: [String]] {
+    processes.compactMapValues { attached in
+      let problems = attached.views.compactMap(\.problems)
+      return problems.isEmpty ? nil : problems
+    }
+  }
+
   /// Forgets an exited process.
   public func forget(pid: Int32) { processes.removeValue(forKey: pid) }
 

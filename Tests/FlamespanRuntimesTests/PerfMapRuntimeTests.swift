@@ -82,7 +82,10 @@ import Testing
     let file = Mapping(
       start: 0x40_0000, limit: 0x50_0000, fileOffset: 0, path: "/usr/bin/x", kind: .file)
     #expect(process.owns(pc: 0x7f00_0000_9000, mapping: anonymous))
-    #expect(process.owns(pc: 0x7f00_0000_9000, mapping: nil))
+    // Outside every known mapping, only what the map names: a bad frame pointer's return address is
+    // not JIT code.
+    #expect(!process.owns(pc: 0x7f00_0000_9000, mapping: nil))
+    #expect(process.owns(pc: 0x7f00_0000_1010, mapping: nil))
     #expect(!process.owns(pc: 0x40_1000, mapping: file))
     #expect(process.owns(pc: 0x7f00_0000_1010, mapping: file))
 

@@ -9,7 +9,8 @@
 #
 # The agent runs at its defaults (19 Hz, 10 s windows), exporting OTLP profiles and traces to the Python
 # reference receiver (tools/otlp-receiver) on loopback and writing its local store under a temp dir.
-# Env: FLAMESPAN_BIN (default: release build in .build-agent-release, built if missing).
+# Env: FLAMESPAN_BIN (default: release build in .build-agent-release, built if missing); AGENT_ARGS, extra
+# agent flags (for example "--unwind fp").
 set -euo pipefail
 MINUTES=${1:-10}
 SCENARIO=${2:-spin}
@@ -51,8 +52,10 @@ case $SCENARIO in
   *) echo "unknown scenario $SCENARIO" >&2; exit 2 ;;
 esac
 
+# AGENT_ARGS adds flags, for example AGENT_ARGS="--unwind fp" to compare unwinding modes.
+# shellcheck disable=SC2086
 "$BIN" agent --endpoint "http://127.0.0.1:$RECEIVER_PORT" --store "$OUT/store" \
-  --listen 127.0.0.1:0 2>"$OUT/agent.log" &
+  --listen 127.0.0.1:0 ${AGENT_ARGS:-} 2>"$OUT/agent.log" &
 AGENT=$!
 PIDS+=($AGENT)
 

@@ -72,16 +72,26 @@ public final class PerfMapProcess: RuntimeProcess {
     self.frameType = frameType
   }
 
+  /// Lines of the map that could not be used, for the summary; nil when every line was.
+  public var problems: String? {
+    let counters = counters
+    guard counters.badLines > 0 || counters.droppedEntries > 0 else { return nil }
+    return
+      "perf map \(perfMap.path): \(counters.badLines) malformed lines skipped, \(counters.droppedEntries) entries over the cap"
+  }
+
   public var counters: PerfMapCounters {
     PerfMapCounters(
       entries: perfMap.entryCount, badLines: perfMap.badLines,
       droppedEntries: perfMap.droppedEntries)
   }
 
-  /// Code in anonymous executable memory (or in no mapping the snapshot knew: the JIT mapped it since),
-  /// or code the map names.
+  /// Code in anonymous executable memory, or code the map names (also outside the snapshot's mappings:
+  /// the JIT mapped it since).
   public func owns(pc: UInt64, mapping: Mapping?) -> Bool {
-    if mapping == nil || mapping?.kind == .anonymous { return true }
+    // Outside every known mapping only what the map names: a bad frame pointer's "return address"
+    // must not be taken for JIT code and walked on.
+    if mapping?.kind == .anonymous { return true }
     return perfMap.covers(pc)
   }
 
