@@ -11,19 +11,33 @@ fi
 # Build: libbpf/libdw/libelf/zlib headers, bpftool (vmlinux.h), make for samples.
 # Tests and benchmarks: golang-go (go tool pprof reads our pprof), linux-perf (the reference profiler),
 # curl, wrk, nginx and python3 (real HTTP peers), binutils (readelf), util-linux (setpriv).
+# Language runtimes of the samples (bench/runtimes, RuntimeStacksTests): golang-go, nodejs,
+# openjdk-17-jdk-headless (javac, jcmd) and rustc.
 packages=(
   libbpf-dev libdw-dev libelf-dev libunwind-dev zlib1g-dev pkg-config bpftool make clang
   golang-go linux-perf curl wrk nginx-light python3 python3-pip binutils util-linux time
-  protobuf-compiler chromium bc
+  protobuf-compiler chromium bc nodejs openjdk-17-jdk-headless rustc
 )
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
-# Debian's clang is only a fallback: the Swift toolchain ships one, which the BPF build prefers.
+# Debian's clang is only a fallback: the Swift toolchain ships one, which the BPF build prefers. The same
+# for a Node.js, a JDK 17 or a Rust already on PATH (NodeSource's nodejs, rustup's rustc): keep them.
+drop_missing() {
+  local name kept=() package
+  for package in "${missing[@]}"; do
+    for name in "$@"; do [[ $package == "$name" ]] && continue 2; done
+    kept+=("$package")
+  done
+  missing=("${kept[@]}")
+}
 if command -v clang >/dev/null 2>&1; then
-  missing=("${missing[@]/clang/}")
+  drop_missing clang
 fi
+command -v node >/dev/null 2>&1 && drop_missing nodejs
+command -v javac >/dev/null 2>&1 && command -v jcmd >/dev/null 2>&1 && drop_missing openjdk-17-jdk-headless
+command -v rustc >/dev/null 2>&1 && drop_missing rustc
 missing=($(printf '%s\n' "${missing[@]}" | grep -v '^$' || true))
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> Installing: ${missing[*]}"
