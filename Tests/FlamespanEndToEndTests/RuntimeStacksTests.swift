@@ -103,10 +103,12 @@ import Testing
   }
 
   /// Of the samples `select` picks (at least `minimum` of them), the share that `satisfy` accepts must be
-  /// at least `goal` (a fraction).
+  /// at least `goal` (a fraction). The floor is what 4 s gives a workload that gets an eighth of a CPU:
+  /// the suite runs other suites beside this one, and the share is what is asserted (at a 99% goal, 50
+  /// samples allow no miss at all).
   func expectShare(
     _ what: String, of profile: FoldedProfile, select: ([String]) -> Bool,
-    satisfy: ([String]) -> Bool, goal: Double, minimum: Int = 100,
+    satisfy: ([String]) -> Bool, goal: Double, minimum: Int = 50,
     sourceLocation: SourceLocation = #_sourceLocation
   ) {
     let selected = profile.count { select(Array($0.dropFirst())) }
