@@ -125,7 +125,8 @@ struct GoFixture: Sendable {
       $0.split(separator: "\n").map(String.init)
     }.filter { !$0.isEmpty }
     guard groups.count == addresses.count else {
-      throw TestFailure("llvm-symbolizer gave \(groups.count) answers for \(addresses.count) addresses")
+      throw TestFailure(
+        "llvm-symbolizer gave \(groups.count) answers for \(addresses.count) addresses")
     }
     return groups.map { lines in
       stride(from: 0, to: lines.count - 1, by: 2).map { index in

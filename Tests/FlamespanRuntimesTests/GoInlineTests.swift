@@ -33,22 +33,26 @@ import Testing
     let addresses = try fixture.disassemble(dwarfBinary, Self.functions).map(\.address)
     #expect(addresses.count > 100)
     let expected = try GoFixture.dwarfChains(dwarfBinary, addresses)
-    let lines = try fixture.addr2line(dwarfBinary, addresses)
+    // `go tool addr2line` does not read PIE binaries (it answers "?"), so their innermost positions
+    // are checked against DWARF only.
+    let lines = build == "pie" ? nil : try fixture.addr2line(dwarfBinary, addresses)
     var mismatches: [String] = []
     var depths: [Int: Int] = [:]
     for (index, address) in addresses.enumerated() {
-      let frames = process.symbolize(address: address - 0x40_0000 + base, mapping: nil)?.frames ?? []
+      let frames =
+        process.symbolize(address: address - 0x40_0000 + base, mapping: nil)?.frames ?? []
       depths[frames.count, default: 0] += 1
       let want = expected[index].map { "\($0.function) \($0.file):\($0.line)" }
         .joined(separator: " <- ")
       if Self.describe(frames) != want {
         mismatches.append("0x\(String(address, radix: 16)): \(Self.describe(frames)) vs \(want)")
       }
-      if frames.first?.file != lines[index].file || frames.first?.line != lines[index].line {
-        mismatches.append("0x\(String(address, radix: 16)): innermost vs addr2line \(lines[index])")
+      if let own = lines?[index], frames.first?.file != own.file || frames.first?.line != own.line {
+        mismatches.append("0x\(String(address, radix: 16)): innermost vs addr2line \(own)")
       }
     }
-    #expect(mismatches.isEmpty, "\(mismatches.count) mismatches: \(mismatches.prefix(8))")
+    let clean = mismatches.isEmpty
+    #expect(clean, "\(mismatches.count) mismatches: \(mismatches.prefix(8))")
     // The fixture's two-level chain is there, and so are one-level ones.
     #expect(depths[3, default: 0] > 0 && depths[2, default: 0] > 0, "\(depths)")
   }
@@ -98,7 +102,8 @@ import Testing
       }
     }
     #expect(inlined > 1000)
-    #expect(mismatches.isEmpty, "\(mismatches.count) mismatches: \(mismatches.prefix(8))")
+    let clean = mismatches.isEmpty
+    #expect(clean, "\(mismatches.count) mismatches: \(mismatches.prefix(8))")
   }
 
   /// The module data is found by content, with no symbol table: gofunc is the `go.func.*` symbol.
@@ -162,8 +167,13 @@ import Testing
     }
     // A wrong gofunc: the bytes start elsewhere, or there are none.
     for shift in [1, 2, 4, 8, 12, 20, 100, 4096] {
-      check(GoFuncData(address: funcData.address + UInt64(shift), bytes: Array(original.dropFirst(shift))))
-      check(GoFuncData(address: funcData.address - UInt64(shift), bytes: Array(repeating: 0xff, count: shift) + original))
+      check(
+        GoFuncData(
+          address: funcData.address + UInt64(shift), bytes: Array(original.dropFirst(shift))))
+      check(
+        GoFuncData(
+          address: funcData.address - UInt64(shift),
+          bytes: Array(repeating: 0xff, count: shift) + original))
     }
     check(GoFuncData(address: funcData.address, bytes: []))
     #expect(errors > 0 && chains > 0)
@@ -185,7 +195,9 @@ import Testing
     looping[entry] = UInt8(truncatingIfNeeded: index)
     looping[entry + 1] = UInt8(truncatingIfNeeded: index >> 8)
     let parentPC = UInt32(multiply.address - function.entry)
-    for byte in 0..<4 { looping[entry + 16 + byte] = UInt8(truncatingIfNeeded: parentPC >> (8 * byte)) }
+    for byte in 0..<4 {
+      looping[entry + 16 + byte] = UInt8(truncatingIfNeeded: parentPC >> (8 * byte))
+    }
     let loopData = GoFuncData(address: funcData.address, bytes: looping)
     for rule in [GoPCLNTable.CallSiteRule.recordedPosition, .parentPC] {
       #expect(throws: GoPCLNError.self) {

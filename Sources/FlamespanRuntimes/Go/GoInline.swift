@@ -79,7 +79,8 @@ extension GoPCLNTable {
       while index >= 0 {
         guard frames.count < Self.maximumInlineDepth else {
           throw GoPCLNError(
-            .malformed, "inline chain of \(function.name) is deeper than \(Self.maximumInlineDepth)")
+            .malformed, "inline chain of \(function.name) is deeper than \(Self.maximumInlineDepth)"
+          )
         }
         let call = try inlinedCall(tree: tree, index: index, funcData: funcData, function: function)
         frames.append(SourceFrame(function: call.name, file: file, line: line))
@@ -137,7 +138,8 @@ extension GoPCLNTable {
     let call: InlinedCall
     let nameOffset: Int32
     if version == .go118 {
-      let parent = Int16(bitPattern: UInt16(try data.u8(base, what)) | UInt16(try data.u8(base + 1, what)) << 8)
+      let parent = Int16(
+        bitPattern: UInt16(try data.u8(base, what)) | UInt16(try data.u8(base + 1, what)) << 8)
       nameOffset = try i32(12)
       call = InlinedCall(
         name: "", parentPC: try i32(16), parent: Int32(parent), file: try i32(4), line: try i32(8))
