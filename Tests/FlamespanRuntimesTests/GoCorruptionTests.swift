@@ -1,5 +1,5 @@
-import FlamespanTestSupport
 import FlamespanRuntimes
+import FlamespanTestSupport
 import Foundation
 import Testing
 
@@ -8,7 +8,9 @@ import Testing
 @Suite struct GoCorruptionTests {
 
   /// Every lookup the plug-in makes, at `pcs`; returns (values, errors) seen.
-  static func exercise(_ bytes: [UInt8], pcs: [UInt64]) -> (values: Int, errors: Int) {
+  static func exercise(_ bytes: [UInt8], pcs: [UInt64], funcData: GoFuncData? = nil) -> (
+    values: Int, errors: Int
+  ) {
     var values = 0
     var errors = 0
     do {
@@ -19,6 +21,9 @@ import Testing
           _ = try table.spDelta(of: function, at: pc)
           _ = try table.frameAllocationPC(of: function)
           _ = try table.sourcePosition(of: function, at: pc)
+          // The intact inline trees, read through the mutated pcdata and funcdata offsets.
+          let frames = try table.frames(of: function, at: pc, funcData: funcData)
+          guard frames.count <= GoPCLNTable.maximumInlineDepth + 1 else { return (values, -1) }
           values += 1
         } catch {
           errors += 1
@@ -57,6 +62,8 @@ import Testing
   @Test func mutatedTablesNeverCrashOrHang() throws {
     guard let fixture = try GoFixture.require(#function) else { return }
     let original = try GoFixture.tableBytes(fixture.stripped)
+    let funcData = try GoFixture.loadBinary(fixture.stripped).funcData
+    #expect(funcData != nil)
     let pcs = Array(try Self.pcs(original).prefix(12))
     let header = try GoPCLNTable(bytes: original)
     // Bias mutations towards the parts every lookup reads: the header, the function table and records.
@@ -74,7 +81,8 @@ import Testing
         bytes[index] =
           iteration % 3 == 0 ? UInt8.random(in: 0...255, using: &generator) : bytes[index] ^ 0xff
       }
-      let outcome = Self.exercise(bytes, pcs: pcs)
+      let outcome = Self.exercise(bytes, pcs: pcs, funcData: funcData)
+      #expect(outcome.errors >= 0, "an inline chain beyond the depth bound")
       errors += outcome.errors
       values += outcome.values
     }

@@ -112,6 +112,33 @@ struct GoFixture: Sendable {
     }
   }
 
+  /// What the DWARF of `binary` says is at each of `addresses`, inlined frames included, innermost
+  /// first, from `llvm-symbolizer --inlining`: (function, file, line) each.
+  static func dwarfChains(_ binary: String, _ addresses: [UInt64]) throws -> [[(
+    function: String, file: String, line: Int
+  )]] {
+    let input = addresses.map { "0x" + String($0, radix: 16) }.joined(separator: "\n") + "\n"
+    let result = try Run.command(
+      ["llvm-symbolizer", "--inlining", "--obj=\(binary)"], input: input)
+    guard result.status == 0 else { throw TestFailure("llvm-symbolizer: \(result.stderr)") }
+    let groups = result.stdout.components(separatedBy: "\n\n").map {
+      $0.split(separator: "\n").map(String.init)
+    }.filter { !$0.isEmpty }
+    guard groups.count == addresses.count else {
+      throw TestFailure(
+        "llvm-symbolizer gave \(groups.count) answers for \(addresses.count) addresses")
+    }
+    return groups.map { lines in
+      stride(from: 0, to: lines.count - 1, by: 2).map { index in
+        // file:line:column
+        let parts = lines[index + 1].split(separator: ":", omittingEmptySubsequences: false)
+        let line = parts.count >= 3 ? Int(parts[parts.count - 2]) ?? -1 : -1
+        let file = parts.count >= 3 ? parts.dropLast(2).joined(separator: ":") : lines[index + 1]
+        return (lines[index], file, line)
+      }
+    }
+  }
+
   /// The `.gopclntab` section's bytes of `binary`.
   static func tableBytes(_ binary: String) throws -> [UInt8] {
     let file = try #require(FileBytes(path: binary))

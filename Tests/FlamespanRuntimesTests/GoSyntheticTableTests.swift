@@ -6,7 +6,11 @@ import Testing
 @Suite struct GoSyntheticTableTests {
   /// Two functions at text 0x1000: main.a (0x20 bytes, a 0x18-byte frame between 0x1004 and 0x101f,
   /// lines 10 and 11) and main.b (0x10 bytes, TOPFRAME, line 20), both in /src/a.go.
-  static func table(magic: UInt32) -> [UInt8] {
+  ///
+  /// With `inline`, main.a also has an inline tree (funcdata 3 at gofunc offset 0, see `inlineTree`)
+  /// and pcdata 2 giving inline index -1 for 8 bytes, 1 for 8 bytes (main.inner inlined into
+  /// main.outer) and 0 for 0x10 bytes (main.outer inlined into main.a).
+  static func table(magic: UInt32, inline: Bool = false) -> [UInt8] {
     let is120 = magic == 0xffff_fff1
     var out: [UInt8] = []
     func u32(_ value: UInt32) {
@@ -15,7 +19,7 @@ import Testing
     func u64(_ value: UInt64) {
       for index in 0..<8 { out.append(UInt8(truncatingIfNeeded: value >> (8 * index))) }
     }
-    let names: [UInt8] = Array("main.a\0main.b\0".utf8)
+    let names: [UInt8] = Array("main.a\0main.b\0main.outer\0main.inner\0".utf8)
     let files: [UInt8] = Array("/src/a.go\0".utf8)
     // pcvalue tables, with a leading 0 byte so that no table sits at offset 0 ("none").
     var pctab: [UInt8] = [0]
@@ -31,6 +35,8 @@ import Testing
     pctab += [2, 0x10, 0]
     let pclnB = UInt32(pctab.count)
     pctab += [42, 0x10, 0]  // line 20
+    let inlineIndex = UInt32(pctab.count)
+    pctab += [0, 8, 4, 8, 1, 0x10, 0]  // -1 for 8 bytes, 1 for 8, 0 for 0x10
 
     let headerSize = 8 + 8 * 8
     let funcnameOffset = headerSize
@@ -38,7 +44,9 @@ import Testing
     let filetabOffset = cuOffset + 4
     let pctabOffset = filetabOffset + files.count
     let pclnOffset = pctabOffset + pctab.count
+    // main.a's record is followed by 3 pcdata offsets and 4 funcdata offsets when inline.
     let recordSize = is120 ? 44 : 40
+    let recordSizeA = recordSize + (inline ? 7 * 4 : 0)
     u32(magic)
     out += [0, 0, 1, 8]
     for word in [2, 1, 0x1000, funcnameOffset, cuOffset, filetabOffset, pctabOffset, pclnOffset] {
@@ -49,16 +57,20 @@ import Testing
     out += files
     out += pctab
     let functab = 3 * 8
-    for (entry, record) in [(0, functab), (0x20, functab + recordSize), (0x30, 0)] {
+    for (entry, record) in [(0, functab), (0x20, functab + recordSizeA), (0x30, 0)] {
       u32(UInt32(entry))
       u32(UInt32(record))
     }
     for (entry, name, pcsp, file, pcln, flag) in [
       (UInt32(0), UInt32(0), pcspA, pcfile, pclnA, UInt8(0)), (0x20, 7, pcspB, pcfileB, pclnB, 1),
     ] {
-      for value in [entry, name, 0, 0, pcsp, file, pcln, 0, 0] { u32(value) }
+      let hasTree = inline && entry == 0
+      for value in [entry, name, 0, 0, pcsp, file, pcln, hasTree ? 3 : 0, 0] { u32(value) }
       if is120 { u32(9) }
-      out += [0, flag, 0, 0]
+      out += [0, flag, 0, hasTree ? 4 : 0]
+      if hasTree {
+        for value in [0, 0, inlineIndex, UInt32.max, UInt32.max, UInt32.max, 0] { u32(value) }
+      }
     }
     return out
   }
@@ -84,6 +96,65 @@ import Testing
     #expect(try table.frameAllocationPC(of: b) == nil)
     #expect(try table.function(at: 0x1030) == nil)
     #expect(try table.function(at: 0xfff) == nil)
+  }
+
+  /// The inline tree at gofunc for `table(magic:inline: true)`: entry 0 is main.outer (called at line
+  /// 100 of main.a, parentPc 0), entry 1 main.inner (called at line 200 of main.outer, parentPc 0x10).
+  /// Go 1.19 entries are 20 bytes with the call site recorded; Go 1.20+ entries are 16 bytes.
+  static func inlineTree(magic: UInt32) -> [UInt8] {
+    var out: [UInt8] = []
+    func u32(_ value: Int32) {
+      for index in 0..<4 { out.append(UInt8(truncatingIfNeeded: value >> (8 * Int32(index)))) }
+    }
+    let outer: Int32 = 14  // name offsets in funcnametab
+    let inner: Int32 = 25
+    for (parent, line, name, parentPC) in [(-1, 100, outer, 0), (0, 200, inner, 0x10)] {
+      if magic == 0xffff_fff1 {
+        out += [0, 0, 0, 0]  // funcID, padding
+        u32(name)
+        u32(Int32(parentPC))
+        u32(1)  // startLine
+      } else {
+        out += [UInt8(truncatingIfNeeded: parent), UInt8(truncatingIfNeeded: parent >> 8), 0, 0]
+        u32(0)  // file index 0 of the unit
+        u32(Int32(line))
+        u32(name)
+        u32(Int32(parentPC))
+      }
+    }
+    return out
+  }
+
+  /// Both entry layouts, with the rule for each: Go 1.19 takes the recorded call site, Go 1.20+ the
+  /// position of the instruction at parentPc (here lines 11 and 10 of main.a).
+  @Test(arguments: [UInt32(0xffff_fff0), 0xffff_fff1])
+  func decodesInlineTrees(magic: UInt32) throws {
+    let table = try GoPCLNTable(bytes: Self.table(magic: magic, inline: true))
+    let funcData = GoFuncData(address: 0x9000, bytes: Self.inlineTree(magic: magic))
+    let a = try #require(try table.function(at: 0x1000))
+    let b = try #require(try table.function(at: 0x1020))
+    #expect(b.name == "main.b")
+    func chain(_ pc: UInt64, _ data: GoFuncData? = nil) throws -> [String] {
+      try table.frames(of: a, at: pc, funcData: data ?? funcData).map {
+        "\($0.function) \($0.file ?? "?"):\($0.line)"
+      }
+    }
+    let is120 = magic == 0xffff_fff1
+    #expect(try chain(0x1001) == ["main.a /src/a.go:10"])
+    #expect(
+      try chain(0x1008)
+        == [
+          "main.inner /src/a.go:10", "main.outer /src/a.go:\(is120 ? 11 : 200)",
+          "main.a /src/a.go:\(is120 ? 10 : 100)",
+        ])
+    #expect(
+      try chain(0x1012)
+        == ["main.outer /src/a.go:11", "main.a /src/a.go:\(is120 ? 10 : 100)"])
+    #expect(try table.frames(of: a, at: 0x1008, funcData: nil).map(\.function) == ["main.a"])
+    #expect(try table.frames(of: b, at: 0x1020, funcData: funcData).map(\.function) == ["main.b"])
+    // A tree cut short is an error, not a guess.
+    let cut = GoFuncData(address: 0x9000, bytes: Array(Self.inlineTree(magic: magic).prefix(20)))
+    #expect(throws: GoPCLNError.self) { try chain(0x1008, cut) }
   }
 
   @Test func aTableThatNeverEndsIsAnErrorNotALoop() throws {

@@ -6,6 +6,11 @@ public final class GoBinary: Sendable {
   public let name: String
   public let elf: ELFFile
   public let table: GoPCLNTable
+  /// `go:func.*`, where inline trees lie; nil when the module data could not be found, and then
+  /// functions are named without their inlined calls.
+  public let funcData: GoFuncData?
+  /// Why `funcData` is nil, for summaries.
+  public let funcDataProblem: String?
 
   /// The section names the linker gives the table: `.gopclntab`, or `.data.rel.ro.gopclntab` in PIE
   /// and other relocatable builds.
@@ -13,10 +18,15 @@ public final class GoBinary: Sendable {
   /// Larger than any real table (a 1 GB binary has a few hundred MB of text), so corrupt sizes are refused.
   static let maximumTableSize: UInt64 = 1 << 30
 
-  public init(name: String, elf: ELFFile, table: GoPCLNTable) {
+  public init(
+    name: String, elf: ELFFile, table: GoPCLNTable, funcData: GoFuncData? = nil,
+    funcDataProblem: String? = nil
+  ) {
     self.name = name
     self.elf = elf
     self.table = table
+    self.funcData = funcData
+    self.funcDataProblem = funcDataProblem
   }
 
   /// What a file turned out to be.
@@ -40,7 +50,15 @@ public final class GoBinary: Sendable {
     do {
       let table = try GoPCLNTable(
         bytes: bytes, textSectionAddress: elf.section(named: ".text")?.address)
-      return .go(GoBinary(name: name, elf: elf, table: table))
+      // Inline trees are an extra: without them the binary is still unwound and named.
+      do {
+        let funcData = try GoFuncData.locate(
+          elf: elf, table: table, tableAddress: section.address, read: read)
+        return .go(GoBinary(name: name, elf: elf, table: table, funcData: funcData))
+      } catch {
+        return .go(
+          GoBinary(name: name, elf: elf, table: table, funcDataProblem: "\(name): \(error)"))
+      }
     } catch {
       return .failed("\(name): \(error)")
     }

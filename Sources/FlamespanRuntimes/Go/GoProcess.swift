@@ -46,6 +46,10 @@ final class GoProcess: RuntimeProcess, @unchecked Sendable {
     guard let (image, linkPC) = locate(address) else { return nil }
     let table = image.binary.table
     guard let function = try? table.function(at: linkPC) else { return nil }
+    // Inlined calls from the inline tree; corrupt tree data leaves the function alone, as before.
+    if let frames = try? table.frames(of: function, at: linkPC, funcData: image.binary.funcData) {
+      return RuntimeSymbol(frames: frames, frameType: .go, isJIT: false)
+    }
     let position = try? table.sourcePosition(of: function, at: linkPC)
     let frame = SourceFrame(
       function: function.name, file: position?.file, line: position?.line ?? 0)

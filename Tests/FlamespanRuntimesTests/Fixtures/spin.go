@@ -1,6 +1,6 @@
 // A small Go program for the Go runtime plug-in's tests: named functions with frames of known size,
-// an inlined helper, assembly that uses BP as scratch (crypto/sha256), and a loop that keeps running
-// so a test can attach to it.
+// inlined helpers (one level in middleFrame, two in nestedInline), assembly that uses BP as scratch
+// (crypto/sha256), and a loop that keeps running so a test can attach to it.
 package main
 
 import (
@@ -51,7 +51,25 @@ func main() {
 	for time.Now().Before(deadline) {
 		total += middleFrame(total)
 		sum := hashLoop(1000)
-		total += int(sum[0])
+		total += int(sum[0]) + nestedInline(8)
 	}
 	fmt.Println(total)
+}
+
+// innerInline and outerInline are inlined into nestedInline, one into the other: a two-level chain.
+func innerInline(x int) int {
+	return x*x + 7
+}
+
+func outerInline(x int) int {
+	return innerInline(x+1) ^ x
+}
+
+//go:noinline
+func nestedInline(n int) int {
+	total := 0
+	for i := 0; i < n; i++ {
+		total += outerInline(i)
+	}
+	return total
 }
