@@ -40,7 +40,7 @@ public final class RuntimeRegistry {
     guard !runtimes.isEmpty else { return [] }
     if let attached = processes[maps.pid] {
       let stale =
-        attached.mappings != maps.mappings
+        !Self.same(attached.mappings, maps.mappings)
         || (attached.views.count < runtimes.count
           && now &- attached.attachedAt >= Self.reattachNanos)
       if !stale {
@@ -81,6 +81,16 @@ public final class RuntimeRegistry {
       let problems = attached.views.compactMap(\.problems)
       return problems.isEmpty ? nil : problems
     }
+  }
+
+  /// The same snapshot shares its array storage: compare that first, and the elements only when it differs
+  /// (a comparison of every mapping's path per sample would cost more than the unwind).
+  private static func same(_ left: [Mapping], _ right: [Mapping]) -> Bool {
+    guard left.count == right.count else { return false }
+    let sharesStorage = left.withUnsafeBufferPointer { leftBuffer in
+      right.withUnsafeBufferPointer { $0.baseAddress == leftBuffer.baseAddress }
+    }
+    return sharesStorage || left == right
   }
 
   /// Forgets an exited process.
