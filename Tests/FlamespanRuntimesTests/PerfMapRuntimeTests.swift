@@ -109,6 +109,14 @@ import Testing
       process.symbolize(address: 0x7f00_0000_3000, mapping: anonymous)?.frames.first?.function
         == "later")
 
+    // Gone (the process exited before the recording was resolved): attaching again keeps what was read.
+    try FileManager.default.removeItem(atPath: path)
+    let again = try #require(runtime.attach(pid: pid, maps: maps) as? PerfMapProcess)
+    #expect(again === process)
+    #expect(
+      again.symbolize(address: 0x7f00_0000_3000, mapping: anonymous)?.frames.first?.function
+        == "later")
+
     // Stepping: a chain is followed; without one, the reason depends on whether the map names the pc.
     let memory = StackMemory(
       start: 0x1000, bytes: FramePointerStepTests.words([0, 0, 0x1030, 0x4444, 0, 0, 0, 0]))

@@ -10,7 +10,7 @@ import FlamespanProcess
 /// is picked up when the host attaches again after the process's mappings change (a JIT maps new code
 /// as it compiles, so that comes soon). Once attached, `refresh()` follows the file as it grows.
 /// Attaching again to a pid whose process view is still alive returns that view, caught up, rather than
-/// reading the map again.
+/// reading the map again, also once the file (or the process) is gone.
 public final class PerfMapRuntime: Runtime {
   public let name = "perf-map"
   public let maxEntries: Int
@@ -21,7 +21,9 @@ public final class PerfMapRuntime: Runtime {
   }
 
   public func attach(pid: Int32, maps: ProcessMaps) -> RuntimeProcess? {
-    if let existing = attached[pid]?.process, existing.perfMap.fileExists {
+    // A view still in use keeps what it read even when the file has gone: a process that exited before
+    // the recording is resolved (/proc/PID/root with it) still has its samples' JIT frames to name.
+    if let existing = attached[pid]?.process {
       existing.refresh()
       return existing
     }
