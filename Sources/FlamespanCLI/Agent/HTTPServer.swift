@@ -117,7 +117,8 @@ struct HTTPServerLimits: Sendable {
   var writeDeadlineNanos: UInt64 = 10_000_000_000
   var maximumHeadBytes = 16384
   /// Open connections, all clients together and from one address; past either cap the oldest connection
-  /// still sending its head is closed to make room (a slow client cannot crowd out a quick one).
+  /// still sending its head (else the oldest still taking its answer) is closed to make room, so a slow
+  /// client cannot crowd out a quick one.
   var maximumConnections = 256
   var maximumConnectionsPerClient = 64
   /// Threads for /api/ (heavy) requests, and how many more may wait for one; past that, 503 at once.
@@ -382,13 +383,25 @@ final class HTTPServer: @unchecked Sendable {
     }
   }
 
+  /// Closes the oldest matching connection still sending its head, else the oldest still being sent its
+  /// answer (a slow reader): never one whose request is being worked on.
   private func evictOldest(where matches: (Connection) -> Bool) {
-    var oldest: Connection?
+    var oldestReading: Connection?
+    var oldestWriting: Connection?
     for connection in connections.values where matches(connection) {
-      guard case .readingHead = connection.state else { continue }
-      if oldest == nil || connection.acceptedAt < oldest!.acceptedAt { oldest = connection }
+      switch connection.state {
+      case .readingHead:
+        if oldestReading.map({ connection.acceptedAt < $0.acceptedAt }) ?? true {
+          oldestReading = connection
+        }
+      case .writing:
+        if oldestWriting.map({ connection.acceptedAt < $0.acceptedAt }) ?? true {
+          oldestWriting = connection
+        }
+      case .working: continue
+      }
     }
-    if let oldest {
+    if let oldest = oldestReading ?? oldestWriting {
       counters.add("evicted")
       finish(oldest)
     }
