@@ -4,8 +4,12 @@ import FlamespanRuntimes
 import Foundation
 
 /// Routes of the loopback UI and API. Times in queries are Unix milliseconds.
+///
+/// Every store query is bounded: its range by --max-query-range (413 past it) and its time by
+/// --query-budget (503 past it), each answered with a JSON message that says what to narrow.
 struct AgentAPI: Sendable {
   let agent: Agent
+  var counters = HTTPServerCounters()
 
   func handle(_ request: HTTPRequest) -> HTTPServerResponse {
     switch request.path {
@@ -15,7 +19,7 @@ struct AgentAPI: Sendable {
     case "/metrics":
       return HTTPServerResponse(
         status: 200, contentType: "text/plain; version=0.0.4",
-        body: Array(AgentMetrics.render(agent).utf8))
+        body: Array(AgentMetrics.render(agent, server: counters).utf8))
     case "/api/profile":
       return profile(request)
     case "/api/spans":
@@ -31,20 +35,70 @@ struct AgentAPI: Sendable {
     }
   }
 
-  private func range(_ request: HTTPRequest) -> (from: Int64, to: Int64) {
+  private var maximumRangeMillis: Int64 { agent.configuration.queryMaximumRangeNanos / 1_000_000 }
+
+  /// [from, to] from the query (default: the last 15 minutes), or the refusal to send instead.
+  private func range(_ request: HTTPRequest) -> Result<(from: Int64, to: Int64), QueryRefusal> {
     let now = Monotonic.realtimeNanos() / 1_000_000
-    let to = request.query["to"].flatMap { Int64($0) } ?? now
-    let from = request.query["from"].flatMap { Int64($0) } ?? (to - 15 * 60 * 1000)
-    return (from, to)
+    guard let to = request.query["to"].map({ Int64($0) }) ?? now else {
+      return .failure(QueryRefusal(.jsonError(400, "to must be Unix milliseconds")))
+    }
+    guard let from = request.query["from"].map({ Int64($0) }) ?? (to - 15 * 60 * 1000) else {
+      return .failure(QueryRefusal(.jsonError(400, "from must be Unix milliseconds")))
+    }
+    guard from <= to else {
+      return .failure(QueryRefusal(.jsonError(400, "from (\(from)) is after to (\(to))")))
+    }
+    let span = to.subtractingReportingOverflow(from)
+    guard !span.overflow, span.partialValue <= maximumRangeMillis else {
+      counters.add("range_too_wide")
+      return .failure(
+        QueryRefusal(
+          .jsonError(
+            413,
+            "the range from=\(from) to=\(to) spans \(Self.hours(span.overflow ? .max : span.partialValue)); "
+              + "one query may span at most \(Self.hours(maximumRangeMillis)) (--max-query-range): "
+              + "narrow from and to, or query the range in parts")))
+    }
+    return .success((from, to))
+  }
+
+  private static func hours(_ millis: Int64) -> String {
+    millis >= 3_600_000
+      ? String(format: "%.1f h", Double(millis) / 3_600_000)
+      : String(format: "%.1f min", Double(millis) / 60_000)
+  }
+
+  /// When this query must give up: --query-budget from now.
+  private func deadline() -> UInt64 { Monotonic.now() + agent.configuration.queryBudgetNanos }
+
+  private func overBudget(_ stopped: StoreQueryOverBudget) -> HTTPServerResponse {
+    counters.add("over_budget")
+    var response = HTTPServerResponse.jsonError(
+      503,
+      "the query read \(stopped.windowsRead) of \(stopped.windowsTotal) windows in its "
+        + "\(Double(agent.configuration.queryBudgetNanos) / 1e9) s budget (--query-budget) and was stopped: "
+        + "narrow from and to, or filter by pid")
+    response.headers.append(("Retry-After", "5"))
+    return response
   }
 
   private func profile(_ request: HTTPRequest) -> HTTPServerResponse {
     guard let store = agent.store else { return .text(404, "the agent runs without a store\n") }
-    let (from, to) = range(request)
+    let from: Int64
+    let to: Int64
+    switch range(request) {
+    case .failure(let refusal): return refusal.response
+    case .success(let bounds): (from, to) = bounds
+    }
     let pid = request.query["pid"].flatMap { Int32($0) }
     if request.query["pid"] != nil && pid == nil { return .text(400, "pid must be a number\n") }
-    let profile = store.profile(fromMillis: from, toMillis: to) { pid == nil || $0.pid == pid }
-    return render(profile, format: request.query["format"] ?? "json")
+    do {
+      let profile = try store.profile(fromMillis: from, toMillis: to, deadline: deadline()) {
+        pid == nil || $0.pid == pid
+      }
+      return render(profile, format: request.query["format"] ?? "json")
+    } catch { return overBudget(error) }
   }
 
   private func traceProfile(traceID: String, _ request: HTTPRequest) -> HTTPServerResponse {
@@ -53,18 +107,34 @@ struct AgentAPI: Sendable {
     do { filter = try ProfileFilter(traceID: traceID, spanID: request.query["spanId"]) } catch {
       return .text(400, "\(error)\n")
     }
-    // The trace's spans say which windows to read; without them, the whole retention is searched.
-    let known = store.spans(fromMillis: 0, toMillis: .max).filter {
-      $0.traceID == traceID.lowercased()
+    // The trace is looked for in from/to, by default the newest --max-query-range; its spans then say
+    // which windows to read, and without them the whole range is searched.
+    var search = request
+    if search.query["from"] == nil {
+      let to = search.query["to"].flatMap { Int64($0) } ?? Monotonic.realtimeNanos() / 1_000_000
+      search.query["to"] = String(to)
+      search.query["from"] = String(to - maximumRangeMillis)
     }
-    var from: Int64 = 0
-    var to: Int64 = .max
-    if let first = known.map(\.startUnixNanos).min(), let last = known.map(\.endUnixNanos).max() {
-      from = first / 1_000_000 - 1000
-      to = last / 1_000_000 + 1000
+    var from: Int64
+    var to: Int64
+    switch range(search) {
+    case .failure(let refusal): return refusal.response
+    case .success(let bounds): (from, to) = bounds
     }
-    let profile = store.profile(fromMillis: from, toMillis: to) { filter.matches($0) }
-    return render(profile, format: request.query["format"] ?? "json")
+    let deadline = deadline()
+    do {
+      let known = try store.spans(fromMillis: from, toMillis: to, deadline: deadline).filter {
+        $0.traceID == traceID.lowercased()
+      }
+      if let first = known.map(\.startUnixNanos).min(), let last = known.map(\.endUnixNanos).max() {
+        from = first / 1_000_000 - 1000
+        to = last / 1_000_000 + 1000
+      }
+      let profile = try store.profile(fromMillis: from, toMillis: to, deadline: deadline) {
+        filter.matches($0)
+      }
+      return render(profile, format: request.query["format"] ?? "json")
+    } catch { return overBudget(error) }
   }
 
   private func render(_ profile: Profile, format: String) -> HTTPServerResponse {
@@ -85,11 +155,20 @@ struct AgentAPI: Sendable {
 
   private func spans(_ request: HTTPRequest) -> HTTPServerResponse {
     guard let store = agent.store else { return .text(404, "the agent runs without a store\n") }
-    let (from, to) = range(request)
+    let from: Int64
+    let to: Int64
+    switch range(request) {
+    case .failure(let refusal): return refusal.response
+    case .success(let bounds): (from, to) = bounds
+    }
     let limit = request.query["limit"].flatMap { Int($0) } ?? 100
     let pid = request.query["pid"].flatMap { Int32($0) }
     let traceID = request.query["traceId"]?.lowercased()
-    var spans = store.spans(fromMillis: from, toMillis: to).filter {
+    let stored: [AgentSpan]
+    do { stored = try store.spans(fromMillis: from, toMillis: to, deadline: deadline()) } catch {
+      return overBudget(error)
+    }
+    var spans = stored.filter {
       (pid == nil || $0.pid == pid) && (traceID == nil || $0.traceID == traceID)
         && $0.endUnixNanos / 1_000_000 >= from && $0.startUnixNanos / 1_000_000 <= to
     }
@@ -111,8 +190,17 @@ struct AgentAPI: Sendable {
 
   private func processes(_ request: HTTPRequest) -> HTTPServerResponse {
     guard let store = agent.store else { return .text(404, "the agent runs without a store\n") }
-    let (from, to) = range(request)
-    let profile = store.profile(fromMillis: from, toMillis: to) { _ in true }
+    let from: Int64
+    let to: Int64
+    switch range(request) {
+    case .failure(let refusal): return refusal.response
+    case .success(let bounds): (from, to) = bounds
+    }
+    let profile: Profile
+    do {
+      profile = try store.profile(fromMillis: from, toMillis: to, deadline: deadline()) { _ in true
+      }
+    } catch { return overBudget(error) }
     var totals: [Int32: (name: String, samples: Int64)] = [:]
     for sample in profile.samples {
       totals[sample.pid, default: (sample.threadName, 0)].samples += sample.count
@@ -204,6 +292,12 @@ enum JSONText {
   }
 }
 
+/// A refusal to run a query, with the answer that says why.
+struct QueryRefusal: Error {
+  var response: HTTPServerResponse
+  init(_ response: HTTPServerResponse) { self.response = response }
+}
+
 /// /metrics in the Prometheus text format.
 enum AgentMetrics {
   /// A Prometheus label value: backslash, quote and newline escaped.
@@ -212,7 +306,7 @@ enum AgentMetrics {
       .replacingOccurrences(of: "\n", with: "\\n")
   }
 
-  static func render(_ agent: Agent) -> String {
+  static func render(_ agent: Agent, server: HTTPServerCounters? = nil) -> String {
     let stats = agent.recorder.statistics
     let exports = agent.queue.snapshot
     let counts = agent.counts
@@ -347,6 +441,15 @@ enum AgentMetrics {
     one(
       "flamespan_store_errors_total", "counter", "Windows that could not be stored.",
       counts.storeErrors)
+    if let server {
+      let refused = server.snapshot
+      metric(
+        "flamespan_ui_requests_refused_total", "counter",
+        "UI and API requests and connections refused or cut short, by reason: head_timeout, write_timeout, "
+          + "evicted (a slow connection closed to make room), api_busy, bad_request, forbidden_host, "
+          + "unauthorized, over_budget (--query-budget), range_too_wide (--max-query-range).",
+        HTTPServerCounters.reasons.map { ("reason=\"\($0)\"", "\(refused[$0] ?? 0)") })
+    }
     one(
       "process_cpu_seconds_total", "counter", "Agent user and system CPU time.",
       Double(OwnUsage.cpuNanos()) / 1e9)

@@ -12,6 +12,8 @@ struct AgentCommand: ParsableCommand {
 
       Settings come from flags, then OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROFILES_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_HEADERS, OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME, then --config FILE (lines of `key = value`, the keys being the long flag names without dashes in front, e.g. `endpoint = http://collector:4318`), then defaults.
 
+      The UI and API on --listen (loopback by default) are bounded so that no client can take them down: a request head must arrive within 10 s, slow connections give way to new ones past 64 per client address, /api/ queries run on their own two threads (503 when 8 more wait), so /metrics, / and /healthz always answer; one query reads at most --max-query-range (413 past it) within --query-budget (503 past it). Only Host headers naming the agent are answered (403 otherwise; --allowed-hosts adds names), --api-token-file requires a bearer token (401 without), and listening beyond loopback without a token is refused unless --insecure-listen. /healthz answers 200 to anyone.
+
       Each process is its own OTLP resource: host.name, process.pid, process.executable.name and .path, container.id (from /proc/PID/cgroup) and service.name (the process's own OTEL_SERVICE_NAME, else --service-name, else the executable name). Command lines are never read.
 
       Examples:
@@ -64,6 +66,31 @@ struct AgentCommand: ParsableCommand {
     help: ArgumentHelp(
       "UI and API address (default 127.0.0.1:7470; off: none).", valueName: "host:port"))
   var listen: String?
+  @Option(
+    help: ArgumentHelp(
+      "More Host header values the UI and API answer to, besides the listen address, localhost, 127.0.0.1 and [::1] at its port: host (any port) or host:port, comma-separated; * accepts any (default none). Others get 403, against DNS rebinding.",
+      valueName: "list"))
+  var allowedHosts: String?
+  @Option(
+    help: ArgumentHelp(
+      "File holding a token that the API and /metrics then require as `Authorization: Bearer <token>` (401 without); it must not be open to other users (chmod 600). /healthz stays open.",
+      valueName: "path"))
+  var apiTokenFile: String?
+  @Flag(
+    help:
+      "Serve the UI and API beyond loopback without --api-token-file (refused otherwise); a warning is logged."
+  )
+  var insecureListen = false
+  @Option(
+    help: ArgumentHelp(
+      "Widest time range one API query may read (default 6h); wider ones get 413.",
+      valueName: "duration"))
+  var maxQueryRange: String?
+  @Option(
+    help: ArgumentHelp(
+      "Time one API query may take (default 5s); past it the query stops with 503.",
+      valueName: "duration"))
+  var queryBudget: String?
   @Option(help: ArgumentHelp("Windows the export queue holds (default 60).", valueName: "n"))
   var queueWindows: String?
   @Option(help: ArgumentHelp("Bytes the export queue holds (default 64 MiB).", valueName: "bytes"))
@@ -114,6 +141,9 @@ struct AgentCommand: ParsableCommand {
       ("retry-max-backoff", retryMaxBackoff),
       ("trace-http", traceHttp), ("status-lines", statusLines), ("memory-budget", memoryBudget),
       ("max-spans", maxSpans), ("symbolizer-cache", symbolizerCache), ("unwind", unwind),
+      ("allowed-hosts", allowedHosts), ("api-token-file", apiTokenFile),
+      ("insecure-listen", insecureListen ? "true" : nil), ("max-query-range", maxQueryRange),
+      ("query-budget", queryBudget),
     ]
     for (key, value) in flags { settings.fill(key, value, source: "--\(key)") }
     let variables: [(String, String)] = [
@@ -164,14 +194,25 @@ struct AgentCommand: ParsableCommand {
     var server: HTTPServer?
     if let address = configuration.listen {
       do {
-        let api = AgentAPI(agent: agent)
-        server = try HTTPServer(address: address) { api.handle($0) }
+        let counters = HTTPServerCounters()
+        let api = AgentAPI(agent: agent, counters: counters)
+        server = try HTTPServer(
+          address: address, allowedHosts: configuration.allowedHosts,
+          token: configuration.apiToken, counters: counters
+        ) { api.handle($0) }
       } catch {
         Console.error("flamespan agent: \(error)")
         throw ExitCode(1)
       }
     }
     server?.start()
+    if let address = configuration.listen, !AgentSettings.isLoopback(address),
+      configuration.apiToken == nil
+    {
+      Log.info(
+        "warning: --insecure-listen: the UI and API on \(address) are open to anyone who can reach it, without a token"
+      )
+    }
     agent.queue.start()
     Log.info(
       "sampling every CPU at \(configuration.frequency) Hz, windows of \(Double(configuration.exportIntervalNanos) / 1e9)s"
@@ -231,6 +272,11 @@ func configurationText(_ configuration: AgentConfiguration, _ settings: AgentSet
     ("store", configuration.storeDirectory ?? ""),
     ("retention", "\(Double(configuration.retentionNanos) / 1e9)s"),
     ("listen", configuration.listen ?? "off"),
+    ("allowed-hosts", configuration.allowedHosts.joined(separator: ",")),
+    ("api-token-file", configuration.apiTokenFile ?? ""),
+    ("insecure-listen", String(configuration.insecureListen)),
+    ("max-query-range", "\(Double(configuration.queryMaximumRangeNanos) / 1e9)s"),
+    ("query-budget", "\(Double(configuration.queryBudgetNanos) / 1e9)s"),
     ("queue-windows", String(configuration.queueLimits.maximumWindows)),
     ("queue-bytes", String(configuration.queueLimits.maximumBytes)),
     ("trace-http", String(configuration.traceHTTP)),

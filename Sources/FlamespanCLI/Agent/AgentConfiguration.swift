@@ -1,5 +1,6 @@
 import FlamespanRecorder
 import Foundation
+import Glibc
 
 /// Everything the agent runs with, merged from flags, then the standard OTEL_* environment variables,
 /// then the config file, then defaults (the first that sets a value wins).
@@ -22,6 +23,17 @@ struct AgentConfiguration: Sendable {
   var retentionNanos: Int64 = 24 * 3600 * 1_000_000_000
   var storeMaximumBytes = 1 << 30
   var listen: String? = "127.0.0.1:7470"
+  /// Host header values the UI and API accept besides the listen address, localhost, 127.0.0.1 and [::1]
+  /// ("*": any).
+  var allowedHosts: [String] = []
+  /// Requests to the API and /metrics must carry `Authorization: Bearer <token>` when set.
+  var apiTokenFile: String?
+  var apiToken: [UInt8]?
+  /// Listen beyond loopback without a token (a warning is logged).
+  var insecureListen = false
+  /// The widest range one API query may read, and the time it may take.
+  var queryMaximumRangeNanos: Int64 = 6 * 3600 * 1_000_000_000
+  var queryBudgetNanos: UInt64 = 5_000_000_000
   var queueLimits = ExportQueueLimits()
   var statusLines = true
   /// Resident bytes past which the symbolizer's caches are dropped after a window.
@@ -48,7 +60,8 @@ struct AgentSettings {
     "resource-attributes", "service-name", "host-name", "gzip", "pyroscope", "pyroscope-app",
     "store", "retention", "store-max-bytes", "listen", "queue-windows", "queue-bytes",
     "retry-max-backoff", "trace-http", "status-lines", "memory-budget", "max-spans",
-    "symbolizer-cache", "unwind",
+    "symbolizer-cache", "unwind", "allowed-hosts", "api-token-file", "insecure-listen",
+    "max-query-range", "query-budget",
   ]
 
   var values: [String: (value: String, source: String)] = [:]
@@ -175,6 +188,41 @@ struct AgentSettings {
     if let (value, _) = text("listen") {
       configuration.listen = value.isEmpty || value == "off" ? nil : value
     }
+    if let value = text("allowed-hosts")?.value {
+      configuration.allowedHosts = value.split(separator: ",").map {
+        $0.trimmingCharacters(in: .whitespaces)
+      }.filter { !$0.isEmpty }
+    }
+    if let (path, source) = text("api-token-file"), !path.isEmpty {
+      configuration.apiTokenFile = path
+      configuration.apiToken = try Self.readToken(path, source: source)
+    }
+    if let value = try boolean("insecure-listen") { configuration.insecureListen = value }
+    if let listen = configuration.listen, !Self.isLoopback(listen),
+      configuration.apiToken == nil, !configuration.insecureListen
+    {
+      throw ConfigurationError(
+        source: text("listen")?.source ?? "default",
+        message:
+          "listen: \(listen) is reachable beyond this machine's loopback, and without a token anyone who "
+          + "reaches it reads every profile and span. Give a token with --api-token-file PATH (a file of "
+          + "mode 0600 holding it; clients send Authorization: Bearer <token>), listen on 127.0.0.1, or "
+          + "pass --insecure-listen to serve it to anyone anyway")
+    }
+    if let value = try duration("max-query-range") {
+      guard value >= 1_000_000_000 else {
+        throw ConfigurationError(
+          source: text("max-query-range")!.source, message: "max-query-range must be at least 1s")
+      }
+      configuration.queryMaximumRangeNanos = Int64(clamping: value)
+    }
+    if let value = try duration("query-budget") {
+      guard value >= 100_000_000 else {
+        throw ConfigurationError(
+          source: text("query-budget")!.source, message: "query-budget must be at least 100ms")
+      }
+      configuration.queryBudgetNanos = value
+    }
     if let value = try integer("queue-windows", 1...100_000) {
       configuration.queueLimits.maximumWindows = value
     }
@@ -204,5 +252,53 @@ struct AgentSettings {
       configuration.unwinding = mode
     }
     return configuration
+  }
+
+  /// True when the host of `listen` ("host:port") is a loopback address: 127.0.0.0/8 or ::1.
+  static func isLoopback(_ listen: String) -> Bool {
+    guard let colon = listen.lastIndex(of: ":") else { return false }
+    var host = String(listen[..<colon])
+    if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+    var v4 = in_addr()
+    if inet_pton(AF_INET, host, &v4) == 1 { return UInt32(bigEndian: v4.s_addr) >> 24 == 127 }
+    var v6 = in6_addr()
+    guard inet_pton(AF_INET6, host, &v6) == 1 else { return false }
+    let bytes = withUnsafeBytes(of: &v6) { Array($0) }
+    if bytes == [UInt8](repeating: 0, count: 15) + [1] { return true }
+    // ::ffff:127.x.y.z, an IPv4 loopback address in IPv6 form.
+    return bytes[0..<10].allSatisfy { $0 == 0 } && bytes[10] == 0xFF && bytes[11] == 0xFF
+      && bytes[12] == 127
+  }
+
+  /// The token in `path` (surrounding white space trimmed). A file other users may read or write is
+  /// refused: the token would not be a secret.
+  static func readToken(_ path: String, source: String) throws(ConfigurationError) -> [UInt8] {
+    var status = stat()
+    guard stat(path, &status) == 0 else {
+      throw ConfigurationError(
+        source: source,
+        message: "api-token-file: cannot read \(path): \(String(cString: strerror(errno)))")
+    }
+    let mode = status.st_mode & 0o777
+    guard mode & 0o006 == 0 else {
+      throw ConfigurationError(
+        source: source,
+        message:
+          "api-token-file: \(path) is open to every user (mode \(String(mode, radix: 8))), so its token "
+          + "is no secret; make it private with chmod 600 \(path)")
+    }
+    guard let data = FileManager.default.contents(atPath: path) else {
+      throw ConfigurationError(source: source, message: "api-token-file: cannot read \(path)")
+    }
+    let token = String(decoding: data, as: UTF8.self).trimmingCharacters(
+      in: .whitespacesAndNewlines)
+    guard !token.isEmpty, !token.contains(where: { $0.isWhitespace }) else {
+      throw ConfigurationError(
+        source: source,
+        message:
+          "api-token-file: \(path) must hold one token without spaces, and holds \(token.isEmpty ? "none" : "spaces")"
+      )
+    }
+    return Array(token.utf8)
   }
 }

@@ -27,9 +27,10 @@ enum UIPage {
     </style></head><body>
     <header><h1>Flamespan</h1>
     <label>Range <select id="range"><option value="300000">last 5 min</option><option value="900000" selected>last 15 min</option>
-    <option value="3600000">last hour</option><option value="21600000">last 6 h</option><option value="86400000">last 24 h</option></select></label>
+    <option value="3600000">last hour</option><option value="21600000">last 6 h</option></select></label>
     <label>Process <select id="pid"><option value="">all processes</option></select></label>
     <input id="search" placeholder="search functions (regex)" size="26">
+    <input id="token" type="password" placeholder="API token" size="14" hidden>
     <button id="reset">Reset zoom</button><button id="whole">Whole machine</button><button id="refresh">Refresh</button>
     <span id="summary"></span></header>
     <main><section><h2 id="title">CPU flame graph</h2><div id="crumbs"></div><div id="flame"></div></section>
@@ -45,7 +46,12 @@ enum UIPage {
      if(/^(__|do_|sys_|ksys|entry_|x64_|asm_|irq|schedule)/.test(name))return "hsl("+(30+h%20)+",75%,62%)";
      return "hsl("+(h%50)+",80%,"+(58+h%12)+"%)"}
     function fmtPct(v,t){return t?(100*v/t).toFixed(2)+"%":"0%"}
-    async function getJSON(url){const r=await fetch(url);if(!r.ok)throw new Error(url+": HTTP "+r.status+" "+await r.text());return r.json()}
+    // With --api-token-file the API wants the token: asked for on the first 401, kept for this tab only.
+    function auth(){const t=sessionStorage.getItem("flamespanToken");return t?{Authorization:"Bearer "+t}:{}}
+    async function getJSON(url){const r=await fetch(url,{headers:auth()});
+     if(r.status===401){$("token").hidden=false;throw new Error("this agent requires an API token: enter it above")}
+     if(!r.ok){let m=await r.text();try{m=JSON.parse(m).message||m}catch(e){}throw new Error(url+": HTTP "+r.status+" "+m)}
+     return r.json()}
     function pathTo(node,target,acc){acc.push(node);if(node===target)return true;
      for(const c of node.c||[])if(pathTo(c,target,acc))return true;acc.pop();return false}
     function draw(){
@@ -102,6 +108,7 @@ enum UIPage {
     $("search").oninput=draw;$("reset").onclick=()=>{zoom=null;draw()};
     $("whole").onclick=()=>{document.querySelectorAll("tr.sel").forEach(x=>x.classList.remove("sel"));
      if(location.hash)location.hash="";else{view={kind:"machine"};loadProfile()}};
+    $("token").onchange=()=>{sessionStorage.setItem("flamespanToken",$("token").value.trim());refresh()};
     $("refresh").onclick=refresh;window.onresize=draw;refresh();
     </script></body></html>
     """#

@@ -141,8 +141,11 @@ final class WindowStore: @unchecked Sendable {
     }
   }
 
-  /// The windows that overlap [from, to] (Unix milliseconds), merged into one profile.
-  func profile(fromMillis: Int64, toMillis: Int64, filter: (ProfileSample) -> Bool) -> Profile {
+  /// The windows that overlap [from, to] (Unix milliseconds), merged into one profile. Past `deadline`
+  /// (monotonic nanoseconds) the query stops between two windows and throws.
+  func profile(
+    fromMillis: Int64, toMillis: Int64, deadline: UInt64 = .max, filter: (ProfileSample) -> Bool
+  ) throws(StoreQueryOverBudget) -> Profile {
     let entries = lock.withLock {
       profiles.filter { $0.endMillis >= fromMillis && $0.startMillis <= toMillis }
     }
@@ -150,7 +153,10 @@ final class WindowStore: @unchecked Sendable {
     var period: Int64 = 1_000_000_000 / 19
     var start = Int64.max
     var end = Int64.min
-    for entry in entries {
+    for (index, entry) in entries.enumerated() {
+      if Monotonic.now() > deadline {
+        throw StoreQueryOverBudget(windowsRead: index, windowsTotal: entries.count)
+      }
       guard let window = load(entry.name) else { continue }
       period = window.periodNanos
       start = min(start, window.startTimeNanos)
@@ -180,14 +186,20 @@ final class WindowStore: @unchecked Sendable {
     return profile
   }
 
-  /// Spans that ended in windows overlapping [from, to], newest windows first.
-  func spans(fromMillis: Int64, toMillis: Int64) -> [AgentSpan] {
+  /// Spans that ended in windows overlapping [from, to], newest windows first; past `deadline` the query
+  /// stops between two windows and throws.
+  func spans(fromMillis: Int64, toMillis: Int64, deadline: UInt64 = .max)
+    throws(StoreQueryOverBudget) -> [AgentSpan]
+  {
     let entries = lock.withLock {
       spanFiles.filter { $0.endMillis >= fromMillis && $0.startMillis <= toMillis }
     }
     let decoder = JSONDecoder()
     var spans: [AgentSpan] = []
-    for entry in entries.reversed() {
+    for (index, entry) in entries.reversed().enumerated() {
+      if Monotonic.now() > deadline {
+        throw StoreQueryOverBudget(windowsRead: index, windowsTotal: entries.count)
+      }
       guard
         let data = FileManager.default.contents(
           atPath: directory.appendingPathComponent("spans/\(entry.name)").path)
@@ -200,4 +212,10 @@ final class WindowStore: @unchecked Sendable {
   }
 
   var oldestMillis: Int64? { lock.withLock { profiles.first?.startMillis } }
+}
+
+/// A store query stopped at its deadline, after reading `windowsRead` of the `windowsTotal` it needed.
+struct StoreQueryOverBudget: Error {
+  var windowsRead: Int
+  var windowsTotal: Int
 }

@@ -100,4 +100,52 @@ struct AgentConfigurationTests {
     ])
     #expect(missing.status == 2 && missing.stderr.contains("cannot read the config file"))
   }
+
+  /// Beyond loopback the UI needs a token (or an explicit --insecure-listen); the token file must be
+  /// private; the query bounds and allowed hosts are settings like the others.
+  @Test func listeningBeyondLoopbackNeedsAPrivateTokenOrAnExplicitOverride() throws {
+    let directory = try TestEnvironment.temporaryDirectory("agent-config-listen")
+    let open = try printConfig(["--listen", "0.0.0.0:7470"])
+    #expect(open.status == 2)
+    #expect(
+      open.stderr.contains("--listen: listen: 0.0.0.0:7470 is reachable beyond"), "\(open.stderr)")
+    #expect(
+      open.stderr.contains("--api-token-file PATH") && open.stderr.contains("--insecure-listen"))
+    #expect(try printConfig(["--listen", "[::]:7470"]).status == 2)
+    for loopback in ["127.0.0.1:0", "127.1.2.3:7470", "[::1]:7470"] {
+      #expect(try printConfig(["--listen", loopback]).status == 0, "\(loopback)")
+    }
+    let insecure = try printConfig(["--listen", "0.0.0.0:7470", "--insecure-listen"])
+    #expect(insecure.status == 0, "\(insecure.stderr)")
+    #expect(settings(insecure.stdout)["insecure-listen"]?.value == "true")
+
+    let token = directory.appendingPathComponent("token")
+    try "abc123\n".write(to: token, atomically: true, encoding: .utf8)
+    chmod(token.path, 0o644)
+    let readable = try printConfig(["--api-token-file", token.path])
+    #expect(readable.status == 2)
+    #expect(readable.stderr.contains("open to every user (mode 644)"), "\(readable.stderr)")
+    #expect(readable.stderr.contains("chmod 600 \(token.path)"))
+    chmod(token.path, 0o600)
+    let file = directory.appendingPathComponent("agent.conf")
+    try """
+    listen = 0.0.0.0:7470
+    api-token-file = \(token.path)
+    allowed-hosts = flamespan.internal, 10.0.0.5:7470
+    max-query-range = 2h
+    query-budget = 3s
+    """.write(to: file, atomically: true, encoding: .utf8)
+    let guarded = try printConfig(["--config", file.path])
+    #expect(guarded.status == 0, "\(guarded.stderr)")
+    let values = settings(guarded.stdout)
+    #expect(values["api-token-file"]?.value == token.path, "the path is shown, never the token")
+    #expect(!guarded.stdout.contains("abc123"))
+    #expect(values["allowed-hosts"]?.value == "flamespan.internal,10.0.0.5:7470")
+    #expect(values["max-query-range"]?.value == "7200.0s")
+    #expect(values["query-budget"]?.value == "3.0s")
+    let defaults = settings(try printConfig([]).stdout)
+    #expect(defaults["max-query-range"]?.value == "21600.0s")
+    #expect(defaults["query-budget"]?.value == "5.0s")
+    #expect(try printConfig(["--query-budget", "10ms"]).status == 2)
+  }
 }
