@@ -347,6 +347,7 @@ enum AgentMetrics {
     one(
       "flamespan_store_errors_total", "counter", "Windows that could not be stored.",
       counts.storeErrors)
+    out += agent.storeMetricsText
     one(
       "process_cpu_seconds_total", "counter", "Agent user and system CPU time.",
       Double(OwnUsage.cpuNanos()) / 1e9)
