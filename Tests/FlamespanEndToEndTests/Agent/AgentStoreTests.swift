@@ -345,6 +345,81 @@ struct AgentStoreTests {
       Self.files(directory, "") == names.suffix(3).map { "\($0).q" }, "dropped entries deleted")
   }
 
+  /// A loopback backend that answers 200 under /ok/ and 503 elsewhere, and prints each path it is sent.
+  static let backendScript = """
+    import sys
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+    class H(BaseHTTPRequestHandler):
+        def log_message(self, *a): pass
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            print(self.path, flush=True)
+            self.send_response(200 if self.path.startswith("/ok/") else 503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+    s = HTTPServer(("127.0.0.1", 0), H)
+    print(s.server_address[1], flush=True)
+    s.serve_forever()
+    """
+
+  /// One window for two destinations: profiles delivered, traces failing. The journal's marker remembers
+  /// the delivered one, so after a stop and a restore only the traces are sent, once.
+  @Test func aHalfDeliveredWindowSendsOnlyWhatIsLeftAfterARestart() throws {
+    guard TestEnvironment.which("python3") != nil else {
+      print("SKIPPED \(#function): python3 is not installed")
+      return
+    }
+    let directory = try TestEnvironment.temporaryDirectory("journal-half")
+    let backend = try BackgroundProcess(
+      ["/usr/bin/env", "python3", "-c", Self.backendScript], logs: directory, label: "backend")
+    defer { _ = backend.stop(signal: SIGKILL) }
+    #expect(AgentHarness.waitUntil(seconds: 20) { backend.stdout.contains("\n") })
+    let port = try #require(UInt16(backend.stdout.split(separator: "\n").first ?? ""))
+    func endpoint(_ path: String) -> HTTPEndpoint {
+      HTTPEndpoint(host: "127.0.0.1", port: port, target: path)
+    }
+    var limits = ExportQueueLimits()
+    limits.initialBackoffNanos = 50_000_000
+    limits.maximumBackoffNanos = 200_000_000
+    limits.requestTimeoutSeconds = 5
+    let queueDirectory = directory.appendingPathComponent("queue")
+    let journal = try ExportJournal(directory: queueDirectory.path)
+    let queue = ExportQueue(limits: limits, journal: journal, log: { _ in })
+    queue.start()
+    var profiles = Self.request("otlp-profiles", [1, 2, 3])
+    profiles.endpoint = endpoint("/ok/profiles")
+    var traces = Self.request("otlp-traces", [4, 5])
+    traces.endpoint = endpoint("/down/traces")
+    queue.enqueue(ExportBatch(sequence: 1, requests: [profiles, traces], name: "1000-2000-a"))
+    let halfway = AgentHarness.waitUntil(seconds: 20) {
+      let counters = queue.snapshot
+      return counters.requestsSent["otlp-profiles"] == 1
+        && (counters.exportErrors["otlp-traces"] ?? 0) >= 2
+    }
+    #expect(halfway, "\(queue.snapshot)")
+    #expect(queue.drain(until: Monotonic.now()) == 1, "the window is still owed its traces")
+    let marker = try String(
+      contentsOf: queueDirectory.appendingPathComponent("1000-2000-a.sent"), encoding: .utf8)
+    #expect(marker == "otlp-profiles\n")
+
+    var configuration = AgentConfiguration()
+    configuration.profilesEndpoint = endpoint("/ok/profiles")
+    configuration.tracesEndpoint = endpoint("/ok/traces")
+    let replay = journal.replay()
+    #expect(replay.entries.map { $0.requests.map(\.destination) } == [["otlp-traces"]])
+    let (batches, _) = Agent.restoredBatches(replay.entries, configuration: configuration)
+    let restarted = ExportQueue(limits: limits, journal: journal, log: { _ in })
+    restarted.restore(batches)
+    restarted.start()
+    #expect(AgentHarness.waitUntil(seconds: 20) { restarted.snapshot.windowsExported == 1 })
+    #expect(restarted.drain(until: Monotonic.now()) == 0)
+    #expect(Self.files(queueDirectory, "").isEmpty, "a settled window leaves no journal entry")
+    let delivered = backend.stdout.split(separator: "\n").dropFirst().filter {
+      $0.hasPrefix("/ok/")
+    }
+    #expect(delivered == ["/ok/profiles", "/ok/traces"], "each destination once: \(delivered)")
+  }
+
   @Test func aJournalWriteOnAFullDiskAsksTheStoreForRoom() throws {
     let directory = try TestEnvironment.temporaryDirectory("journal-enospc")
     let probe = try Self.newStore(directory.appendingPathComponent("probe"))
