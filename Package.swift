@@ -104,7 +104,8 @@ let package = Package(
       dependencies: ["FlamespanBPF", "CFlamespanABI", "FlamespanTestSupport"]),
     .testTarget(
       name: "FlamespanEndToEndTests",
-      dependencies: ["FlamespanModel", "FlamespanExport", "FlamespanTestSupport"]
+      // FlamespanCLI for the agent's store and export journal, tested as units (@testable import).
+      dependencies: ["FlamespanModel", "FlamespanExport", "FlamespanTestSupport", "FlamespanCLI"]
     ),
   ],
   swiftLanguageModes: [.v6]

@@ -33,11 +33,84 @@ final class Agent: @unchecked Sendable {
     options.memoryBudgetBytes = configuration.memoryBudgetBytes
     options.symbolizer.maxCachedBytes = configuration.symbolizerCacheBytes
     recorder = ContinuousRecorder(options: options)
-    queue = ExportQueue(limits: configuration.queueLimits, log: { Log.info($0) })
+    var journal: ExportJournal?
+    if let store {
+      do {
+        journal = try ExportJournal(
+          directory: store.directory.appendingPathComponent("queue").path,
+          makeRoom: { store.makeRoom() })
+      } catch {
+        Log.info(
+          "the export queue is in memory only: cannot use \(store.directory.path)/queue: \(error)")
+      }
+    }
+    queue = ExportQueue(limits: configuration.queueLimits, journal: journal, log: { Log.info($0) })
     self.store = store
     metadata = ProcessMetadataCache(fallbackServiceName: configuration.serviceName)
     hostName = configuration.hostName ?? ProcessMetadataCache.hostName()
     lastStatus = (OwnUsage.cpuNanos(), Monotonic.now())
+    if let store, store.temporaryFilesRemoved > 0 {
+      Log.info(
+        "store: removed \(store.temporaryFilesRemoved) temporary file(s) left by an earlier run")
+    }
+    if let journal { restoreQueue(from: journal) }
+  }
+
+  /// Queues again what the journal kept from the last run (before the sender starts), rebuilt for the
+  /// destinations configured now.
+  private func restoreQueue(from journal: ExportJournal) {
+    let replay = journal.replay()
+    let (batches, unroutable) = Self.restoredBatches(replay.entries, configuration: configuration)
+    for name in unroutable { journal.remove(name: name) }
+    queue.restore(batches, corrupt: replay.corrupt)
+    let restored = queue.snapshot.windowsRestored
+    if !replay.entries.isEmpty || replay.corrupt > 0 {
+      Log.info(
+        "export journal: \(restored) window(s) from the last run queued again, "
+          + "\(batches.count - restored) over the queue's bound dropped, "
+          + "\(unroutable.count) for destinations no longer configured deleted, "
+          + "\(replay.corrupt) unreadable entr\(replay.corrupt == 1 ? "y" : "ies") skipped")
+    }
+  }
+
+  /// The journal's entries as export batches for the current configuration: its endpoints and its
+  /// headers (the journal keeps neither, only each request's per-window suffix and body headers). Requests
+  /// for destinations no longer configured are left out; returns the names of entries with none left.
+  static func restoredBatches(
+    _ entries: [ExportJournal.Entry], configuration: AgentConfiguration
+  ) -> (batches: [ExportBatch], unroutable: [String]) {
+    var batches: [ExportBatch] = []
+    var unroutable: [String] = []
+    for entry in entries {
+      var requests: [ExportRequest] = []
+      for stored in entry.requests {
+        let target: (endpoint: HTTPEndpoint, headers: [(String, String)])?
+        switch stored.destination {
+        case "otlp-profiles":
+          target = configuration.profilesEndpoint.map { ($0, configuration.headers) }
+        case "otlp-traces":
+          target = configuration.tracesEndpoint.map { ($0, configuration.headers) }
+        case "pyroscope":
+          target = configuration.pyroscopeEndpoint.map {
+            ($0.appendingPath(stored.suffix), configuration.pyroscopeHeaders)
+          }
+        default: target = nil
+        }
+        guard let target else { continue }
+        let bodyHeaders = stored.bodyHeaders.compactMap { $0.count == 2 ? ($0[0], $0[1]) : nil }
+        requests.append(
+          ExportRequest(
+            destination: stored.destination, endpoint: target.endpoint,
+            headers: target.headers + bodyHeaders, body: stored.body, suffix: stored.suffix,
+            bodyHeaders: bodyHeaders))
+      }
+      if requests.isEmpty {
+        unroutable.append(entry.name)
+      } else {
+        batches.append(ExportBatch(sequence: 0, requests: requests, name: entry.name))
+      }
+    }
+    return (batches, unroutable)
   }
 
   func handle(_ window: RecordedWindow) {
@@ -129,20 +202,24 @@ final class Agent: @unchecked Sendable {
       )
       let name = "\(configuration.pyroscopeApplication){host=\(hostName)}"
       let encodedName = name.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? name
-      let endpoint = base.appendingPath(
+      let suffix =
         "/ingest?name=\(encodedName)&format=pprof&from=\(from)&until=\(until)&sampleRate=\(configuration.frequency)&spyName=flamespan"
-      )
+      let endpoint = base.appendingPath(suffix)
       if let body = try? Gzip.compress(PprofEncoder.encode(window.profile)) {
-        var headers = configuration.pyroscopeHeaders
-        headers.append(("Content-Type", "application/octet-stream"))
+        let bodyHeaders = [("Content-Type", "application/octet-stream")]
         requests.append(
-          ExportRequest(destination: "pyroscope", endpoint: endpoint, headers: headers, body: body))
+          ExportRequest(
+            destination: "pyroscope", endpoint: endpoint,
+            headers: configuration.pyroscopeHeaders + bodyHeaders, body: body,
+            suffix: suffix, bodyHeaders: bodyHeaders))
       }
     }
-    queue.enqueue(ExportBatch(sequence: window.sequence, requests: requests))
+    // One name for the window in the store and in the export journal.
+    let name = store?.newWindowName(for: window.profile)
+    queue.enqueue(ExportBatch(sequence: window.sequence, requests: requests, name: name))
 
     if let store {
-      do { try store.add(profile: window.profile, spans: spans) } catch {
+      do { try store.add(profile: window.profile, spans: spans, name: name) } catch {
         lock.withLock { storeErrors += 1 }
         Log.info("window \(window.sequence): cannot write to the store: \(error)")
       }
@@ -159,15 +236,15 @@ final class Agent: @unchecked Sendable {
   )
     throws(ExportError) -> ExportRequest
   {
-    var headers = configuration.headers
-    headers.append(("Content-Type", contentType))
+    var bodyHeaders = [("Content-Type", contentType)]
     var payload = body
     if configuration.gzip {
       payload = try Gzip.compress(body)
-      headers.append(("Content-Encoding", "gzip"))
+      bodyHeaders.append(("Content-Encoding", "gzip"))
     }
     return ExportRequest(
-      destination: destination, endpoint: endpoint, headers: headers, body: payload)
+      destination: destination, endpoint: endpoint, headers: configuration.headers + bodyHeaders,
+      body: payload, bodyHeaders: bodyHeaders)
   }
 
   private func statusLine(window: RecordedWindow, spans: Int) -> String {
@@ -180,15 +257,56 @@ final class Agent: @unchecked Sendable {
       return Double(cpu - lastStatus.cpuNanos) / Double(max(wall - lastStatus.wall, 1)) * 100
     }
     let errors = exports.exportErrors.values.reduce(0, +)
+    var storeText = ""
+    if let store {
+      let evicted = store.evicted
+      storeText =
+        "store \(store.windowCount) windows evicted \(evicted[.maximumBytes] ?? 0) for max-bytes "
+        + "\(evicted[.diskFull] ?? 0) for disk-full; "
+    }
     return
       "window \(window.sequence): \(window.profile.totalCount) samples, \(stats.sampler.lostSamples) lost, "
       + "\(spans) spans; export sent \(exports.windowsExported) queued \(exports.windowsQueued) "
-      + "dropped \(exports.windowsDropped) errors \(errors); "
+      + "dropped \(exports.windowsDropped) errors \(errors); \(storeText)"
       + "agent cpu \(String(format: "%.2f", share))% rss \(OwnUsage.residentBytes() >> 20) MiB"
   }
 
   var counts: (windows: Int, spans: Int, storeErrors: Int, spansDropped: Int) {
     lock.withLock { (windowsHandled, spansSeen, storeErrors, spansDropped) }
+  }
+
+  /// The /metrics lines of the store's evictions and the export journal, in the Prometheus text format.
+  var storeMetricsText: String {
+    var out = ""
+    func metric(_ name: String, _ type: String, _ help: String, _ values: [(String, Int)]) {
+      out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+      for (labels, value) in values {
+        out += "\(name)\(labels.isEmpty ? "" : "{\(labels)}") \(value)\n"
+      }
+    }
+    let evicted = store?.evicted ?? [:]
+    metric(
+      "flamespan_store_windows_evicted_total", "counter",
+      "Windows deleted from the store, by reason: retention (age), max-bytes (--store-max-bytes), disk-full (a write found no space).",
+      StoreEviction.allCases.map { ("reason=\"\($0.rawValue)\"", evicted[$0] ?? 0) })
+    metric(
+      "flamespan_store_temporary_files_removed_total", "counter",
+      "Temporary files an earlier run left in the store, removed at start.",
+      [("", store?.temporaryFilesRemoved ?? 0)])
+    let exports = queue.snapshot
+    metric(
+      "flamespan_export_windows_restored_total", "counter",
+      "Windows the export journal kept from the last run and queued again at start.",
+      [("", exports.windowsRestored)])
+    metric(
+      "flamespan_export_journal_corrupt_total", "counter",
+      "Export journal entries unreadable at start (truncated or corrupt): skipped.",
+      [("", exports.journalCorrupt)])
+    metric(
+      "flamespan_export_journal_write_errors_total", "counter",
+      "Windows the export journal could not write: queued in memory only.",
+      [("", exports.journalWriteErrors)])
+    return out
   }
 }
 

@@ -450,6 +450,7 @@ enum AgentMetrics {
           + "unauthorized, over_budget (--query-budget), range_too_wide (--max-query-range).",
         HTTPServerCounters.reasons.map { ("reason=\"\($0)\"", "\(refused[$0] ?? 0)") })
     }
+    out += agent.storeMetricsText
     one(
       "process_cpu_seconds_total", "counter", "Agent user and system CPU time.",
       Double(OwnUsage.cpuNanos()) / 1e9)

@@ -2,24 +2,99 @@ import FlamespanExport
 import FlamespanModel
 import Foundation
 
+/// A file write that failed: the step, the path and the errno, so a full disk (ENOSPC, EDQUOT) can be told
+/// from every other failure.
+struct StoreWriteError: Error, CustomStringConvertible {
+  var step: String
+  var path: String
+  var errno: Int32
+
+  var isDiskFull: Bool { errno == ENOSPC || errno == EDQUOT }
+  var description: String { "cannot \(step) \(path): \(String(cString: strerror(errno)))" }
+}
+
+/// Whole files or nothing: bytes go to `<path>.tmp`, which is renamed over `path` once complete. A failure
+/// at any step unlinks the temporary file, so a full disk leaves nothing behind; a crash mid-write leaves at
+/// most one `*.tmp`, which the store removes at its next start.
+enum AtomicFile {
+  static let temporarySuffix = ".tmp"
+
+  static func write(_ bytes: [UInt8], to path: String) throws(StoreWriteError) {
+    let temporary = path + temporarySuffix
+    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+    guard fd >= 0 else { throw StoreWriteError(step: "create", path: temporary, errno: errno) }
+    var failure: StoreWriteError?
+    bytes.withUnsafeBytes { buffer in
+      var offset = 0
+      while offset < buffer.count {
+        let written = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+        if written < 0 {
+          if errno == EINTR { continue }
+          failure = StoreWriteError(step: "write", path: temporary, errno: errno)
+          return
+        }
+        offset += written
+      }
+    }
+    if close(fd) != 0 && failure == nil {
+      failure = StoreWriteError(step: "close", path: temporary, errno: errno)
+    }
+    if failure == nil && rename(temporary, path) != 0 {
+      failure = StoreWriteError(step: "rename", path: temporary, errno: errno)
+    }
+    if let failure {
+      unlink(temporary)
+      throw failure
+    }
+  }
+
+  /// Unlinks every `*.tmp` directly under `directory`; returns how many.
+  static func removeTemporaryFiles(in directory: String) -> Int {
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+    var removed = 0
+    for name in names where name.hasSuffix(temporarySuffix) {
+      if unlink("\(directory)/\(name)") == 0 { removed += 1 }
+    }
+    return removed
+  }
+}
+
+/// Why the store deleted a window: its age (`--retention`), the size cap (`--store-max-bytes`), or a
+/// write that found the disk full. Each is counted; none is silent.
+enum StoreEviction: String, CaseIterable, Sendable {
+  case retention
+  case maximumBytes = "max-bytes"
+  case diskFull = "disk-full"
+}
+
 /// The local store: one gzipped pprof file (with span labels) and one JSON-lines span file per window,
 /// under `profiles/` and `spans/`. The file name is the index: `<startMs>-<endMs>-<id>.<ext>`, so a
 /// restart finds everything by listing the directories, and a crash mid-write leaves at most one
-/// temporary file (written aside and renamed). Retention deletes the oldest windows by age, then by size.
+/// temporary file (written aside and renamed; removed at the next start). Retention deletes the oldest
+/// windows by age, then by size; a write that finds the disk full deletes the oldest windows until it fits.
 final class WindowStore: @unchecked Sendable {
   struct Entry: Sendable, Equatable {
     var startMillis: Int64
     var endMillis: Int64
     var name: String
     var bytes: Int
+
+    /// `<start>-<end>-<id>`, shared by a window's profile and span files.
+    var window: String { String(name.prefix { $0 != "." }) }
   }
+
+  typealias Writer = @Sendable ([UInt8], String) throws(StoreWriteError) -> Void
 
   let directory: URL
   let maximumAgeNanos: Int64
   let maximumBytes: Int
+  /// `*.tmp` files found and removed when the store was opened: what earlier failures or crashes left.
+  let temporaryFilesRemoved: Int
+  private let writer: Writer
   private let lock = NSLock()
   private var profiles: [Entry] = []
   private var spanFiles: [Entry] = []
+  private var evictions: [StoreEviction: Int] = [:]
   /// Windows decoded for the UI, so its repeated queries do not re-read and re-parse the same files. Filled
   /// by queries only: a window written is not kept decoded, since keeping each one (48, eight minutes of
   /// symbolized windows) grew the agent's heap all through its first minutes (bench/agent/RESULTS.md).
@@ -29,21 +104,35 @@ final class WindowStore: @unchecked Sendable {
   private let instance = String(UInt32.random(in: 0...UInt32.max), radix: 36)
   private var sequence = 0
 
-  init(directory: String, maximumAgeNanos: Int64, maximumBytes: Int) throws {
+  /// The subdirectories the store owns; `queue/` holds the export queue's journal (ExportJournal).
+  static let subdirectories = ["profiles", "spans", "queue"]
+
+  init(
+    directory: String, maximumAgeNanos: Int64, maximumBytes: Int,
+    writer: @escaping Writer = { bytes, path throws(StoreWriteError) in
+      try AtomicFile.write(bytes, to: path)
+    }
+  ) throws {
     self.directory = URL(fileURLWithPath: directory)
     self.maximumAgeNanos = maximumAgeNanos
     self.maximumBytes = maximumBytes
-    for sub in ["profiles", "spans"] {
+    self.writer = writer
+    var removed = 0
+    for sub in Self.subdirectories {
+      let url = self.directory.appendingPathComponent(sub)
       try FileManager.default.createDirectory(
-        at: self.directory.appendingPathComponent(sub), withIntermediateDirectories: true,
-        attributes: [.posixPermissions: 0o700])
+        at: url, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+      removed += AtomicFile.removeTemporaryFiles(in: url.path)
     }
+    temporaryFilesRemoved = removed
     profiles = list("profiles", suffix: ".pb.gz")
     spanFiles = list("spans", suffix: ".jsonl")
   }
 
   var windowCount: Int { lock.withLock { profiles.count } }
   var totalBytes: Int { lock.withLock { (profiles + spanFiles).reduce(0) { $0 + $1.bytes } } }
+  /// Windows deleted so far, by reason.
+  var evicted: [StoreEviction: Int] { lock.withLock { evictions } }
 
   private func list(_ sub: String, suffix: String) -> [Entry] {
     let path = directory.appendingPathComponent(sub).path
@@ -61,23 +150,37 @@ final class WindowStore: @unchecked Sendable {
     return entries.sorted { ($0.startMillis, $0.name) < ($1.startMillis, $1.name) }
   }
 
-  func add(profile: Profile, spans: [AgentSpan]) throws {
+  /// A name for a new window, unique in this store: `<startMs>-<endMs>-<id>`. The export journal files the
+  /// window's exports under the same name.
+  func newWindowName(for profile: Profile) -> String {
     let start = profile.startTimeNanos / 1_000_000
     let end = (profile.startTimeNanos + profile.durationNanos) / 1_000_000
     let id = lock.withLock {
       sequence += 1
       return "\(instance)\(sequence)"
     }
-    let base = "\(start)-\(end)-\(id)"
+    return "\(start)-\(end)-\(id)"
+  }
+
+  func add(profile: Profile, spans: [AgentSpan], name: String? = nil) throws {
+    let base = name ?? newWindowName(for: profile)
+    let start = profile.startTimeNanos / 1_000_000
+    let end = (profile.startTimeNanos + profile.durationNanos) / 1_000_000
     let pprof = try Gzip.compress(PprofEncoder.encode(profile))
-    try write(pprof, to: "profiles/\(base).pb.gz")
     var lines = Data()
     let encoder = JSONEncoder()
     for span in spans {
       lines.append(try encoder.encode(span))
       lines.append(0x0A)
     }
-    if !spans.isEmpty { try write([UInt8](lines), to: "spans/\(base).jsonl") }
+    try write(pprof, to: "profiles/\(base).pb.gz")
+    if !spans.isEmpty {
+      do { try write([UInt8](lines), to: "spans/\(base).jsonl") } catch {
+        // Half a window is not kept: its profile goes too.
+        unlink(directory.appendingPathComponent("profiles/\(base).pb.gz").path)
+        throw error
+      }
+    }
     lock.withLock {
       profiles.append(
         Entry(startMillis: start, endMillis: end, name: "\(base).pb.gz", bytes: pprof.count))
@@ -85,52 +188,99 @@ final class WindowStore: @unchecked Sendable {
         spanFiles.append(
           Entry(startMillis: start, endMillis: end, name: "\(base).jsonl", bytes: lines.count))
       }
+      // A clock step backwards can put the new window before others; the lists stay in order.
+      if profiles.count > 1, profiles[profiles.count - 2].startMillis > start {
+        profiles.sort { ($0.startMillis, $0.name) < ($1.startMillis, $1.name) }
+        spanFiles.sort { ($0.startMillis, $0.name) < ($1.startMillis, $1.name) }
+      }
     }
     enforceRetention(nowMillis: Monotonic.realtimeNanos() / 1_000_000)
   }
 
-  private func write(_ bytes: [UInt8], to relative: String) throws {
-    let url = directory.appendingPathComponent(relative)
-    let temporary = directory.appendingPathComponent(relative + ".tmp")
-    try Data(bytes).write(to: temporary)
-    if rename(temporary.path, url.path) != 0 {
-      throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: url.path])
+  /// Writes through the writer; a full disk deletes the oldest stored windows, one at a time, until the
+  /// write fits or none is left (then the error is thrown).
+  func write(_ bytes: [UInt8], to relative: String) throws(StoreWriteError) {
+    let path = directory.appendingPathComponent(relative).path
+    while true {
+      do {
+        try writer(bytes, path)
+        return
+      } catch {
+        guard error.isDiskFull, makeRoom() else { throw error }
+      }
     }
+  }
+
+  /// Deletes the oldest stored window to free disk space (counted as `disk-full`); false when the store
+  /// holds none. The export journal calls it when its own write finds the disk full.
+  @discardableResult func makeRoom() -> Bool {
+    let doomed: [String] = lock.withLock {
+      guard let victim = oldestWindow() else { return [] }
+      evictions[.diskFull, default: 0] += 1
+      return remove(window: victim).files
+    }
+    for relative in doomed { unlink(directory.appendingPathComponent(relative).path) }
+    return !doomed.isEmpty
+  }
+
+  /// The oldest window in either list. Under the lock.
+  private func oldestWindow() -> String? {
+    switch (profiles.first, spanFiles.first) {
+    case (nil, nil): return nil
+    case (let profile?, nil): return profile.window
+    case (nil, let spans?): return spans.window
+    case (let profile?, let spans?):
+      return (spans.startMillis, spans.name) < (profile.startMillis, profile.name)
+        ? spans.window : profile.window
+    }
+  }
+
+  /// Takes a window's entries out of the lists and the decoded cache; returns the files to unlink and their
+  /// bytes. Under the lock.
+  private func remove(window: String) -> (files: [String], bytes: Int) {
+    var doomed: [String] = []
+    var bytes = 0
+    if let index = profiles.firstIndex(where: { $0.window == window }) {
+      let entry = profiles.remove(at: index)
+      doomed.append("profiles/\(entry.name)")
+      bytes += entry.bytes
+      decoded[entry.name] = nil
+      decodedOrder.removeAll { $0 == entry.name }
+    }
+    if let index = spanFiles.firstIndex(where: { $0.window == window }) {
+      let entry = spanFiles.remove(at: index)
+      doomed.append("spans/\(entry.name)")
+      bytes += entry.bytes
+    }
+    return (doomed, bytes)
   }
 
   func enforceRetention(nowMillis: Int64) {
     var doomed: [String] = []
     lock.withLock {
       let oldest = nowMillis - maximumAgeNanos / 1_000_000
-      while let first = profiles.first, first.endMillis < oldest {
-        doomed.append("profiles/\(first.name)")
-        profiles.removeFirst()
-      }
-      while let first = spanFiles.first, first.endMillis < oldest {
-        doomed.append("spans/\(first.name)")
-        spanFiles.removeFirst()
+      while let first = oldestWindowEntry(), first.endMillis < oldest {
+        evictions[.retention, default: 0] += 1
+        doomed += remove(window: first.window).files
       }
       var total = (profiles + spanFiles).reduce(0) { $0 + $1.bytes }
-      while total > maximumBytes, profiles.count > 1 || spanFiles.count > 1 {
-        // Whichever kind holds the older window goes first.
-        let takeSpans =
-          profiles.isEmpty
-          || (!spanFiles.isEmpty && spanFiles[0].startMillis < profiles[0].startMillis)
-        if takeSpans {
-          let entry = spanFiles.removeFirst()
-          total -= entry.bytes
-          doomed.append("spans/\(entry.name)")
-        } else {
-          let entry = profiles.removeFirst()
-          total -= entry.bytes
-          doomed.append("profiles/\(entry.name)")
-        }
-      }
-      for name in doomed where decoded[String(name.split(separator: "/").last!)] != nil {
-        decoded[String(name.split(separator: "/").last!)] = nil
+      // The newest window stays even when it alone is over the cap.
+      while total > maximumBytes, profiles.count > 1 || spanFiles.count > 1,
+        let victim = oldestWindow()
+      {
+        evictions[.maximumBytes, default: 0] += 1
+        let (files, bytes) = remove(window: victim)
+        doomed += files
+        total -= bytes
       }
     }
     for relative in doomed { unlink(directory.appendingPathComponent(relative).path) }
+  }
+
+  /// The entry of the oldest window. Under the lock.
+  private func oldestWindowEntry() -> Entry? {
+    guard let window = oldestWindow() else { return nil }
+    return profiles.first { $0.window == window } ?? spanFiles.first { $0.window == window }
   }
 
   private func remember(_ name: String, _ profile: Profile) {

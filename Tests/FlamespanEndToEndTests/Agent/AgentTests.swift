@@ -274,6 +274,114 @@ func number(_ value: Any?) -> Double? { (value as? NSNumber)?.doubleValue }
     #expect(status == 0 && took < 5)
   }
 
+  /// `kill -9` while the collector is down, then a restart on the same store with the collector up: every
+  /// window that was queued at the kill arrives, within the queue bound, oldest first and before any new
+  /// window. The journal gives at least once in general (a request delivered just before a kill, whose
+  /// marker was not yet written, is sent again); here nothing could be delivered before the kill, so the
+  /// test asserts exactly once, and that the windows the bound dropped before the kill stay dropped.
+  @Test func aKilledAgentExportsWhatWasQueuedAfterARestartExactlyOnce() throws {
+    guard AgentHarness.ready(for: #function, tools: ["curl"]) else { return }
+    let directory = try TestEnvironment.temporaryDirectory("agent-restart")
+    let store = directory.appendingPathComponent("store")
+    let receiverPort = AgentHarness.freePort()
+    let bound = 3
+    func agentArguments(uiPort: Int) -> [String] {
+      [
+        AgentHarness.binary, "agent", "--export-interval", "2s", "--endpoint",
+        "http://127.0.0.1:\(receiverPort)", "--queue-windows", String(bound), "--retry-max-backoff",
+        "1s", "--trace-http", "false", "--store", store.path, "--listen", "127.0.0.1:\(uiPort)",
+      ]
+    }
+    // Nothing listens on the receiver's port: every export is refused, the queue fills past its bound.
+    let firstUI = AgentHarness.freePort()
+    let first = try BackgroundProcess(
+      agentArguments(uiPort: firstUI), logs: directory, label: "agent-1")
+    defer { _ = first.stop(signal: SIGKILL) }
+    let overflowed = AgentHarness.waitUntil(seconds: 90) {
+      guard first.process.isRunning else { return true }
+      let metrics = (try? AgentHarness.metrics(port: firstUI)) ?? [:]
+      return (metrics["flamespan_export_dropped_windows_total"] ?? 0) >= 1
+    }
+    try #require(
+      overflowed && first.process.isRunning, "no overflow within 90 s: \(first.stderr.suffix(2000))"
+    )
+    let before = try AgentHarness.metrics(port: firstUI)
+    #expect(before["flamespan_export_queue_windows"] == Double(bound))
+    #expect(before["flamespan_export_windows_total"] == 0)
+    kill(first.pid, SIGKILL)
+    first.process.waitUntilExit()
+    #expect(first.process.terminationReason == .uncaughtSignal)
+    let killedAtMillis = Int64(Date().timeIntervalSince1970 * 1000)
+
+    // What the killed agent had queued is in its journal: the bound's worth, or one more when the kill
+    // fell between journaling a new window and deleting the one it pushed out (the restart drops it).
+    let queueDirectory = store.appendingPathComponent("queue")
+    func journalEntries() -> [String] {
+      ((try? FileManager.default.contentsOfDirectory(atPath: queueDirectory.path)) ?? [])
+        .filter { $0.hasSuffix(".q") }.sorted {
+          (Int64($0.prefix { $0 != "-" }) ?? 0, $0) < (Int64($1.prefix { $0 != "-" }) ?? 0, $1)
+        }
+    }
+    let journaled = journalEntries()
+    #expect(journaled.count == bound || journaled.count == bound + 1, "\(journaled)")
+    let queuedStarts = journaled.suffix(bound).compactMap { Int64($0.prefix { $0 != "-" }) }
+    #expect(queuedStarts.count == min(bound, journaled.count))
+    // Leftovers of an interrupted write, which the restart removes and counts.
+    for relative in ["profiles/1-2-x.pb.gz.tmp", "queue/1-2-x.q.tmp"] {
+      FileManager.default.createFile(
+        atPath: store.appendingPathComponent(relative).path, contents: nil)
+    }
+
+    let receiver = try OTLPReceiver(port: receiverPort, directory: directory)
+    defer { receiver.stop() }
+    let secondUI = AgentHarness.freePort()
+    let second = try BackgroundProcess(
+      agentArguments(uiPort: secondUI), logs: directory, label: "agent-2")
+    defer { _ = second.stop(signal: SIGKILL) }
+    func receivedStarts() -> [Int64] {
+      receiver.entries(path: "/v1development/profiles").compactMap {
+        ($0["startUnixNanos"] as? NSNumber).map { $0.int64Value / 1_000_000 }
+      }
+    }
+    let arrived = AgentHarness.waitUntil(seconds: 60) {
+      Set(queuedStarts).isSubset(of: receivedStarts()) || !second.process.isRunning
+    }
+    #expect(
+      arrived, "queued \(queuedStarts), received \(receivedStarts()); \(second.stderr.suffix(2000))"
+    )
+    // A new window exported after them means the restored ones are settled: a resend would come first.
+    let settled = AgentHarness.waitUntil(seconds: 60) {
+      let metrics = (try? AgentHarness.metrics(port: secondUI)) ?? [:]
+      return (metrics["flamespan_export_windows_total"] ?? 0) >= Double(queuedStarts.count + 1)
+        || !second.process.isRunning
+    }
+    #expect(settled, "no new window exported after the restored ones")
+    let after = try AgentHarness.metrics(port: secondUI)
+    #expect(after["flamespan_export_windows_restored_total"] == Double(queuedStarts.count))
+    #expect(after["flamespan_export_journal_corrupt_total"] == 0)
+    #expect(after["flamespan_store_temporary_files_removed_total"] == 2)
+    let (status, took) = second.stop(signal: SIGTERM, within: 10)
+    #expect(status == 0 && took < 5, "exit \(String(describing: status)) after \(took) s")
+
+    let received = receivedStarts()
+    print("queued at the kill: \(queuedStarts); received after the restart: \(received)")
+    // Exactly once each, oldest first, before any window of the new run.
+    #expect(Array(received.prefix(queuedStarts.count)) == queuedStarts, "\(received)")
+    for start in queuedStarts {
+      #expect(received.filter { $0 == start }.count == 1, "window \(start) arrived once")
+    }
+    #expect(
+      received.filter { $0 < killedAtMillis } == queuedStarts,
+      "windows dropped before the kill stay dropped")
+    #expect(Set(received).count == received.count, "no window sent twice")
+    #expect(
+      receiver.entries(path: "/v1development/profiles").allSatisfy {
+        $0["status"] as? Int == 200 && $0["error"] == nil
+      })
+    // Everything was delivered by the clean exit, so the journal is empty.
+    #expect(journalEntries().isEmpty, "\(journalEntries())")
+  }
+
   /// Names of the flame graph boxes drawn at one depth (18 px per level) in a dumped DOM.
   static func frameNames(atDepth depth: Int, in dom: String) -> [String] {
     var names: [String] = []
