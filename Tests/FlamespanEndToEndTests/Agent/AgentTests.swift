@@ -66,16 +66,21 @@ func number(_ value: Any?) -> Double? { (value as? NSNumber)?.doubleValue }
     // Windows reach the store after symbolization, which a loaded machine can delay: poll for them.
     var ours: [[String: Any]] = []
     var spans: [[String: Any]] = []
+    var lastAnswer = ""
     _ = try AgentHarness.waitUntil(seconds: 40) {
       // Filtered by pid: other suites may load the machine with HTTP requests of their own meanwhile.
       let spansJSON = try AgentHarness.get(
         "http://127.0.0.1:\(uiPort)/api/spans?limit=500&pid=\(server.pid)")
+      lastAnswer = String(spansJSON.prefix(300))
       spans =
         (try? JSONSerialization.jsonObject(with: Data(spansJSON.utf8)) as? [[String: Any]]) ?? []
       ours = spans.filter { traceIDs.contains($0["traceId"] as? String ?? "") }
       return ours.count >= 28
     }
-    #expect(ours.count >= 20, "spans listed: \(ours.count) of 30")
+    #expect(
+      ours.count >= 20,
+      "spans listed: \(ours.count) of 30; the last answer began: \(lastAnswer); agent: \(agent.stderr.suffix(600))"
+    )
     #expect(ours.allSatisfy { $0["name"] as? String == "GET /burn" }, "no query string in names")
     let durations = spans.compactMap { $0["durationNanos"] as? Int }
     #expect(durations == durations.sorted(by: >), "slowest first")
