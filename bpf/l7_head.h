@@ -85,6 +85,25 @@ struct head_state {
   char carry[HEAD_CARRY];
 };
 
+// Where the parse of a read is. It lives in map memory (the per-CPU scratch), whose values the verifier
+// does not track: on the stack, every combination of these flags was a separate state, and the tracer
+// took the verifier past its million instructions.
+struct head_position {
+  __u32 length; // bytes in scratch->data: carry, then new bytes
+  __u32 start;  // where the current request's head starts in the buffer (0 when it started before)
+  __u32 offset;      // bytes of the read taken so far
+  __u32 transferred; // bytes in the read
+  __u8 stop;    // the rest of the step's bytes are not heads (a body of unknown length, not HTTP, too long)
+  __u8 more;    // the step ended inside a head or between requests: the read's next bytes are wanted
+  __u8 line_start; // the buffer starts a header line
+  __u8 walk;       // unused
+  __u8 result;     // what head_on_begin returned
+  __u8 pending_request; // the second pass starts (or resumes) the request at `at` before its next line
+  __u8 check_zero;      // the second pass looks at the line at 0 before its candidates
+  __u8 reserved;
+  __u32 at;        // a callback's argument
+};
+
 struct scratch {
   char data[BUF_BYTES + BUF_SLACK];
   // The line feeds a header scan's first pass found worth a look: the offset of each word that has one,
@@ -99,19 +118,15 @@ struct scratch {
   __u32 reserved;
   __u64 random_state; // next_random's splitmix64 state
   struct fs_l7_exchange building; // a pipelined request's exchange before it is queued
+  struct head_position position;
 };
 
-// One step: the buffer and where the parse is in it.
+// One parse: pointers only, on the caller's stack (bpf_loop hands callbacks a stack pointer).
 struct head_parse {
   struct scratch *scratch;
   struct head_state *state;
   struct head_owner *owner;
-  __u32 length; // bytes in scratch->data: carry, then new bytes
-  __u32 start;  // where the current request's head starts in the buffer (0 when it started before)
-  __u8 stop;    // the rest of the step's bytes are not heads (a body of unknown length, not HTTP, too long)
-  __u8 more;    // the step ended inside a head or between requests: the read's next bytes are wanted
-  __u8 line_start; // the buffer starts a header line
-  __u8 reserved[5];
+  struct head_position *pos;
 };
 
 static int head_on_begin(struct head_parse *p, __u32 at);
@@ -123,6 +138,12 @@ static void head_on_other(struct head_parse *p, __u32 at);
 static void head_count(struct head_parse *p, __u32 counter);
 
 // ---- bytes -------------------------------------------------------------------------------------------
+
+static __always_inline __u64 load_word(const char *data) {
+  __u64 word;
+  __builtin_memcpy(&word, data, 8);
+  return word;
+}
 
 static __always_inline bool starts_with(const char *data, const char *prefix, int length) {
   for (int i = 0; i < length; i++)
@@ -138,32 +159,42 @@ static __always_inline bool is_request_start(const char *data) {
          starts_with(data, "CONNECT ", 8) || starts_with(data, "TRACE ", 6);
 }
 
-// Is data[0, available) all of `method` (1), a proper prefix of it (-1), or neither (0)?
-static __always_inline int method_match(const char *data, __u32 available, const char *method, int length) {
-  for (int i = 0; i < length; i++) {
-    if (i >= available)
-      return -1;
-    if (data[i] != method[i])
-      return 0;
+// The first up-to-8 bytes of each method and its space, as little-endian words, and their lengths.
+#define METHOD_WORD(a, b, c, d, e, f, g, h)                                                                \
+  ((__u64)(a) | (__u64)(b) << 8 | (__u64)(c) << 16 | (__u64)(d) << 24 | (__u64)(e) << 32 |                \
+   (__u64)(f) << 40 | (__u64)(g) << 48 | (__u64)(h) << 56)
+
+// Is data[0, available) (fewer than 8 bytes) all of a method and its space (1), the first bytes of one
+// (-1), or neither (0)? Whole words against masks: per-byte loops here multiplied the verifier's paths.
+static __always_inline int short_request_start_kind(const char *data, __u32 available) {
+  __u64 mask = available >= 8 ? ~0ULL : (1ULL << (8 * (available & 7))) - 1;
+  __u64 word = load_word(data) & mask;
+  int kind = 0;
+#define METHOD(length, a, b, c, d, e, f, g, h)                                                             \
+  if ((METHOD_WORD(a, b, c, d, e, f, g, h) & mask) ==                                                      \
+      (word & (length >= 8 ? ~0ULL : (1ULL << (8 * (length & 7))) - 1))) {                                 \
+    if (available >= length)                                                                               \
+      return 1;                                                                                            \
+    kind = -1;                                                                                             \
   }
-  return 1;
+  METHOD(4, 'G', 'E', 'T', ' ', 0, 0, 0, 0)
+  METHOD(5, 'P', 'O', 'S', 'T', ' ', 0, 0, 0)
+  METHOD(4, 'P', 'U', 'T', ' ', 0, 0, 0, 0)
+  METHOD(5, 'H', 'E', 'A', 'D', ' ', 0, 0, 0)
+  METHOD(7, 'D', 'E', 'L', 'E', 'T', 'E', ' ', 0)
+  METHOD(6, 'P', 'A', 'T', 'C', 'H', ' ', 0, 0)
+  METHOD(8, 'O', 'P', 'T', 'I', 'O', 'N', 'S', ' ')
+  METHOD(8, 'C', 'O', 'N', 'N', 'E', 'C', 'T', ' ')
+  METHOD(6, 'T', 'R', 'A', 'C', 'E', ' ', 0, 0)
+#undef METHOD
+  return kind;
 }
 
 // 1: a request starts here; 0: it does not; -1: too few bytes to tell (a method's first bytes).
 static __always_inline int request_start_kind(const char *data, __u32 available) {
   if (available >= 8)
     return is_request_start(data) ? 1 : 0;
-  int kind = 0, m;
-#define METHOD(text)                                                                                       \
-  m = method_match(data, available, text, sizeof(text) - 1);                                              \
-  if (m > 0)                                                                                               \
-    return 1;                                                                                              \
-  if (m < 0)                                                                                               \
-    kind = -1;
-  METHOD("GET ") METHOD("POST ") METHOD("PUT ") METHOD("HEAD ") METHOD("DELETE ") METHOD("PATCH ")
-  METHOD("OPTIONS ") METHOD("CONNECT ") METHOD("TRACE ")
-#undef METHOD
-  return kind;
+  return short_request_start_kind(data, available);
 }
 
 static __always_inline bool is_digit(char c) { return c >= '0' && c <= '9'; }
@@ -191,12 +222,6 @@ static __always_inline int hex_value(char c) {
 static __always_inline __u64 byte_matches(__u64 word, __u8 byte) {
   __u64 x = word ^ (ONES * byte);
   return (x - ONES) & ~x & HIGHS;
-}
-
-static __always_inline __u64 load_word(const char *data) {
-  __u64 word;
-  __builtin_memcpy(&word, data, 8);
-  return word;
 }
 
 // Case-insensitive header names, compared 8 bytes at a time: OR-ing 0x20 into every byte lowercases
@@ -289,12 +314,16 @@ static __always_inline int parse_traceparent(const char *data, __u32 offset, __u
   // The value and the byte after it: a version-00 value must end there.
   if (offset + TRACEPARENT_VALUE_LEN >= length) {
     // A short value whose line ends before 55 bytes is malformed now; otherwise wait for more bytes.
-    for (int k = 0; k < TRACEPARENT_VALUE_LEN + 1; k++) {
-      __u32 i = offset + k;
-      if (i >= length)
-        return 0;
-      char c = data[i & BUF_MASK];
-      if (c == '\r' || c == '\n')
+    // A word at a time, bytes past `length` masked off.
+#pragma clang loop unroll(full)
+    for (int k = 0; k < 56; k += 8) {
+      __u32 left = offset + k < length ? length - (offset + k) : 0;
+      __u64 valid = left >= 8 ? ~0ULL : (1ULL << (8 * (left & 7))) - 1;
+      __u64 word = load_word(data + ((offset + k) & BUF_MASK)) & valid;
+      // Zero bytes (masked off) are not line ends: test CR and LF on the valid bytes only.
+      __u64 ends = (byte_matches(word, '\r') | byte_matches(word, '\n')) & (valid & HIGHS);
+      // byte_matches can flag a byte above a real match only: any flag means a line end.
+      if (ends && left)
         return -1;
     }
     return 0;
@@ -416,8 +445,8 @@ static __always_inline __u32 next_candidate(struct scratch *scratch) {
 // Keeps data[from, length) (at most HEAD_CARRY bytes) for the next step.
 static __always_inline void carry_from(struct head_parse *p, __u32 from) {
   struct head_state *state = p->state;
-  __u32 n = p->length - from;
-  if (from > p->length || n > HEAD_CARRY) {
+  __u32 n = p->pos->length - from;
+  if (from > p->pos->length || n > HEAD_CARRY) {
     state->carry_len = 0;
     return;
   }
@@ -445,7 +474,7 @@ static __always_inline __u32 head_prepare(struct head_state *state, struct scrat
 // BUF_BYTES when neither is in the buffer yet.
 static __always_inline __u32 request_line_end(struct head_parse *p, __u32 at) {
   const char *data = p->scratch->data;
-  __u32 length = p->length;
+  __u32 length = p->pos->length;
   p->scratch->line_end = BUF_BYTES;
 #pragma clang loop unroll(disable)
   for (__u32 k = 0; k < FS_L7_REQUEST_LINE_LEN; k += 8) {
@@ -467,28 +496,38 @@ static __always_inline __u32 request_line_end(struct head_parse *p, __u32 at) {
   return BUF_BYTES;
 }
 
+// head_on_begin behind a callback call: the verifier follows its many paths once, not once per path
+// of the parse around it.
+static long begin_callback(__u64 index, void *argument) {
+  struct head_parse *p = argument;
+  p->pos->result = head_on_begin(p, p->pos->at) ? 1 : 0;
+  return 1;
+}
+
 // Starts (HEAD_IDLE) or resumes (HEAD_LINE) the request at `at`. Returns 1 when its line is complete and
 // the header fields follow; 0 when the step is over (bytes carried, or not a request).
 static __always_inline int request_at(struct head_parse *p, __u32 at) {
   struct head_state *state = p->state;
   const char *data = p->scratch->data;
-  if (at >= p->length) {
-    p->more = 1; // the next request starts in the read's next bytes, if any
+  if (at >= p->pos->length) {
+    p->pos->more = 1; // the next request starts in the read's next bytes, if any
     return 0;
   }
   if (state->phase == HEAD_IDLE) {
-    int kind = request_start_kind(data + (at & BUF_MASK), p->length - at);
+    int kind = request_start_kind(data + (at & BUF_MASK), p->pos->length - at);
     if (kind == 0) {
       head_on_other(p, at);
-      p->stop = 1;
+      p->pos->stop = 1;
       return 0;
     }
     if (kind < 0) {
       carry_from(p, at);
-      p->more = 1;
+      p->pos->more = 1;
       return 0;
     }
-    state->flags = head_on_begin(p, at) ? 0 : HEAD_DROPPED;
+    p->pos->at = at;
+    bpf_loop(1, begin_callback, p, 0);
+    state->flags = p->pos->result ? 0 : HEAD_DROPPED;
     state->phase = HEAD_LINE;
     state->head_bytes = 0;
     state->content_length = -1;
@@ -496,7 +535,7 @@ static __always_inline int request_at(struct head_parse *p, __u32 at) {
   __u32 end = request_line_end(p, at);
   if (end >= BUF_BYTES) {
     carry_from(p, at); // the line so far; at most HEAD_CARRY bytes, or its end would be known
-    p->more = 1;
+    p->pos->more = 1;
     return 0;
   }
   bool cut = end - at >= FS_L7_REQUEST_LINE_LEN;
@@ -505,42 +544,46 @@ static __always_inline int request_at(struct head_parse *p, __u32 at) {
   if (!(state->flags & HEAD_DROPPED))
     head_on_line(p, at, end - at, cut);
   state->phase = HEAD_FIELDS;
-  p->start = at;
+  p->pos->start = at;
   return 1;
 }
 
-// The head that started at p->start ends at `end`: the next request may follow, after its body.
+// The head that started at p->pos->start ends at `end`: the next request may follow, after its body.
 static __always_inline int head_ended(struct head_parse *p, __u32 end) {
   struct head_state *state = p->state;
   if (!(state->flags & HEAD_DROPPED))
-    head_on_end(p, p->start, end);
+    head_on_end(p, p->pos->start, end);
   state->phase = HEAD_IDLE;
   state->line_start = 1;
   state->head_bytes = 0;
   if (state->flags & HEAD_CHUNKED) {
     state->body_skip = BODY_UNKNOWN; // until the response
-    p->stop = 1;
+    p->pos->stop = 1;
     return 0;
   }
   __u64 body = state->content_length > 0 ? state->content_length : 0;
-  if (body >= p->length - end) {
-    state->body_skip = body - (p->length - end);
-    p->more = 1;
+  if (body >= p->pos->length - end) {
+    state->body_skip = body - (p->pos->length - end);
+    p->pos->more = 1;
     return 0;
   }
-  return request_at(p, end + body);
+  // The second pass starts the next request before it looks at another line: one place in the program
+  // starts requests, which keeps the verifier's work in bounds.
+  p->pos->pending_request = 1;
+  p->pos->at = end + body;
+  return 1;
 }
 
 // Is the line at `name` the blank line, or a header we want? Returns 1 to stop the step's second pass.
 static __always_inline long check_request_line(struct head_parse *p, __u32 name) {
   struct head_state *state = p->state;
   const char *data = p->scratch->data;
-  __u32 length = p->length;
+  __u32 length = p->pos->length;
   name &= BUF_MASK;
-  if (state->head_bytes + (name - p->start) >= HEAD_LIMIT) {
+  if (state->head_bytes + (name - p->pos->start) >= HEAD_LIMIT) {
     head_count(p, FS_L7_COUNTER_HEAD_TOO_LONG);
     state->phase = HEAD_OVERFLOW;
-    p->stop = 1;
+    p->pos->stop = 1;
     return 1;
   }
   if (name + 2 <= length && data[name] == '\r' && data[name + 1] == '\n')
@@ -552,7 +595,7 @@ static __always_inline long check_request_line(struct head_parse *p, __u32 name)
       header_name_is(data, name, length, "traceparent:", TRACEPARENT_NAME_LEN)) {
     __u32 value = skip_blanks(data, name + TRACEPARENT_NAME_LEN, length);
     // Only a value inside the bound counts.
-    if (state->head_bytes + (value - p->start) + TRACEPARENT_VALUE_LEN > HEAD_LIMIT)
+    if (state->head_bytes + (value - p->pos->start) + TRACEPARENT_VALUE_LEN > HEAD_LIMIT)
       return 0;
     struct fs_span_context ids;
     int parsed = parse_traceparent(data, value, length, &ids);
@@ -572,42 +615,62 @@ static __always_inline long check_request_line(struct head_parse *p, __u32 name)
   return 0;
 }
 
+// The second pass, one callback call per line worth a look, and per request start.
 static long walk_candidate(__u64 index, void *argument) {
   struct head_parse *p = argument;
+  struct head_position *pos = p->pos;
   struct scratch *scratch = p->scratch;
-  __u32 at = next_candidate(scratch);
-  if (at >= BUF_BYTES)
-    return 1;
-  if (at >= p->length || at < p->start || scratch->data[at] != '\n')
-    return 0;
+  if (pos->pending_request) {
+    pos->pending_request = 0;
+    return !request_at(p, pos->at);
+  }
+  __u32 name = 0;
+  if (pos->check_zero) {
+    pos->check_zero = 0;
+  } else {
+    __u32 at = next_candidate(scratch);
+    if (at >= BUF_BYTES)
+      return 1;
+    if (at >= pos->length || at < pos->start || scratch->data[at] != '\n')
+      return 0;
+    name = at + 1;
+  }
   if (p->state->phase != HEAD_FIELDS)
     return 1;
-  return check_request_line(p, at + 1);
+  return check_request_line(p, name);
+}
+
+// One byte of the backward search for the last line feed, as a callback (taken only when a head goes on
+// past a step).
+static long find_last_line_feed(__u64 index, void *argument) {
+  struct head_parse *p = argument;
+  struct head_position *pos = p->pos;
+  __u32 i = pos->length - 1 - (__u32)index;
+  if (i < pos->at || i >= pos->length)
+    return 1;
+  if (p->scratch->data[i & BUF_MASK] == '\n') {
+    pos->result = 1;
+    pos->at = i;
+    return 1;
+  }
+  return 0;
 }
 
 // The last line of a head the step ends inside: carried when short enough to matter (a traceparent,
 // content-length or transfer-encoding line, or the blank line's CR).
 static __always_inline void carry_last_line(struct head_parse *p) {
   struct head_state *state = p->state;
-  const char *data = p->scratch->data;
-  __u32 length = p->length;
-  __u32 from = length > HEAD_CARRY + p->start ? length - HEAD_CARRY : p->start;
-  __u32 last = BUF_BYTES;
-#pragma clang loop unroll(disable)
-  for (__u32 k = 0; k < HEAD_CARRY; k++) {
-    __u32 i = length - 1 - k;
-    if (i < from || i >= length)
-      break;
-    if (data[i & BUF_MASK] == '\n') {
-      last = i;
-      break;
-    }
-  }
-  state->head_bytes += length - p->start;
+  __u32 length = p->pos->length;
+  __u32 from = length > HEAD_CARRY + p->pos->start ? length - HEAD_CARRY : p->pos->start;
+  p->pos->at = from;
+  p->pos->result = 0;
+  bpf_loop(HEAD_CARRY, find_last_line_feed, p, 0);
+  __u32 last = p->pos->result ? p->pos->at : BUF_BYTES;
+  state->head_bytes += length - p->pos->start;
   if (last < BUF_BYTES) {
     carry_from(p, last + 1);
     state->line_start = 1;
-  } else if (p->line_start && from == 0) {
+  } else if (p->pos->line_start && from == 0) {
     carry_from(p, 0); // one header line so far, begun at a line start: short enough to keep
     state->line_start = 1;
   } else {
@@ -620,91 +683,91 @@ static __always_inline void carry_last_line(struct head_parse *p) {
     head_count(p, FS_L7_COUNTER_HEAD_TOO_LONG);
     state->phase = HEAD_OVERFLOW;
     state->carry_len = 0;
-    p->stop = 1;
+    p->pos->stop = 1;
     return;
   }
-  p->more = 1;
+  p->pos->more = 1;
 }
 
-// One step over scratch->data[0, p->length) (the carry, then new bytes).
+static long step_end(__u64 index, void *argument) {
+  carry_last_line(argument);
+  return 1;
+}
+
+// One step over scratch->data[0, p->pos->length) (the carry, then new bytes).
 static __always_inline void head_step(struct head_parse *p) {
   struct head_state *state = p->state;
-  struct scratch *scratch = p->scratch;
-  p->start = 0;
-  p->stop = 0;
-  p->more = 0;
-  bool line_start = state->line_start || state->carry_len; // a carried header line starts a line
+  struct head_position *pos = p->pos;
+  pos->start = 0;
+  pos->stop = 0;
+  pos->more = 0;
+  // A carried header line starts a line; a step that starts a request starts with its line.
+  bool line_start = state->line_start || state->carry_len;
   state->carry_len = 0;
-  __u8 phase = state->phase;
-  if (phase == HEAD_OVERFLOW) {
-    p->stop = 1;
+  if (state->phase == HEAD_OVERFLOW) {
+    pos->stop = 1;
     return;
   }
-  first_pass(scratch, p->length);
-  if (phase != HEAD_FIELDS) {
-    if (!request_at(p, 0))
-      return;
-    line_start = false; // the buffer starts with a request line
-  }
-  p->line_start = line_start;
-  if (line_start && check_request_line(p, 0))
-    return;
+  first_pass(p->scratch, pos->length);
+  pos->pending_request = state->phase != HEAD_FIELDS;
+  pos->at = 0;
+  pos->check_zero = state->phase == HEAD_FIELDS && line_start;
+  pos->line_start = pos->check_zero;
   bpf_loop(BUF_BYTES, walk_candidate, p, 0);
-  if (state->phase == HEAD_FIELDS && !p->stop)
-    carry_last_line(p);
+  if (state->phase == HEAD_FIELDS && !pos->stop)
+    bpf_loop(1, step_end, p, 0);
 }
 
 // ---- one read --------------------------------------------------------------------------------------
 
-struct head_read {
-  struct head_parse parse;
-  __u32 offset;      // bytes of the read taken so far
-  __u32 transferred; // bytes in the read
-};
-
 // One step of a read: skips a request body, then takes up to SCAN_BYTES new bytes after the carry.
 // Returns 1 when the read needs no more steps.
 static long head_read_step(__u64 index, void *argument) {
-  struct head_read *r = argument;
-  struct head_parse *p = &r->parse;
+  struct head_parse *p = argument;
   struct head_state *state = p->state;
-  if (r->offset >= r->transferred || state->phase == HEAD_OVERFLOW)
+  struct head_position *pos = p->pos;
+  __u32 offset = pos->offset, transferred = pos->transferred;
+  if (offset >= transferred || state->phase == HEAD_OVERFLOW)
     return 1;
-  __u32 left = r->transferred - r->offset;
+  __u32 left = transferred - offset;
   __u64 skip = state->body_skip;
   if (skip) {
     if (skip == BODY_UNKNOWN)
       return 1;
     if (skip >= left) {
       state->body_skip = skip - left;
-      r->offset = r->transferred;
+      pos->offset = transferred;
       return 1;
     }
     state->body_skip = 0;
-    r->offset += skip;
+    offset += skip;
     left -= skip;
   }
   __u32 piece = left > SCAN_BYTES ? SCAN_BYTES : left;
   __u32 carried = head_prepare(state, p->scratch);
   if (piece == 0 || piece > SCAN_BYTES || carried > HEAD_CARRY ||
-      !head_copy(p, p->scratch->data + carried, r->offset, piece)) {
+      !head_copy(p, p->scratch->data + carried, offset, piece)) {
     state->carry_len = 0;
+    pos->offset = transferred;
     return 1;
   }
-  p->length = carried + piece;
-  r->offset += piece;
+  pos->length = carried + piece;
+  pos->offset = offset + piece;
   head_step(p);
-  return p->stop || !p->more;
+  return pos->stop || !pos->more;
 }
 
 // Parses one read of `transferred` bytes, as far as heads go. Bytes left unlooked at after READ_STEPS
 // steps (many pipelined heads in one read) are counted, and the rest of the read is not followed.
-static __always_inline void head_read(struct head_read *r) {
-  r->offset = 0;
-  bpf_loop(READ_STEPS, head_read_step, r, 0);
-  struct head_state *state = r->parse.state;
-  if (r->offset < r->transferred && !r->parse.stop && state->phase != HEAD_OVERFLOW && !state->body_skip) {
-    head_count(&r->parse, FS_L7_COUNTER_PIPELINE_OVERFLOW);
+static __always_inline void head_read(struct head_parse *p, __u32 transferred) {
+  struct head_position *pos = p->pos;
+  pos->offset = 0;
+  pos->transferred = transferred;
+  pos->stop = 0;
+  bpf_loop(READ_STEPS, head_read_step, p, 0);
+  struct head_state *state = p->state;
+  if (pos->offset < pos->transferred && !pos->stop && state->phase != HEAD_OVERFLOW && !state->body_skip) {
+    head_count(p, FS_L7_COUNTER_PIPELINE_OVERFLOW);
     state->phase = HEAD_OVERFLOW;
     state->carry_len = 0;
   }

@@ -110,11 +110,10 @@ static void connection_reset(struct connection *c) {
 
 static void feed(struct connection *c, const char *bytes, __u32 length) {
   c->owner.read = bytes;
-  struct head_read r = {.parse = {.scratch = &scratch, .state = &c->state, .owner = &c->owner},
-                        .transferred = length};
+  struct head_parse p = {.scratch = &scratch, .state = &c->state, .owner = &c->owner, .pos = &scratch.position};
   // Stale bytes from earlier steps must not matter.
   memset(scratch.data, 'x', sizeof(scratch.data));
-  head_read(&r);
+  head_read(&p, length);
 }
 
 // What the tracer does when the server starts its response: a head past the bound is given up.
