@@ -754,7 +754,7 @@ static long head_read_step(__u64 index, void *argument) {
   pos->length = carried + piece;
   pos->offset = offset + piece;
   head_step(p);
-  return pos->stop || !pos->more;
+  return pos->stop || !pos->more || pos->offset >= transferred;
 }
 
 // Parses one read of `transferred` bytes, as far as heads go. Bytes left unlooked at after READ_STEPS
