@@ -496,14 +496,6 @@ static __always_inline __u32 request_line_end(struct head_parse *p, __u32 at) {
   return BUF_BYTES;
 }
 
-// head_on_begin behind a callback call: the verifier follows its many paths once, not once per path
-// of the parse around it.
-static long begin_callback(__u64 index, void *argument) {
-  struct head_parse *p = argument;
-  p->pos->result = head_on_begin(p, p->pos->at) ? 1 : 0;
-  return 1;
-}
-
 // Starts (HEAD_IDLE) or resumes (HEAD_LINE) the request at `at`. Returns 1 when its line is complete and
 // the header fields follow; 0 when the step is over (bytes carried, or not a request).
 static __always_inline int request_at(struct head_parse *p, __u32 at) {
@@ -525,9 +517,7 @@ static __always_inline int request_at(struct head_parse *p, __u32 at) {
       p->pos->more = 1;
       return 0;
     }
-    p->pos->at = at;
-    bpf_loop(1, begin_callback, p, 0);
-    state->flags = p->pos->result ? 0 : HEAD_DROPPED;
+    state->flags = head_on_begin(p, at) ? 0 : HEAD_DROPPED;
     state->phase = HEAD_LINE;
     state->head_bytes = 0;
     state->content_length = -1;
