@@ -712,8 +712,7 @@ static __always_inline void head_step(struct head_parse *p) {
 
 // One step of a read: skips a request body, then takes up to SCAN_BYTES new bytes after the carry.
 // Returns 1 when the read needs no more steps.
-static long head_read_step(__u64 index, void *argument) {
-  struct head_parse *p = argument;
+static __always_inline long head_read_step_inline(struct head_parse *p) {
   struct head_state *state = p->state;
   struct head_position *pos = p->pos;
   __u32 offset = pos->offset, transferred = pos->transferred;
@@ -747,6 +746,8 @@ static long head_read_step(__u64 index, void *argument) {
   return pos->stop || !pos->more || pos->offset >= transferred;
 }
 
+static long head_read_step(__u64 index, void *argument) { return head_read_step_inline(argument); }
+
 // Parses one read of `transferred` bytes, as far as heads go. Bytes left unlooked at after READ_STEPS
 // steps (many pipelined heads in one read) are counted, and the rest of the read is not followed.
 static __always_inline void head_read(struct head_parse *p, __u32 transferred) {
@@ -754,7 +755,9 @@ static __always_inline void head_read(struct head_parse *p, __u32 transferred) {
   pos->offset = 0;
   pos->transferred = transferred;
   pos->stop = 0;
-  bpf_loop(READ_STEPS, head_read_step, p, 0);
+  // The first step inline: most reads need no other, and a call costs on this kind of machine.
+  if (!head_read_step_inline(p))
+    bpf_loop(READ_STEPS - 1, head_read_step, p, 0);
   struct head_state *state = p->state;
   if (pos->offset < pos->transferred && !pos->stop && state->phase != HEAD_OVERFLOW && !state->body_skip) {
     head_count(p, FS_L7_COUNTER_PIPELINE_OVERFLOW);
