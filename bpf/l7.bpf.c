@@ -28,17 +28,9 @@ char LICENSE[] SEC("license") = "GPL";
 #define MSG_PEEK 2
 #define IPPROTO_TCP 6
 
-// How much of one read the tracer looks at for the request line and the traceparent header. A request
-// whose traceparent starts later is still traced, with a fresh trace id.
-#define SCAN_BYTES 1024
-#define SCAN_MASK (SCAN_BYTES - 1)
-// Room past SCAN_BYTES so that fixed-size peeks after a masked index stay inside the buffer.
-#define SCAN_SLACK 128
-// A request's headers are looked at for at most this many bytes across reads.
-#define MAX_HEADER_BYTES 16384
-// "traceparent:" then optional blanks then "00-" + 32 + "-" + 16 + "-" + 2.
-#define TRACEPARENT_NAME_LEN 12
-#define TRACEPARENT_VALUE_LEN 55
+// The request head parser (bpf/l7_head.h, shared with the host tests) and its bounds: SCAN_BYTES per
+// step, HEAD_LIMIT per head, PIPELINE_DEPTH requests read ahead of their responses.
+#include "l7_head.h"
 
 const volatile bool filter_by_pid = false;
 // For bench/l7/floor.sh and paired.sh only: the socket hooks stop early, to measure what the stages before
@@ -79,15 +71,17 @@ struct conn {
   __u16 local_port;
   __u8 role;         // 0 until the first HTTP message says which side we are (socket hooks)
   __u8 state;
-  __u8 in_headers;   // still inside the request headers (server) — traceparent may come in a later read
-  __u8 line_start;   // the previous chunk ended with '\n', so this chunk starts a header line
   __u8 published;    // the span is in traces_ctx_v1 for exchange.pid/tid
   __u8 framing;      // enum body_framing of the response in progress
   __u8 head_request; // the request is HEAD: its response has no body whatever its headers say
   __u8 not_http_counted;
   __u8 not_http_streak; // messages in a row, on an idle connection, that were not HTTP/1.x
-  __u8 reserved;
-  __u32 header_bytes;
+  __u8 reserved[3];
+  // Pipelining: requests read after the one in `exchange` and not yet answered wait in l7_pipeline under
+  // {generation, sequence}, sequences queue_head … queue_tail - 1, oldest first.
+  __u32 queue_head;
+  __u32 queue_tail;
+  struct head_state head; // the server side's request stream: where its parse is, across reads
 };
 
 // The buffer of one read or write: between the enter and exit tracepoints of a syscall (syscall hooks),
@@ -98,21 +92,6 @@ struct pending_io {
   __u8 indirection; // 0: plain buffer, 1: iovec array, 2: msghdr, 3: no payload (sendfile), 4: connect
   __u8 reserved[3];
   __u64 count;      // iovec entries (indirection 1)
-};
-
-struct scratch {
-  char data[SCAN_BYTES + SCAN_SLACK];
-  // The line feeds a header scan's first pass found worth a look: the offset of each word that has one,
-  // and a mask of them (bit 7 of their bytes).
-  __u32 candidate_words[SCAN_BYTES / 8];
-  __u64 candidate_masks[SCAN_BYTES / 8];
-  // The scan's positions live in map memory, whose values the verifier does not track: kept on the stack,
-  // every step's exact position was a new verifier state, and loading took seconds.
-  __u32 candidate_count;
-  __u32 cursor;
-  __u32 line_end; // copy_request_line's result
-  __u32 reserved;
-  __u64 random_state; // next_random's splitmix64 state
 };
 
 // Exchange records go to a ring buffer of the CPU that finishes the exchange, which user space creates
@@ -352,13 +331,11 @@ static __always_inline void finish_exchange(struct conn *conn, __u8 reason, __u6
     if (benchmark_stop == 11)
       conn->exchange.end_ns = bpf_ktime_get_ns();
     conn->state = CONN_IDLE; // no record
-    conn->in_headers = 0;
     return;
   }
   conn->exchange.end_ns = conn->role == FS_L7_ROLE_CLIENT && client_end_ns ? client_end_ns : bpf_ktime_get_ns();
   conn->exchange.end_reason = reason;
   conn->state = CONN_IDLE;
-  conn->in_headers = 0;
   // Only the used part of the request line goes out: every cache line of the ring this CPU writes was
   // last read by the consumer on another CPU, and moving them was most of the cost of a record.
   __u32 line = conn->exchange.request_line_len;
@@ -374,101 +351,23 @@ static __always_inline void finish_exchange(struct conn *conn, __u8 reason, __u6
 }
 
 // ---- payload inspection ------------------------------------------------------------------------------
-
-static __always_inline bool starts_with(const char *data, const char *prefix, int length) {
-  for (int i = 0; i < length; i++)
-    if (data[i] != prefix[i])
-      return false;
-  return true;
-}
-
-static __always_inline bool is_request_start(const char *data) {
-  return starts_with(data, "GET ", 4) || starts_with(data, "POST ", 5) || starts_with(data, "PUT ", 4) ||
-         starts_with(data, "HEAD ", 5) || starts_with(data, "DELETE ", 7) ||
-         starts_with(data, "PATCH ", 6) || starts_with(data, "OPTIONS ", 8) ||
-         starts_with(data, "CONNECT ", 8) || starts_with(data, "TRACE ", 6);
-}
-
-static __always_inline bool is_digit(char c) { return c >= '0' && c <= '9'; }
-
-// The status of "HTTP/1.x NNN", or 0.
-static __always_inline __u16 response_status(const char *data) {
-  if (!starts_with(data, "HTTP/1.", 7) || data[8] != ' ' || !is_digit(data[9]) || !is_digit(data[10]) ||
-      !is_digit(data[11]))
-    return 0;
-  return (data[9] - '0') * 100 + (data[10] - '0') * 10 + (data[11] - '0');
-}
-
-static __always_inline int hex_value(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  return -1; // W3C requires lowercase hex
-}
-
-
-// Word-at-a-time byte search: the scans below look at 8 bytes per step and only examine single bytes in
-// words that hold a line feed. A bpf_loop callback per byte cost more than the rest of a request together.
-#define ONES 0x0101010101010101ULL
-#define HIGHS 0x8080808080808080ULL
-static __always_inline __u64 byte_matches(__u64 word, __u8 byte) {
-  __u64 x = word ^ (ONES * byte);
-  return (x - ONES) & ~x & HIGHS;
-}
-
-// Case-insensitive header names, compared 8 bytes at a time: OR-ing 0x20 into every byte lowercases
-// ASCII letters and leaves '-' and ':' alone, the other characters of the names we look for. (A control
-// character could pass for '-' or ':', which no valid header name contains.) Per-byte loops here made the
-// verifier's state count explode.
-static __always_inline __u64 word_at(const char *data, __u32 at) {
-  return *(__u64 *)(data + (at & SCAN_MASK)) | 0x2020202020202020ULL;
-}
-
-static __always_inline __u64 name_word(const char *name) {
-  __u64 word;
-  __builtin_memcpy(&word, name, 8);
-  return word;
-}
-
-// `name` is lowercase, 8 to 24 bytes long.
-static __always_inline bool header_name_is(const char *data, __u32 at, __u32 length, const char *name,
-                                           int name_length) {
-  if (at + name_length > length)
-    return false;
-  if (word_at(data, at) != name_word(name) ||
-      word_at(data, at + name_length - 8) != name_word(name + name_length - 8))
-    return false;
-  return name_length <= 16 || word_at(data, at + 8) == name_word(name + 8);
-}
-
-// Skips blanks after a header name's colon; returns the value's offset.
-static __always_inline __u32 skip_blanks(const char *data, __u32 at, __u32 length) {
-  for (int k = 0; k < 4; k++) {
-    char c = data[at & SCAN_MASK];
-    if (at < length && (c == ' ' || c == '\t'))
-      at++;
-  }
-  return at & SCAN_MASK;
-}
+// Requests go through l7_head.h. Responses and client requests are looked at in the first SCAN_BYTES of
+// one write or read.
 
 struct scan_context {
   struct scratch *scratch;
   __u32 length;
-  __u32 line_start_at_zero;
-  __s32 headers_end;       // offset just past the blank line, or -1
-  __s32 traceparent_value; // requests: offset of the traceparent value, or -1
-  __s32 content_length;    // responses: offset of the Content-Length value, or -1
-  __u8 chunked;            // responses: a Transfer-Encoding header was seen
-  __u8 response;           // look for response headers rather than request headers
+  __s32 headers_end;    // offset just past the blank line, or -1
+  __s32 content_length; // offset of the Content-Length value, or -1
+  __u8 chunked;         // a Transfer-Encoding header was seen
 };
 
-// Does the header line starting at `name` end the headers, or name a header we want? Returns 1 to stop
-// the scan.
-static __always_inline long check_line(struct scan_context *context, __u32 name) {
-  name &= SCAN_MASK;
+// Does the response header line starting at `name` end the headers, or name a framing header? Returns 1
+// to stop the scan.
+static __always_inline long check_response_line(struct scan_context *context, __u32 name) {
+  name &= BUF_MASK;
   const char *data = context->scratch->data;
-  // Bytes past `length` are stale; only trust what the read returned.
+  // Bytes past `length` are stale; only trust what the write held.
   if (name + 2 <= context->length && data[name] == '\r' && data[name + 1] == '\n') {
     context->headers_end = name + 2;
     return 1;
@@ -478,180 +377,30 @@ static __always_inline long check_line(struct scan_context *context, __u32 name)
     return 1;
   }
   char first = data[name] | 0x20;
-  if (!context->response) {
-    // Values are recorded just past the colon; the blanks before them are skipped once the scan is over.
-    if (first == 't' && header_name_is(data, name, context->length, "traceparent:", TRACEPARENT_NAME_LEN))
-      context->traceparent_value = (name + TRACEPARENT_NAME_LEN) & SCAN_MASK;
-  } else if (first == 'c' && header_name_is(data, name, context->length, "content-length:", 15)) {
-    context->content_length = (name + 15) & SCAN_MASK;
-  } else if (first == 't' && header_name_is(data, name, context->length, "transfer-encoding:", 18)) {
+  if (first == 'c' && header_name_is(data, name, context->length, "content-length:", 15))
+    context->content_length = (name + 15) & BUF_MASK;
+  else if (first == 't' && header_name_is(data, name, context->length, "transfer-encoding:", 18))
     context->chunked = 1;
-  }
   return 0;
 }
 
-// A header scan runs in two passes. The first looks at every word without a branch and notes the line
-// feeds whose next line could matter: the blank line, or a name whose first and eighth letters are those
-// of a header we look for. The second checks only those, which is two or three lines of a typical message.
-// This machine's kind (retpolines, safe RET) makes every call and return dear, so the first pass is one
-// callback call that loops over every word, and the second makes one call per candidate line.
-
-// Byte i of the result is the byte after byte i of `word` (`next` is the word after it).
-static __always_inline __u64 bytes_after(__u64 word, __u64 next) { return (word >> 8) | (next << 56); }
-
-#define LOWER 0x2020202020202020ULL
-// A header name's first and eighth letters, XOR-ed and case-folded (bit 5 cleared).
-#define LETTER_PAIR(first, eighth) (((first) ^ (eighth)) & ~0x20)
-
-// The line feeds of `word` (bit 7 of their bytes) that start a line worth a check. For a line feed at
-// byte i, the line's first letter is byte i of bytes_after(word, next) and its eighth is byte i of `next`
-// itself; testing the XOR of the two costs half of testing each, and the second pass rejects the names
-// that only share the XOR. byte_matches can flag the byte above a real match; check_line reads the bytes
-// themselves, so such a flag too costs a check only.
-static __always_inline __u64 wanted_line_feeds(__u64 word, __u64 next, bool response) {
-  __u64 first = bytes_after(word, next);
-  __u64 pair = (first ^ next) & ~LOWER;
-  // '\r' and '\n' are the only bytes a line can start with that OR-ed with 7 give 0x0f, but for control
-  // characters no header name holds.
-  __u64 wanted = byte_matches(first | 0x0707070707070707ULL, 0x0f);
-  // traceparent (requests), transfer-encoding (responses): the same pair.
-  wanted |= byte_matches(pair, LETTER_PAIR('t', 'r'));
-  if (response)
-    wanted |= byte_matches(pair, LETTER_PAIR('c', '-')); // content-length
-  return byte_matches(word, '\n') & wanted;
-}
-
-// 1 when any bit is set in a mask, without a branch.
-static __always_inline __u32 any_flagged(__u64 mask) {
-  __u64 flagged_bytes = ((mask >> 7) * ONES) >> 56; // 0…8
-  return (flagged_bytes + 7) >> 3;
-}
-
-#define SCAN_WORDS (SCAN_BYTES / 8)
-
-// The first pass, as one callback call: its loop can end after any word, and inline, each of those ends
-// was a separate state for the verifier to carry through the rest of the program.
-static __always_inline long mark_candidates(struct scan_context *context, bool response) {
-  struct scratch *scratch = context->scratch;
-  const char *data = scratch->data;
-  __u32 count = 0, length = context->length;
-#pragma clang loop unroll(disable)
-  for (__u32 base = 0; base < SCAN_BYTES; base += 8) {
-    if (base >= length)
-      break;
-    __u64 word = *(__u64 *)(data + base);
-    __u64 next = *(__u64 *)(data + base + 8);
-    __u64 mask = wanted_line_feeds(word, next, response);
-    __u32 slot = count & (SCAN_WORDS - 1);
-    scratch->candidate_words[slot] = base;
-    scratch->candidate_masks[slot] = mask;
-    count += any_flagged(mask);
-  }
-  scratch->candidate_count = count;
-  return 1;
-}
-
-static long mark_request_candidates(__u64 index, void *context) { return mark_candidates(context, false); }
-static long mark_response_candidates(__u64 index, void *context) { return mark_candidates(context, true); }
-
-// The lowest flagged byte of a mask with one bit set, at bit 8 * i + 7: i, by a multiply rather than a
-// count-trailing-zeros, which BPF does not have.
-static __always_inline __u32 flagged_byte_index(__u64 lowest) {
-  return ((lowest >> 7) * 0x0001020304050607ULL) >> 56;
-}
-
-static long check_candidate(__u64 index, void *argument) {
+static long check_response_candidate(__u64 index, void *argument) {
   struct scan_context *context = argument;
   struct scratch *scratch = context->scratch;
-  __u32 k = scratch->cursor;
-  if (k >= scratch->candidate_count)
+  __u32 at = next_candidate(scratch);
+  if (at >= BUF_BYTES)
     return 1;
-  __u32 slot = k & (SCAN_WORDS - 1);
-  __u64 mask = scratch->candidate_masks[slot];
-  __u64 rest = mask & (mask - 1);
-  scratch->candidate_masks[slot] = rest;
-  if (!rest)
-    scratch->cursor = k + 1;
-  __u32 at = (scratch->candidate_words[slot] + flagged_byte_index(mask & ~rest)) & SCAN_MASK;
   if (at >= context->length || scratch->data[at] != '\n')
     return 0;
-  return check_line(context, at + 1);
+  return check_response_line(context, at + 1);
 }
 
 // `length` is at most SCAN_BYTES.
-static __always_inline void scan_headers(struct scan_context *context, bool response) {
-  struct scratch *scratch = context->scratch;
-  __u32 length = context->length;
-  if (length > SCAN_BYTES)
+static __always_inline void scan_response_headers(struct scan_context *context) {
+  if (context->length > SCAN_BYTES)
     return;
-  // The first pass reads up to 15 bytes past the last one: zeros there cannot look like a line.
-  __builtin_memset(scratch->data + length, 0, 16);
-  scratch->cursor = 0;
-  if (context->line_start_at_zero && check_line(context, 0))
-    return;
-  // Each bpf_loop names one callback: the verifier inlines only those, and a chosen one made every first
-  // pass a helper call and an indirect call.
-  if (response)
-    bpf_loop(1, mark_response_candidates, context, 0);
-  else
-    bpf_loop(1, mark_request_candidates, context, 0);
-  bpf_loop(SCAN_WORDS, check_candidate, context, 0);
-}
-
-struct id_context {
-  const char *value;
-  struct fs_span_context *out;
-  __u8 any_trace;
-  __u8 any_span;
-  __u8 malformed;
-};
-
-// One byte of the trace id (indexes 0-15, at value[3…34]) or the parent span id (16-23, at value[36…51]).
-// A callback rather than an unrolled loop: unrolled, the branches of every hex digit multiply the
-// verifier's states past its limit.
-static long parse_id_byte(__u64 index, void *argument) {
-  struct id_context *context = argument;
-  __u32 i = index & 31;
-  __u32 at = i < FS_TRACE_ID_LEN ? 3 + 2 * i : 36 + 2 * (i - FS_TRACE_ID_LEN);
-  at &= 63;
-  int high = hex_value(context->value[at]), low = hex_value(context->value[at + 1]);
-  if (high < 0 || low < 0) {
-    context->malformed = 1;
-    return 1;
-  }
-  __u8 byte = high << 4 | low;
-  if (i < FS_TRACE_ID_LEN) {
-    context->out->trace_id[i & 15] = byte;
-    context->any_trace |= byte;
-  } else {
-    context->out->span_id[(i - FS_TRACE_ID_LEN) & 7] = byte;
-    context->any_span |= byte;
-  }
-  return 0;
-}
-
-// Parses a traceparent value at `offset` into `out` (trace id then span id). Returns 1 when valid, -1 when
-// present but malformed, 0 when it does not fit in what was read.
-static __always_inline int parse_traceparent(struct scratch *scratch, __u32 offset, __u32 length,
-                                             struct fs_span_context *out) {
-  if (offset + TRACEPARENT_VALUE_LEN > length)
-    return offset < length ? -1 : 0;
-  const char *value = scratch->data + (offset & SCAN_MASK);
-  int v0 = hex_value(value[0]), v1 = hex_value(value[1]);
-  if (v0 < 0 || v1 < 0 || (v0 == 15 && v1 == 15) || value[2] != '-' || value[35] != '-' || value[52] != '-')
-    return -1;
-  if (hex_value(value[53]) < 0 || hex_value(value[54]) < 0)
-    return -1;
-  // Version 00 is exactly 55 characters; later versions may append "-…".
-  if (offset + TRACEPARENT_VALUE_LEN < length) {
-    char next = value[55];
-    bool end = next == '\r' || next == '\n' || next == ' ' || next == '\t';
-    if (v0 == 0 && v1 == 0 ? !end : !(end || next == '-'))
-      return -1;
-  }
-  struct id_context ids = {.value = value, .out = out};
-  bpf_loop(FS_TRACE_ID_LEN + FS_SPAN_ID_LEN, parse_id_byte, &ids, 0);
-  return !ids.malformed && ids.any_trace && ids.any_span ? 1 : -1;
+  first_pass(context->scratch, context->length);
+  bpf_loop(SCAN_BYTES, check_response_candidate, context, 0);
 }
 
 // The first buffer of an I/O: the plain buffer, or the first iovec of an iovec array or msghdr, with the
@@ -770,61 +519,6 @@ static __always_inline void copy_request_line(struct conn *conn, struct scratch 
   conn->exchange.request_line_len = line;
 }
 
-// Looks for traceparent and the end of the headers in one chunk of a server request.
-static __always_inline void scan_request_headers(struct conn *conn, struct scratch *scratch, __u32 length,
-                                                 bool refresh_published, __u64 pid_tgid) {
-  struct scan_context context = {
-      .scratch = scratch,
-      .length = length,
-      .line_start_at_zero = conn->line_start,
-      .traceparent_value = -1,
-      .headers_end = -1,
-      .content_length = -1,
-  };
-  scan_headers(&context, false);
-  conn->line_start = length > 0 && scratch->data[(length - 1) & SCAN_MASK] == '\n';
-  conn->header_bytes += length;
-  if (context.headers_end >= 0 || conn->header_bytes >= MAX_HEADER_BYTES)
-    conn->in_headers = 0;
-  if (context.traceparent_value < 0 || (conn->exchange.flags & FS_L7_FLAG_TRACEPARENT_HEADER))
-    return;
-  if (context.headers_end >= 0 && context.traceparent_value >= context.headers_end)
-    return;
-  struct fs_span_context parent;
-  __u32 value = skip_blanks(scratch->data, context.traceparent_value, length);
-  int parsed = parse_traceparent(scratch, value, length, &parent);
-  if (parsed < 0) {
-    conn->exchange.flags |= FS_L7_FLAG_TRACEPARENT_INVALID;
-    count(FS_L7_COUNTER_BAD_TRACEPARENT);
-    return;
-  }
-  if (parsed == 0)
-    return;
-  __builtin_memcpy(conn->exchange.trace_id, parent.trace_id, FS_TRACE_ID_LEN);
-  __builtin_memcpy(conn->exchange.parent_span_id, parent.span_id, FS_SPAN_ID_LEN);
-  conn->exchange.flags |= FS_L7_FLAG_TRACEPARENT_HEADER | FS_L7_FLAG_HAS_PARENT;
-  conn->exchange.flags &= ~FS_L7_FLAG_TRACEPARENT_INVALID;
-  if (refresh_published && conn->published)
-    publish_span(conn, pid_tgid);
-}
-
-// A Content-Length value: up to 15 digits, then the end of the line.
-static __always_inline __s64 parse_length(const char *data, __u32 at, __u32 length) {
-  __s64 value = 0;
-  int digits = 0;
-  for (int k = 0; k < 15; k++) {
-    __u32 i = (at + k) & SCAN_MASK;
-    if (at + k >= length)
-      return -1;
-    char c = data[i];
-    if (!is_digit(c))
-      return digits > 0 && (c == '\r' || c == '\n' || c == ' ' || c == '\t') ? value : -1;
-    value = value * 10 + (c - '0');
-    digits++;
-  }
-  return -1;
-}
-
 // How the body of the response that starts in this write ends, from its status and headers, which must
 // all be in the first buffer of the write. What is already written of the body counts.
 static __always_inline void read_response_framing(struct conn *conn, struct scratch *scratch, __u32 length,
@@ -836,12 +530,10 @@ static __always_inline void read_response_framing(struct conn *conn, struct scra
   struct scan_context context = {
       .scratch = scratch,
       .length = length,
-      .traceparent_value = -1,
       .headers_end = -1,
       .content_length = -1,
-      .response = 1,
   };
-  scan_headers(&context, true);
+  scan_response_headers(&context);
   if (context.headers_end < 0)
     return;
   __s64 body_written = transferred - context.headers_end;
@@ -855,7 +547,7 @@ static __always_inline void read_response_framing(struct conn *conn, struct scra
     __u32 value = skip_blanks(scratch->data, context.content_length, length);
     __s64 declared = parse_length(scratch->data, value, length);
     if (declared < 0)
-      return;
+      return; // malformed, or past what the write's first buffer held
     conn->framing = FRAMING_LENGTH;
     conn->body_remaining = declared - body_written;
   }
@@ -882,8 +574,6 @@ static __always_inline void begin_exchange(struct conn *conn, struct scratch *sc
   random_id(scratch, exchange->span_id, 1);
   __builtin_memset(exchange->parent_span_id, 0, FS_SPAN_ID_LEN);
   conn->state = CONN_REQUEST;
-  conn->header_bytes = 0;
-  conn->line_start = 0;
   conn->published = 0;
   conn->framing = FRAMING_UNKNOWN;
   conn->body_remaining = 0;
@@ -905,6 +595,245 @@ static __always_inline void count_not_http(struct conn *conn) {
   count(FS_L7_COUNTER_NOT_HTTP);
 }
 
+// ---- pipelining and the request-head hooks -----------------------------------------------------------
+
+struct pipeline_key {
+  __u64 connection; // the connection's generation (its socket cookie on the socket hooks)
+  __u32 sequence;
+  __u32 reserved;
+};
+
+// Requests read ahead of their responses (pipelining), by connection and order; the connection's
+// queue_head/queue_tail say which are its. LRU: a connection that goes away with requests unanswered
+// leaves entries that make room for new ones (its close counts them).
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 16384);
+  __type(key, struct pipeline_key);
+  __type(value, struct fs_l7_exchange);
+} l7_pipeline SEC(".maps");
+
+static __always_inline void count_many(__u32 counter, __u64 n) {
+  __u64 *value = bpf_map_lookup_elem(&l7_counters, &counter);
+  if (value)
+    *value += n;
+}
+
+// What the head hooks work on: the connection and the read in progress.
+struct head_owner {
+  struct conn *conn;
+  __u64 pid_tgid;
+  __u64 buffer; // the read's first buffer in the process
+};
+
+// The oldest queued request becomes the connection's exchange, served from now by `pid_tgid`'s thread
+// (published) or, at a close, ended unanswered (not published).
+static __always_inline void serve_next_queued(struct conn *conn, __u64 pid_tgid, bool publish) {
+  if (conn->queue_head == conn->queue_tail || conn->state != CONN_IDLE)
+    return;
+  struct pipeline_key key = {.connection = conn->generation, .sequence = conn->queue_head};
+  conn->queue_head++;
+  struct fs_l7_exchange *next = bpf_map_lookup_elem(&l7_pipeline, &key);
+  if (!next) {
+    count(FS_L7_COUNTER_PIPELINE_OVERFLOW); // evicted from the LRU map
+    return;
+  }
+  __builtin_memcpy(&conn->exchange, next, sizeof(conn->exchange));
+  bpf_map_delete_elem(&l7_pipeline, &key);
+  conn->state = CONN_REQUEST;
+  conn->published = 0;
+  conn->framing = FRAMING_UNKNOWN;
+  conn->body_remaining = 0;
+  conn->head_request = starts_with(conn->exchange.request_line, "HEAD ", 5);
+  if (!publish)
+    return;
+  // Its span starts when the server turns to it, on the thread that does.
+  conn->exchange.pid = pid_tgid >> 32;
+  conn->exchange.tid = (__u32)pid_tgid;
+  conn->exchange.start_ns = bpf_ktime_get_ns();
+  publish_span(conn, pid_tgid);
+}
+
+// The connection closed: requests it read and never answered are counted, not followed.
+static __always_inline void forget_queued(struct conn *conn) {
+  __u32 unanswered = conn->queue_tail - conn->queue_head;
+  if (!unanswered)
+    return;
+  conn->queue_head = conn->queue_tail;
+  count_many(FS_L7_COUNTER_PIPELINE_OVERFLOW, unanswered);
+}
+
+static __always_inline bool newest_is_queued(struct conn *conn) { return conn->queue_head != conn->queue_tail; }
+
+static __always_inline struct fs_l7_exchange *newest_queued(struct conn *conn) {
+  struct pipeline_key key = {.connection = conn->generation, .sequence = conn->queue_tail - 1};
+  return bpf_map_lookup_elem(&l7_pipeline, &key);
+}
+
+static __always_inline int head_on_begin(struct head_parse *p, __u32 at) {
+  struct head_owner *owner = p->owner;
+  struct conn *conn = owner->conn;
+  struct scratch *scratch = p->scratch;
+  __u64 pid_tgid = owner->pid_tgid;
+  // Whoever reads a request serves it. (A response of unknown length was ended before the parse, by
+  // end_unframed_response.)
+  conn->role = FS_L7_ROLE_SERVER;
+  conn->not_http_streak = 0;
+  if (conn->state == CONN_IDLE) {
+    // start_ns is taken before the span is published: no sample can carry it earlier.
+    begin_exchange(conn, scratch, pid_tgid);
+    random_id(scratch, conn->exchange.trace_id, 2);
+    conn->exchange.bytes_in = p->pos->transferred - (p->pos->offset - p->pos->length) - at;
+    conn->head_request = 0;
+    publish_span(conn, pid_tgid);
+    return 1;
+  }
+  // Pipelined: the connection owes earlier responses. The request waits its turn in l7_pipeline.
+  if (conn->queue_tail - conn->queue_head >= PIPELINE_DEPTH) {
+    count(FS_L7_COUNTER_PIPELINE_OVERFLOW);
+    return 0;
+  }
+  struct fs_l7_exchange *exchange = &scratch->building;
+  __builtin_memcpy(exchange, &conn->exchange, offsetof(struct fs_l7_exchange, request_line));
+  exchange->flags = 0;
+  exchange->start_ns = bpf_ktime_get_ns();
+  exchange->end_ns = 0;
+  exchange->bytes_in = 0;
+  exchange->bytes_out = 0;
+  exchange->status = 0;
+  exchange->end_reason = 0;
+  exchange->request_line_len = 0;
+  random_id(scratch, exchange->trace_id, 2);
+  random_id(scratch, exchange->span_id, 1);
+  __builtin_memset(exchange->parent_span_id, 0, FS_SPAN_ID_LEN);
+  struct pipeline_key key = {.connection = conn->generation, .sequence = conn->queue_tail};
+  if (bpf_map_update_elem(&l7_pipeline, &key, exchange, BPF_ANY) != 0) {
+    count(FS_L7_COUNTER_PIPELINE_OVERFLOW);
+    return 0;
+  }
+  conn->queue_tail++;
+  return 1;
+}
+
+// Copied a word at a time (a copy of `length` bytes is a helper call), the rest of the field only when
+// the line is longer than most: records carry only the first `length` bytes.
+static __always_inline void copy_line_words(char *to_bytes, const char *from_bytes, __u32 length) {
+  __u64 *to = (__u64 *)to_bytes;
+  const __u64 *from = (const __u64 *)from_bytes;
+#define SHORT_LINE_WORDS 4
+#pragma clang loop unroll(full)
+  for (int i = 0; i < SHORT_LINE_WORDS; i++)
+    to[i] = from[i];
+  if (length > 8 * SHORT_LINE_WORDS) {
+#pragma clang loop unroll(full)
+    for (int i = SHORT_LINE_WORDS; i < FS_L7_REQUEST_LINE_LEN / 8; i++)
+      to[i] = from[i];
+  }
+}
+
+static __always_inline void head_on_line(struct head_parse *p, __u32 at, __u32 length, bool cut) {
+  struct conn *conn = p->owner->conn;
+  const char *line = p->scratch->data + (at & BUF_MASK);
+  if (length > FS_L7_REQUEST_LINE_LEN)
+    length = FS_L7_REQUEST_LINE_LEN;
+  if (!newest_is_queued(conn)) {
+    copy_line_words(conn->exchange.request_line, line, length);
+    conn->exchange.request_line_len = length;
+    conn->head_request = starts_with(line, "HEAD ", 5);
+    return;
+  }
+  struct fs_l7_exchange *queued = newest_queued(conn);
+  if (!queued)
+    return;
+  copy_line_words(queued->request_line, line, length);
+  queued->request_line_len = length;
+}
+
+static __always_inline void take_traceparent(struct fs_l7_exchange *exchange, int result,
+                                             struct fs_span_context *ids) {
+  if (result < 0) {
+    exchange->flags |= FS_L7_FLAG_TRACEPARENT_INVALID;
+    return;
+  }
+  __builtin_memcpy(exchange->trace_id, ids->trace_id, FS_TRACE_ID_LEN);
+  __builtin_memcpy(exchange->parent_span_id, ids->span_id, FS_SPAN_ID_LEN);
+  exchange->flags |= FS_L7_FLAG_TRACEPARENT_HEADER | FS_L7_FLAG_HAS_PARENT;
+}
+
+static __always_inline void head_on_traceparent(struct head_parse *p, int result, struct fs_span_context *ids) {
+  struct conn *conn = p->owner->conn;
+  if (result < 0)
+    count(FS_L7_COUNTER_BAD_TRACEPARENT);
+  if (!newest_is_queued(conn)) {
+    take_traceparent(&conn->exchange, result, ids);
+    // The span went out with a fresh trace id when the request began: now it has the caller's.
+    if (result > 0 && conn->published)
+      publish_span(conn, p->owner->pid_tgid);
+    return;
+  }
+  struct fs_l7_exchange *queued = newest_queued(conn);
+  if (queued)
+    take_traceparent(queued, result, ids);
+}
+
+static __always_inline void head_on_end(struct head_parse *p, __u32 at, __u32 end) {
+  struct conn *conn = p->owner->conn;
+  if (!newest_is_queued(conn))
+    return;
+  struct fs_l7_exchange *queued = newest_queued(conn);
+  if (queued)
+    queued->bytes_in = end - at;
+}
+
+static __always_inline void head_on_other(struct head_parse *p, __u32 at) {
+  struct conn *conn = p->owner->conn;
+  // Bytes after a head that start no request are its body (counted in bytes_in); on an idle connection
+  // the stream is not HTTP/1.x.
+  if (at == 0 && conn->state == CONN_IDLE)
+    count_not_http(conn);
+}
+
+static __always_inline void head_count(struct head_parse *p, __u32 counter) { count(counter); }
+
+static __always_inline int head_copy(struct head_parse *p, char *to, __u32 offset, __u32 length) {
+  return bpf_probe_read_user(to, length, (void *)(p->owner->buffer + offset)) == 0;
+}
+
+// The server starts answering the request it is serving: a head given up on (past HEAD_LIMIT, a chunked
+// body) is over, and the parse waits for the next request.
+static __always_inline void head_response_started(struct conn *conn) {
+  struct head_state *head = &conn->head;
+  if (newest_is_queued(conn) || (head->phase == HEAD_IDLE && head->body_skip != BODY_UNKNOWN))
+    return;
+  head->phase = HEAD_IDLE;
+  head->body_skip = 0;
+  head->carry_len = 0;
+  head->line_start = 1;
+}
+
+// A response whose end its framing did not give (close-delimited, an interim 1xx, headers not seen
+// whole) ends when the next request arrives: a read that starts with one. Done here, before the parse,
+// rather than in head_on_begin, whose paths the verifier would follow inside every path of the parse.
+static __always_inline void end_unframed_response(struct conn *conn, struct head_state *head, __u64 buffer,
+                                                  long transferred, __u64 pid_tgid) {
+  if (head->phase != HEAD_IDLE || head->body_skip || head->carry_len)
+    return;
+  char first[8] = {};
+  __u32 length = transferred < 8 ? transferred : 8;
+  if (bpf_probe_read_user(first, length & 15, (void *)buffer) != 0 || request_start_kind(first, length) <= 0)
+    return;
+  finish_exchange(conn, FS_L7_END_NEXT_REQUEST, 0);
+  serve_next_queued(conn, pid_tgid, true);
+}
+
+// Does a server-side read need its bytes? Not while it is all request body of a known length.
+static __always_inline bool server_read_wants_bytes(struct conn *conn, long transferred) {
+  struct head_state *head = &conn->head;
+  if (head->phase == HEAD_OVERFLOW || head->body_skip == BODY_UNKNOWN)
+    return false;
+  return head->body_skip < (__u64)transferred;
+}
+
 static __always_inline void process_read(struct conn *conn, struct pending_io io, long transferred,
                                          __u64 pid_tgid) {
   __u32 zero = 0;
@@ -912,39 +841,23 @@ static __always_inline void process_read(struct conn *conn, struct pending_io io
   if (!scratch)
     return;
 
-  if (conn->role == FS_L7_ROLE_SERVER && conn->state == CONN_REQUEST) {
-    conn->exchange.bytes_in += transferred;
-    if (conn->in_headers) {
-      __u32 length = copy_payload(scratch, &io, transferred);
-      if (length)
-        scan_request_headers(conn, scratch, length, true, pid_tgid);
-    }
-    return;
-  }
   if (conn->role == FS_L7_ROLE_SERVER || conn->role == 0) {
-    __u32 length = copy_payload(scratch, &io, transferred);
-    if (length < 4)
-      return;
-    if (!is_request_start(scratch->data)) {
-      if (conn->state == CONN_IDLE)
-        count_not_http(conn);
-      else
-        conn->exchange.bytes_in += transferred; // more of a request body read after a response began
+    if (conn->state != CONN_IDLE)
+      conn->exchange.bytes_in += transferred; // more of the request, or read ahead of its response
+    struct head_state *head = &conn->head;
+    if (!server_read_wants_bytes(conn, transferred)) {
+      if (head->body_skip != BODY_UNKNOWN && head->phase != HEAD_OVERFLOW)
+        head->body_skip -= transferred;
       return;
     }
-    // Whoever reads a request serves it.
-    conn->role = FS_L7_ROLE_SERVER;
-    conn->not_http_streak = 0;
-    finish_exchange(conn, FS_L7_END_NEXT_REQUEST, 0);
-    // start_ns is taken before the span is published: no sample can carry it earlier.
-    begin_exchange(conn, scratch, pid_tgid);
-    random_id(scratch, conn->exchange.trace_id, 2);
-    conn->exchange.bytes_in = transferred;
-    conn->in_headers = 1;
-    conn->head_request = starts_with(scratch->data, "HEAD ", 5);
-    copy_request_line(conn, scratch, length);
-    scan_request_headers(conn, scratch, length, false, pid_tgid);
-    publish_span(conn, pid_tgid);
+    __u64 buffer = first_buffer(&io, &transferred);
+    if (!buffer || transferred <= 0)
+      return;
+    if (conn->state == CONN_RESPONSE)
+      end_unframed_response(conn, head, buffer, transferred, pid_tgid);
+    struct head_owner owner = {.conn = conn, .pid_tgid = pid_tgid, .buffer = buffer};
+    struct head_parse parse = {.scratch = scratch, .state = head, .owner = &owner, .pos = &scratch->position};
+    head_read(&parse, transferred);
     return;
   }
 
@@ -980,7 +893,7 @@ static __always_inline void process_write(struct conn *conn, struct pending_io i
     conn->exchange.bytes_out += transferred;
     if (conn->state == CONN_REQUEST) {
       conn->state = CONN_RESPONSE;
-      conn->in_headers = 0;
+      head_response_started(conn);
       conn->framing = FRAMING_UNKNOWN;
       __u32 zero = 0;
       struct scratch *scratch = bpf_map_lookup_elem(&l7_scratch, &zero);
@@ -1010,6 +923,7 @@ static __always_inline void process_write(struct conn *conn, struct pending_io i
         return;
       }
       finish_exchange(conn, FS_L7_END_COMPLETE, 0);
+      serve_next_queued(conn, pid_tgid, true);
     }
     return;
   }
@@ -1070,6 +984,7 @@ static __always_inline void close_connection(__u64 connection) {
   if (!conn)
     return;
   finish_exchange(conn, FS_L7_END_CLOSE, conn->exchange.end_ns);
+  forget_queued(conn);
   bpf_map_delete_elem(&l7_connections, &connection);
 }
 
@@ -1166,11 +1081,11 @@ static __always_inline bool tcp_socket(struct sock *sk, __u64 *connection) {
 
 // Does the state machine look at this I/O's bytes, or only count them? Mirrors process_read and
 // process_write. Only then is the syscall's buffer fetched: a body write or read needs neither.
-static __always_inline bool needs_payload(struct conn *conn, bool receiving) {
+static __always_inline bool needs_payload(struct conn *conn, bool receiving, long transferred) {
   if (receiving) {
     if (conn->role == FS_L7_ROLE_CLIENT)
       return conn->state == CONN_REQUEST;
-    return conn->role != FS_L7_ROLE_SERVER || conn->state != CONN_REQUEST || conn->in_headers;
+    return server_read_wants_bytes(conn, transferred);
   }
   if (conn->role == FS_L7_ROLE_SERVER)
     return conn->state == CONN_REQUEST || (conn->state == CONN_RESPONSE && conn->framing == FRAMING_CHUNKED);
@@ -1220,7 +1135,7 @@ static __always_inline void socket_io(struct sock *sk, int transferred, int flag
       count(FS_L7_COUNTER_CONN_MAP_FULL);
       return;
     }
-  } else if (needs_payload(conn, receiving)) {
+  } else if (needs_payload(conn, receiving, transferred)) {
     if (!socket_syscall(task, &io, receiving))
       return;
     conn->fd = io.fd; // the same socket may be reached through a dup'ed fd
@@ -1247,8 +1162,10 @@ static __always_inline void socket_io(struct sock *sk, int transferred, int flag
   }
   if (transferred == 0) {
     // The peer closed: whatever was in progress ends now.
-    if (receiving)
+    if (receiving) {
       finish_exchange(conn, FS_L7_END_CLOSE, conn->exchange.end_ns);
+      forget_queued(conn);
+    }
     return;
   }
   if (receiving)
@@ -1277,8 +1194,10 @@ int BPF_PROG(socket_state_changed, const struct sock *sk, const int old_state, c
   if (new_state != TCP_FIN_WAIT1 && new_state != TCP_LAST_ACK && new_state != TCP_CLOSE)
     return 0;
   struct conn *conn = bpf_sk_storage_get(&l7_socket_conns, (struct sock *)sk, 0, 0);
-  if (conn)
+  if (conn) {
     finish_exchange(conn, FS_L7_END_CLOSE, conn->exchange.end_ns);
+    forget_queued(conn);
+  }
   // Connections of the syscall hooks and TLS connections live in l7_connections, by cookie.
   __u64 connection = sk->__sk_common.skc_cookie.counter;
   if (connection)
@@ -1295,8 +1214,10 @@ static __always_inline void track_connection(int fd, __u8 role) {
     return;
   __u64 connection = fd_connection(tgid, fd);
   struct conn *old = bpf_map_lookup_elem(&l7_connections, &connection);
-  if (old)
+  if (old) {
     finish_exchange(old, FS_L7_END_REPLACED, 0);
+    forget_queued(old);
+  }
   new_connection(connection, fd, role, bpf_ktime_get_ns(), socket_of_fd(fd));
 }
 
@@ -1313,8 +1234,10 @@ static __always_inline void before_io(int fd, __u64 buffer, __u64 count, __u8 in
   struct conn *conn = bpf_map_lookup_elem(&l7_connections, &connection);
   if (!conn)
     return;
-  if (reading && conn->role == FS_L7_ROLE_SERVER && conn->state == CONN_RESPONSE)
+  if (reading && conn->role == FS_L7_ROLE_SERVER && conn->state == CONN_RESPONSE) {
     finish_exchange(conn, FS_L7_END_NEXT_READ, 0);
+    serve_next_queued(conn, pid_tgid, true);
+  }
   struct pending_io io = {.buffer = buffer, .fd = fd, .indirection = indirection, .count = count};
   bpf_map_update_elem(&l7_pending, &pid_tgid, &io, BPF_ANY);
 }
@@ -1451,8 +1374,10 @@ static __always_inline void tls_exit(long result) {
     process_write(conn, io, transferred, pid_tgid);
   } else {
     // A server reading again has answered (the nested read may not have happened: buffered data).
-    if (conn->role == FS_L7_ROLE_SERVER && conn->state == CONN_RESPONSE)
+    if (conn->role == FS_L7_ROLE_SERVER && conn->state == CONN_RESPONSE) {
       finish_exchange(conn, FS_L7_END_NEXT_READ, 0);
+      serve_next_queued(conn, pid_tgid, true);
+    }
     process_read(conn, io, transferred, pid_tgid);
   }
 }

@@ -385,6 +385,9 @@ public final class L7Tracer {
     totals.notHTTP = read(FS_L7_COUNTER_NOT_HTTP)
     totals.rejectedTraceparents = read(FS_L7_COUNTER_BAD_TRACEPARENT)
     totals.targetsFull = read(FS_L7_COUNTER_TARGETS_FULL)
+    totals.headsTooLong = read(FS_L7_COUNTER_HEAD_TOO_LONG)
+    totals.pipelinedNotFollowed = read(FS_L7_COUNTER_PIPELINE_OVERFLOW)
+    totals.requestLinesCut = read(FS_L7_COUNTER_LINE_CUT)
     return totals
   }
 

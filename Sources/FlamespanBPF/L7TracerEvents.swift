@@ -100,6 +100,13 @@ public struct L7Counters: Sendable, Equatable {
   /// `traceparent` headers rejected as malformed.
   public var rejectedTraceparents: UInt64 = 0
   public var targetsFull: UInt64 = 0
+  /// Request heads that did not end within the tracer's bound (8 KiB): a `traceparent` past it is not seen.
+  public var headsTooLong: UInt64 = 0
+  /// Pipelined requests not followed: past the depth (128 read ahead of their responses), past what one
+  /// read is looked at for, or unanswered when their connection closed.
+  public var pipelinedNotFollowed: UInt64 = 0
+  /// Request lines cut at 128 bytes before their '?' or end (the span's path is truncated).
+  public var requestLinesCut: UInt64 = 0
 
   public init() {}
 }

@@ -46,7 +46,8 @@ extension HTTPTracingSummary {
   /// One line for the end-of-run summary and the profile's comments.
   public var text: String {
     "HTTP spans: \(spans) captured (\(serverSpans) server, \(clientSpans) client); L7 events lost: \(eventsLost); "
-      + "rejected: \(rejectedExchanges); non-HTTP connections: \(counters.notHTTP); bad traceparent headers: \(counters.rejectedTraceparents)"
+      + "rejected: \(rejectedExchanges); non-HTTP connections: \(counters.notHTTP); bad traceparent headers: \(counters.rejectedTraceparents); "
+      + "heads past 8 KiB: \(counters.headsTooLong); pipelined requests not followed: \(counters.pipelinedNotFollowed); request lines cut: \(counters.requestLinesCut)"
   }
 }
 

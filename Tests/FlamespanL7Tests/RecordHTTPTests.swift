@@ -50,6 +50,11 @@ import Testing
     let finished = recording.finish()
     #expect(finished.status == 0, "stderr: \(finished.stderr)")
     #expect(finished.stderr.contains("HTTP spans:"), "\(finished.stderr)")
+    // What the tracer could not follow would be counted here; these requests leave nothing out.
+    #expect(
+      finished.stderr.contains(
+        "heads past 8 KiB: 0; pipelined requests not followed: 0; request lines cut: 0"),
+      "\(finished.stderr)")
 
     let spans = try ExportedSpan.read(recording.spansPath)
     for caller in callers {

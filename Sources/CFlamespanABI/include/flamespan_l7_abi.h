@@ -46,7 +46,10 @@ enum fs_l7_counter {
   FS_L7_COUNTER_NOT_HTTP = 4,       // first bytes of a tracked connection were not HTTP/1.x
   FS_L7_COUNTER_BAD_TRACEPARENT = 5, // traceparent headers rejected as malformed
   FS_L7_COUNTER_TARGETS_FULL = 6,   // forked children that could not join the pid filter
-  FS_L7_COUNTER_COUNT = 7,
+  FS_L7_COUNTER_HEAD_TOO_LONG = 7,  // request heads that did not end within HEAD_LIMIT (8 KiB): not looked at past it
+  FS_L7_COUNTER_PIPELINE_OVERFLOW = 8, // pipelined requests not followed: past the depth, or past a read's steps
+  FS_L7_COUNTER_LINE_CUT = 9,       // request lines cut at FS_L7_REQUEST_LINE_LEN bytes before '?', CR or LF
+  FS_L7_COUNTER_COUNT = 10,
 };
 
 // One finished HTTP exchange on one connection. Times are CLOCK_MONOTONIC (bpf_ktime_get_ns). For server

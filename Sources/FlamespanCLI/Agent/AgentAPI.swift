@@ -342,6 +342,17 @@ enum AgentMetrics {
       "flamespan_l7_events_lost_total", "counter", "L7 exchange records lost in the kernel.",
       stats.l7.eventsLost)
     one(
+      "flamespan_l7_heads_too_long_total", "counter",
+      "HTTP request heads that did not end within 8 KiB: a traceparent past it is not seen.",
+      stats.l7.headsTooLong)
+    one(
+      "flamespan_l7_pipelined_not_followed_total", "counter",
+      "Pipelined HTTP requests not followed: past the depth, past a read's bound, or unanswered at close.",
+      stats.l7.pipelinedNotFollowed)
+    one(
+      "flamespan_l7_request_lines_cut_total", "counter",
+      "HTTP request lines cut at 128 bytes before their query or end.", stats.l7.requestLinesCut)
+    one(
       "flamespan_http_tracing_enabled", "gauge", "1 when the L7 tracer runs.",
       stats.l7Unavailable == nil && agent.configuration.traceHTTP ? 1 : 0)
     metric(

@@ -116,6 +116,13 @@ func number(_ value: Any?) -> Double? { (value as? NSNumber)?.doubleValue }
     #expect((metrics["flamespan_samples_total"] ?? 0) > 0)
     #expect(metrics["process_resident_memory_bytes"] != nil)
     #expect(metrics["flamespan_symbolizer_cache_hit_ratio"] != nil)
+    // What the L7 tracer could not follow is counted, never silent (0 here: plain keep-alive requests).
+    for name in [
+      "flamespan_l7_heads_too_long_total", "flamespan_l7_pipelined_not_followed_total",
+      "flamespan_l7_request_lines_cut_total",
+    ] {
+      #expect(metrics[name] == 0, "\(name)")
+    }
 
     // SIGTERM: the window cut at shutdown is exported, BPF is detached, exit 0 within 5 s.
     let profilesBefore = receiver.entries(path: "/v1development/profiles").count
