@@ -105,7 +105,9 @@ let package = Package(
       dependencies: ["FlamespanBPF", "CFlamespanABI", "FlamespanTestSupport"]),
     .testTarget(
       name: "FlamespanEndToEndTests",
-      dependencies: ["FlamespanModel", "FlamespanExport", "FlamespanTestSupport"]
+      dependencies: [
+        "FlamespanModel", "FlamespanExport", "FlamespanProcess", "FlamespanTestSupport",
+      ]
     ),
   ],
   swiftLanguageModes: [.v6]

@@ -12,6 +12,8 @@ final class CommandLauncher {
   let pid: pid_t
   private(set) var exitStatus: Int32?
   private var gate: Int32
+  /// The signal forwarded to the command's group, and when.
+  private var forwarded: (signal: Int32, at: UInt64)?
 
   /// The shell's whole job: wait for the byte that opens the gate, drop the pipe, become the command.
   private static let gateScript = "read -r _ <&3; exec 3<&-; exec \"$@\""
@@ -106,15 +108,12 @@ final class CommandLauncher {
   /// as long as it runs (a --duration that ended before it). Returns a note for the summary when the
   /// command had to be killed.
   func stop(stopRequest: () -> StopRequest, grace: UInt64 = commandStopGraceNanos) -> String? {
-    var forwarded: (signal: Int32, at: UInt64)?
     while !hasExited() {
       let request = stopRequest()
-      let now = Self.monotonicNanos()
-      if forwarded == nil, let signal = request.signal {
-        signalGroup(signal)
-        forwarded = (signal, now)
-      }
-      if let (signal, at) = forwarded, request.force || now - at >= grace {
+      forward(request)
+      if let (signal, at) = forwarded,
+        request.force || Self.monotonicNanos() - at >= grace
+      {
         signalGroup(SIGKILL)
         while !hasExited() { usleep(5_000) }
         return request.force
@@ -124,6 +123,13 @@ final class CommandLauncher {
       usleep(10_000)
     }
     return nil
+  }
+
+  /// Sends a stop request's signal to the command's group, once; the grace starts then.
+  func forward(_ request: StopRequest) {
+    guard forwarded == nil, let signal = request.signal else { return }
+    signalGroup(signal)
+    forwarded = (signal, Self.monotonicNanos())
   }
 
   static func name(of signal: Int32) -> String {

@@ -154,7 +154,12 @@ public final class Recorder {
         throw RecordError(error)
       }
       let now = ProcessInspector.monotonicNanos()
-      if stopRequest().signal != nil { break }
+      let request = stopRequest()
+      if request.signal != nil {
+        // At once, so the command starts its shutdown while the rings are drained and closed.
+        launched?.forward(request)
+        break
+      }
       if let limit = options.durationNanos, now - start >= limit { break }
       if let launched, launched.hasExited() { break }
       if launched == nil, let pids = options.pids, !pids.isEmpty,

@@ -38,7 +38,7 @@ import Testing
       arguments: ["agent", "--print-config", "--queue-bytes", "99999999999999999999"],
       message: "--queue-bytes must be between 64KiB and 1TiB"),
     Case(
-      arguments: ["agent", "--print-config", "--store-max-bytes", "-1"],
+      arguments: ["agent", "--print-config", "--store-max-bytes=-1"],
       message: "--store-max-bytes must be between 1MiB and 1024TiB (got '-1')"),
     Case(
       arguments: ["agent", "--print-config", "--queue-windows", "99999999999999999999"],
