@@ -69,7 +69,8 @@ let package = Package(
     .plugin(name: "BPFCompiler", capability: .buildTool()),
     // Locating the package, building samples/, running the CLI and gating real-BPF tests on privileges.
     .target(name: "FlamespanTestSupport", path: "Tests/FlamespanTestSupport"),
-    .testTarget(name: "FlamespanModelTests", dependencies: ["FlamespanModel"]),
+    .testTarget(
+      name: "FlamespanModelTests", dependencies: ["FlamespanModel", "FlamespanTestSupport"]),
     .testTarget(
       name: "FlamespanL7Tests",
       dependencies: ["FlamespanL7", "FlamespanModel", "FlamespanExport", "FlamespanTestSupport"]),
@@ -105,7 +106,10 @@ let package = Package(
     .testTarget(
       name: "FlamespanEndToEndTests",
       // FlamespanCLI for the agent's store and export journal, tested as units (@testable import).
-      dependencies: ["FlamespanModel", "FlamespanExport", "FlamespanTestSupport", "FlamespanCLI"]
+      dependencies: [
+        "FlamespanModel", "FlamespanExport", "FlamespanProcess", "FlamespanTestSupport",
+        "FlamespanCLI",
+      ]
     ),
   ],
   swiftLanguageModes: [.v6]

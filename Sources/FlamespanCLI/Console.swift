@@ -1,3 +1,4 @@
+import FlamespanRecorder
 import Glibc
 
 /// Messages for people go to stderr, so stdout stays clean for data (`symbolize` writes JSON there).
@@ -23,22 +24,48 @@ enum Console {
   }
 }
 
-/// SIGINT and SIGTERM ask the recording to stop; it then writes its outputs as usual.
+/// SIGINT and SIGTERM (and, for `record`, SIGHUP) ask the recording to stop; it then writes its outputs
+/// as usual. The first such signal is remembered, to be forwarded to a launched command; a second SIGINT
+/// or SIGTERM forces the stop. The agent ignores SIGHUP and counts it, for a log line.
 enum StopSignal {
-  nonisolated(unsafe) private static var flag: sig_atomic_t = 0
+  nonisolated(unsafe) private static var first: sig_atomic_t = 0
+  nonisolated(unsafe) private static var forced: sig_atomic_t = 0
+  nonisolated(unsafe) private static var hangUps: sig_atomic_t = 0
 
-  static func install() {
-    let handler: @convention(c) (Int32) -> Void = { _ in StopSignal.flag = 1 }
-    signal(SIGINT, handler)
-    signal(SIGTERM, handler)
+  /// What SIGHUP does: stop like SIGINT (`record`: an SSH session that ends stops the recording and
+  /// still writes its outputs), or nothing but a count (the agent).
+  enum HangUp { case stop, ignore }
+
+  static func install(hangUp: HangUp) {
+    let stop: @convention(c) (Int32) -> Void = { signal in
+      if StopSignal.first == 0 {
+        StopSignal.first = signal
+      } else if signal == SIGINT || signal == SIGTERM {
+        StopSignal.forced = 1
+      }
+    }
+    let count: @convention(c) (Int32) -> Void = { _ in StopSignal.hangUps &+= 1 }
+    signal(SIGINT, stop)
+    signal(SIGTERM, stop)
+    signal(SIGHUP, hangUp == .stop ? stop : count)
+    // Outputs are files: a closed stderr pipe (the terminal's `| tee` gone with the session) must not
+    // kill us before they are written.
+    signal(SIGPIPE, SIG_IGN)
     // A parent may have started us with these blocked (Foundation's Process does, from a dispatch thread);
     // then Ctrl-C and `kill` would never reach the handler.
     var unblock = sigset_t()
     sigemptyset(&unblock)
-    sigaddset(&unblock, SIGINT)
-    sigaddset(&unblock, SIGTERM)
+    for signal in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&unblock, signal) }
     sigprocmask(SIG_UNBLOCK, &unblock, nil)
   }
 
-  static func requested() -> Bool { flag != 0 }
+  static func requested() -> Bool { first != 0 }
+
+  /// The first stop signal, and whether a second one forced the stop.
+  static func request() -> StopRequest {
+    StopRequest(signal: first == 0 ? nil : first, force: forced != 0)
+  }
+
+  /// SIGHUPs ignored so far.
+  static var ignoredHangUps: Int { Int(hangUps) }
 }

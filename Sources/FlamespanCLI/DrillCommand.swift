@@ -53,7 +53,7 @@ struct DrillCommand: ParsableCommand {
     }
     for path in output {
       do {
-        _ = try OutputFormat(path: path)
+        try ProfileExporter.validateOutputPath(path)
       } catch {
         throw ValidationError(error.description)
       }

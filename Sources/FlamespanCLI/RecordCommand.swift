@@ -11,7 +11,9 @@ struct RecordCommand: ParsableCommand {
     commandName: "record",
     abstract: "Sample CPU stacks and write pprof, folded stacks or an SVG flame graph.",
     discussion: """
-      Without --pid or a command, every CPU of the machine is sampled. Each output's format follows its extension: .pb.gz (gzipped pprof), .folded (collapsed stacks), .svg (interactive flame graph). Repeat --output to write several. Ctrl-C stops early and still writes every output. At the end a summary shows samples, lost samples and the top functions.
+      Without --pid or a command, every CPU of the machine is sampled. Each output's format follows its extension: .pb.gz (gzipped pprof), .folded (collapsed stacks), .svg (interactive flame graph). Repeat --output to write several. Ctrl-C stops early and still writes every output.
+
+      With a command (after --), the command runs in a process group of its own. SIGINT, SIGTERM or SIGHUP to flamespan is forwarded to that group; the command gets 5 s to exit (then its group is killed), and a second Ctrl-C kills it at once; every output is still written. flamespan then exits with the command's status, 128 + N when signal N ended it, as `time` does. With --pid or the whole machine, these signals only stop the recording: no process is signalled. At the end a summary shows samples, lost samples and the top functions.
 
       Examples:
         flamespan record --duration 10s -o profile.pb.gz -o flame.svg
@@ -29,7 +31,8 @@ struct RecordCommand: ParsableCommand {
   @Option(
     name: [.short, .long],
     help: ArgumentHelp(
-      "Process to sample, with all its threads and children (repeatable).", valueName: "pid"))
+      "Process to sample, with all its threads, the descendants it already has and those it starts (repeatable).",
+      valueName: "pid"))
   var pid: [Int32] = []
 
   @Option(
@@ -40,7 +43,7 @@ struct RecordCommand: ParsableCommand {
   @Option(
     name: [.short, .long],
     help: ArgumentHelp(
-      "Stop after this long: plain seconds or with a unit (8, 8s, 500ms, 2m).",
+      "Stop after this long: plain seconds or with a unit (8, 8s, 500ms, 2m, 1h); 1ms to 365d.",
       valueName: "duration"))
   var duration: String?
 
@@ -121,14 +124,20 @@ struct RecordCommand: ParsableCommand {
       throw ValidationError(
         "--unwind dwarf needs per-sample records; it cannot be combined with --kernel-aggregation")
     }
-    if let duration, DurationText.nanoseconds(duration) == nil {
-      throw ValidationError(
-        "--duration '\(duration)' is not a duration: use seconds or a unit, such as 8, 8s, 500ms or 2m"
-      )
+    if let duration {
+      do { _ = try Self.durationNanos(duration) } catch { throw ValidationError(error.message) }
+    }
+    for pid in pid where pid <= 0 {
+      throw ValidationError("--pid must be a process id between 1 and \(Int32.max) (got \(pid))")
     }
     for path in output {
       do { try ProfileExporter.validateOutputPath(path) } catch {
         throw ValidationError(error.description)
+      }
+    }
+    if let spansOutput {
+      do { try ProfileExporter.validateWritablePath(spansOutput) } catch {
+        throw ValidationError("--spans-output: \(error.description)")
       }
     }
   }
@@ -137,7 +146,7 @@ struct RecordCommand: ParsableCommand {
     var options = RecordingOptions()
     options.frequency = frequency
     options.pids = pid.isEmpty ? nil : pid
-    options.durationNanos = duration.flatMap(DurationText.nanoseconds)
+    options.durationNanos = try duration.map(Self.durationNanos)
     options.command = command.isEmpty ? nil : command
     options.aggregateInKernel = kernelAggregation
     options.traceHTTP = !noHttpTracing
@@ -147,7 +156,7 @@ struct RecordCommand: ParsableCommand {
     options.unwinding = kernelAggregation && unwinding == .automatic ? .framePointers : unwinding
     options.userStackCopyBytes = stackCopyBytes
 
-    StopSignal.install()
+    StopSignal.install(hangUp: .stop)
     let showProgress = !quiet && isatty(STDERR_FILENO) != 0
     let scope =
       options.command.map { "`\($0.joined(separator: " "))`" }
@@ -158,7 +167,7 @@ struct RecordCommand: ParsableCommand {
     let recording: Recording
     do {
       recording = try Recorder(options: options).record(
-        shouldStop: StopSignal.requested,
+        stopRequest: StopSignal.request,
         started: { warnings in
           if showProgress { Console.progress(nil) }
           for warning in warnings { Console.error("warning: \(warning)") }
@@ -206,6 +215,23 @@ struct RecordCommand: ParsableCommand {
       }
     }
     if failed { throw ExitCode(1) }
+    // As `time` and `perf record` do: the command's status is ours, 128 + N when signal N ended it.
+    if let status = recording.summary.commandExitStatus {
+      let code = Self.shellStatus(status)
+      if code != 0 { throw ExitCode(code) }
+    }
+  }
+
+  /// A wait status as a shell shows it: the exit code, or 128 + the signal that ended the process.
+  static func shellStatus(_ status: Int32) -> Int32 {
+    status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+  }
+
+  /// 1 ms to a year: past that the recording's own clocks and buffers are the limit, not the user.
+  static let durationRange: ClosedRange<UInt64> = 1_000_000...(365 * 86_400_000_000_000)
+
+  static func durationNanos(_ text: String) throws(QuantityError) -> UInt64 {
+    try DurationText.nanoseconds(text, option: "--duration", in: durationRange)
   }
 
   static func readingHint(for path: String) -> String {

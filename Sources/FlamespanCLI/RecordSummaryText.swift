@@ -43,7 +43,7 @@ enum RecordSummaryText {
     }
     if let status = summary.commandExitStatus {
       lines.append(
-        "The command exited with status \(status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f))."
+        "The command exited with status \(RecordCommand.shellStatus(status))."
       )
     }
     let total = max(recording.profile.totalCount, 1)

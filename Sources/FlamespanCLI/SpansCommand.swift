@@ -78,9 +78,12 @@ enum SpanTable {
     var rows = [["TRACE ID", "SPAN ID", "SPAN NAME", "SAMPLES", "CPU", "TOP FUNCTION"]]
     for span in spans {
       let top = span.topFunction.map { "\($0) (\(span.topFunctionSamples))" } ?? "-"
+      // Every cell comes from the profile, which anyone may have written: no byte of it may reach the
+      // terminal as a control sequence.
       rows.append([
-        span.traceID, span.spanID, cut(span.spanName ?? "-"), String(span.samples),
-        cpuText(span.cpuNanos), top,
+        TerminalText.escape(span.traceID), TerminalText.escape(span.spanID),
+        cut(TerminalText.escape(span.spanName ?? "-")), String(span.samples),
+        cpuText(span.cpuNanos), TerminalText.escape(top),
       ])
     }
     let widths = (0..<rows[0].count).map { column in rows.map { $0[column].count }.max() ?? 0 }
@@ -101,5 +104,39 @@ enum SpanTable {
   static func cpuText(_ nanos: Int64) -> String {
     if nanos >= 1_000_000_000 { return String(format: "%.2fs", Double(nanos) / 1e9) }
     return String(format: "%.1fms", Double(nanos) / 1e6)
+  }
+}
+
+/// Text from a file, made safe to print on a terminal: C0 and C1 control characters (ESC, BEL, CR,
+/// backspace, …), DEL and the bidirectional overrides that reorder what is shown become visible escapes
+/// (`\x1b`, `\u{202e}`); everything else is kept.
+enum TerminalText {
+  static func escape(_ text: String) -> String {
+    guard text.unicodeScalars.contains(where: isUnsafe) else { return text }
+    var escaped = ""
+    for scalar in text.unicodeScalars {
+      if !isUnsafe(scalar) {
+        escaped.unicodeScalars.append(scalar)
+      } else if scalar.value < 0x100 {
+        escaped += "\\x" + hex(scalar.value, width: 2)
+      } else {
+        escaped += "\\u{" + hex(scalar.value, width: 4) + "}"
+      }
+    }
+    return escaped
+  }
+
+  static func isUnsafe(_ scalar: Unicode.Scalar) -> Bool {
+    switch scalar.value {
+    case 0x00...0x1f, 0x7f...0x9f: return true
+    // Bidirectional marks, embeddings, overrides and isolates.
+    case 0x200e...0x200f, 0x202a...0x202e, 0x2066...0x2069: return true
+    default: return false
+    }
+  }
+
+  private static func hex(_ value: UInt32, width: Int) -> String {
+    let digits = String(value, radix: 16)
+    return String(repeating: "0", count: max(0, width - digits.count)) + digits
   }
 }

@@ -51,6 +51,42 @@ public enum ProcessInspector {
     FileAccess.readLink(path: "/proc/\(pid)/exe")
   }
 
+  /// Every living descendant of `pids` (children, their children, …), from the parent pid in each
+  /// /proc/PID/stat; `pids` themselves are not included.
+  public static func descendants(of pids: [Int32]) -> [Int32] {
+    var children: [Int32: [Int32]] = [:]
+    guard let directory = opendir("/proc") else { return [] }
+    defer { closedir(directory) }
+    while let entry = readdir(directory) {
+      let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+        String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+      }
+      guard let pid = Int32(name), pid > 0, let parent = parentPid(pid: pid) else { continue }
+      children[parent, default: []].append(pid)
+    }
+    var found: [Int32] = []
+    var seen = Set(pids)
+    var pending = pids
+    while let pid = pending.popLast() {
+      for child in children[pid] ?? [] where seen.insert(child).inserted {
+        found.append(child)
+        pending.append(child)
+      }
+    }
+    return found
+  }
+
+  /// The fourth field of /proc/PID/stat, after the command name in parentheses (which may hold spaces
+  /// and parentheses of its own, so the last ")" ends it).
+  public static func parentPid(pid: Int32) -> Int32? {
+    guard let bytes = try? FileAccess.readAll(path: "/proc/\(pid)/stat", pid: pid, limit: 4096),
+      let close = bytes.lastIndex(of: UInt8(ascii: ")"))
+    else { return nil }
+    let fields = bytes[(close + 1)...].split(separator: UInt8(ascii: " "))
+    guard fields.count >= 2 else { return nil }
+    return Int32(String(decoding: fields[1], as: UTF8.self))
+  }
+
   public static func exists(pid: Int32) -> Bool {
     guard pid > 0 else { return false }
     // EPERM means the process exists but belongs to someone we may not signal.

@@ -24,12 +24,24 @@ public final class Recorder {
     self.options = options
   }
 
-  /// Runs until `shouldStop` returns true, the duration passes, the launched command exits, or every
-  /// --pid process is gone. `started` is called once the programs are attached (loading them can take
+  /// Runs until `stopRequest` asks to stop, the duration passes, the launched command exits, or every
+  /// --pid process is gone. A launched command runs in its own process group: a stop request's signal is
+  /// forwarded to that group, and the command gets `commandStopGraceNanos` to exit (a forced request, or
+  /// the end of the grace, kills the group) before the profile is built. A --pid process is never
+  /// signalled. `started` is called once the programs are attached (loading them can take
   /// seconds, mostly in the kernel's verifier): from then on nothing is missed. It gets the warnings so
   /// far (HTTP tracing off, and why), which the summary repeats. `progress` is called about once a second.
   public func record(
     shouldStop: () -> Bool, started: ([String]) -> Void = { _ in },
+    progress: (RecordingProgress) -> Void = { _ in }
+  ) throws(RecordError) -> Recording {
+    try record(
+      stopRequest: { shouldStop() ? StopRequest(signal: SIGTERM) : .none }, started: started,
+      progress: progress)
+  }
+
+  public func record(
+    stopRequest: () -> StopRequest, started: ([String]) -> Void = { _ in },
     progress: (RecordingProgress) -> Void = { _ in }
   ) throws(RecordError) -> Recording {
     for pid in options.pids ?? [] where !ProcessInspector.exists(pid: pid) {
@@ -60,8 +72,27 @@ public final class Recorder {
     }
     defer { sampler.close() }
 
+    // The filters follow what the pids fork from now on; what they forked before is added here. The walk
+    // repeats until it finds nothing new, so a child forked by a descendant found in the last walk is not
+    // missed either.
+    var targets = options.pids ?? []
+    if !targets.isEmpty {
+      var known = Set(targets)
+      for _ in 0..<4 {
+        let found = ProcessInspector.descendants(of: Array(known)).filter { !known.contains($0) }
+        if found.isEmpty { break }
+        for pid in found {
+          do throws(BPFError) {
+            try sampler.addTarget(pid: pid)
+            try spanCollector?.addTarget(pid: pid)
+          } catch { throw RecordError(error) }
+        }
+        known.formUnion(found)
+        targets += found
+      }
+    }
     let tracker = ProcessTracker()
-    for pid in options.pids ?? [] {
+    for pid in targets {
       tracker.snapshot(pid: pid, at: ProcessInspector.monotonicNanos())
     }
     var launched: CommandLauncher?
@@ -123,7 +154,12 @@ public final class Recorder {
         throw RecordError(error)
       }
       let now = ProcessInspector.monotonicNanos()
-      if shouldStop() { break }
+      let request = stopRequest()
+      if request.signal != nil {
+        // At once, so the command starts its shutdown while the rings are drained and closed.
+        launched?.forward(request)
+        break
+      }
       if let limit = options.durationNanos, now - start >= limit { break }
       if let launched, launched.hasExited() { break }
       if launched == nil, let pids = options.pids, !pids.isEmpty,
@@ -160,7 +196,9 @@ public final class Recorder {
     let counters = sampler.counters()
     let sampledCPUs = sampler.sampledCPUs
     sampler.close()
-    launched?.waitForExit()
+    if let launched, let note = launched.stop(stopRequest: stopRequest) {
+      warnings.append(note)
+    }
 
     let http = spanCollector?.finish()
 

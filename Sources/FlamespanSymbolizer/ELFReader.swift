@@ -4,6 +4,51 @@ import FlamespanModel
 /// Reads the few ELF structures the symbolizer needs through libelf's checked accessors, so truncated or
 /// inconsistent tables end as errors or empty results instead of out-of-bounds reads.
 enum ELFReader {
+  /// A file cut short (a copy that stopped, a full disk) still has a valid header, and libelf reads what
+  /// is there: it would give "no symbols" for every address. Every table and loaded segment the header
+  /// promises must lie inside the file.
+  static func checkComplete(elf: OpaquePointer, path: String) throws(SymbolizerError) {
+    var fileSize = 0
+    guard elf_rawfile(elf, &fileSize) != nil, fileSize > 0 else { return }
+    let size = UInt64(fileSize)
+    func truncated(_ what: String, endingAt end: UInt64) -> SymbolizerError {
+      SymbolizerError(
+        code: .corruptELF, path: path,
+        message: "truncated ELF: \(what) ends at byte \(end), but the file has \(size) bytes")
+    }
+    var header = GElf_Ehdr()
+    guard gelf_getehdr(elf, &header) != nil else { return }
+    // The header's count, unless it overflowed into section 0 (then libelf reads it from there).
+    var sectionCount = Int(header.e_shnum)
+    if sectionCount == 0, elf_getshdrnum(elf, &sectionCount) != 0 { sectionCount = 1 }
+    if header.e_shoff != 0 {
+      let end = header.e_shoff + UInt64(sectionCount) * UInt64(header.e_shentsize)
+      if end > size { throw truncated("the section header table", endingAt: end) }
+    }
+    var section = elf_nextscn(elf, nil)
+    while let current = section {
+      var sectionHeader = GElf_Shdr()
+      if gelf_getshdr(current, &sectionHeader) != nil, sectionHeader.sh_type != UInt32(SHT_NOBITS) {
+        let (end, overflow) = sectionHeader.sh_offset.addingReportingOverflow(sectionHeader.sh_size)
+        if overflow || end > size {
+          throw truncated("section \(elf_ndxscn(current))", endingAt: end)
+        }
+      }
+      section = elf_nextscn(elf, current)
+    }
+    var segmentCount = 0
+    if elf_getphdrnum(elf, &segmentCount) == 0 {
+      for index in 0..<segmentCount {
+        var segment = GElf_Phdr()
+        guard gelf_getphdr(elf, Int32(index), &segment) != nil,
+          segment.p_type == UInt32(PT_LOAD)
+        else { continue }
+        let (end, overflow) = segment.p_offset.addingReportingOverflow(segment.p_filesz)
+        if overflow || end > size { throw truncated("loaded segment \(index)", endingAt: end) }
+      }
+    }
+  }
+
   static func loadSegments(elf: OpaquePointer, path: String) throws(SymbolizerError) -> LoadSegments
   {
     var count = 0

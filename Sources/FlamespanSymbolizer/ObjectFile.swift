@@ -55,6 +55,7 @@ final class ObjectFile {
       throw SymbolizerError(code: .corruptELF, path: path, message: "unreadable ELF: \(message)")
     }
     do {
+      try ELFReader.checkComplete(elf: elf, path: path)
       segments = try ELFReader.loadSegments(elf: elf, path: path)
     } catch {
       dwfl_end(session)

@@ -33,14 +33,22 @@ import Testing
     #expect(frames.compactMap { $0["function"] as? String } == referenceFunctions)
   }
 
-  @Test(arguments: ["truncated", "garbage", "missing"])
+  @Test(arguments: [
+    "truncated", "truncated-4k", "truncated-half", "truncated-tail", "garbage", "missing",
+  ])
   func refusesBadBinariesWithAMessage(kind: String) throws {
     let directory = try TestEnvironment.temporaryDirectory("badelf")
     let path = directory.appendingPathComponent("bad.so").path
     switch kind {
-    case "truncated":
+    case "truncated", "truncated-4k", "truncated-half", "truncated-tail":
+      // Cut inside the headers, after them, halfway, and just before the section header table at the
+      // end: the last three have a valid header and used to give "no symbols" with exit 0.
       let libc = try Data(contentsOf: URL(fileURLWithPath: "/lib/x86_64-linux-gnu/libc.so.6"))
-      try libc.prefix(300).write(to: URL(fileURLWithPath: path))
+      let length = [
+        "truncated": 300, "truncated-4k": 4096, "truncated-half": libc.count / 2,
+        "truncated-tail": libc.count - 100,
+      ][kind]!
+      try libc.prefix(length).write(to: URL(fileURLWithPath: path))
     case "garbage":
       try Data((0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 7) }).write(
         to: URL(fileURLWithPath: path))

@@ -29,4 +29,50 @@ public enum RecorderReadiness {
   public static func text(of file: URL) -> String {
     (try? String(contentsOf: file, encoding: .utf8)) ?? ""
   }
+
+  /// Starts `flamespan record` with `arguments` (after "record"), its stderr in `stderrFile`, and waits
+  /// for its readiness line. Returns the process, or throws with what it printed when it never got ready.
+  public static func start(_ arguments: [String], stderrFile: URL, seconds: TimeInterval = 60)
+    throws -> Process
+  {
+    let recorder = Process()
+    recorder.executableURL = URL(fileURLWithPath: TestEnvironment.flamespanBinary)
+    recorder.arguments = ["record"] + arguments
+    recorder.standardOutput = FileHandle.nullDevice
+    try captureStderr(of: recorder, into: stderrFile)
+    try recorder.run()
+    guard wait(for: recorder, stderrFile: stderrFile, seconds: seconds) else {
+      if recorder.isRunning { recorder.terminate() }
+      throw TestFailure("flamespan record never started: \(text(of: stderrFile))")
+    }
+    return recorder
+  }
+
+  /// Waits up to `seconds` for `process` to exit; false if it still runs.
+  public static func waitForExit(of process: Process, seconds: TimeInterval) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while process.isRunning && Date() < deadline { usleep(10_000) }
+    if process.isRunning { return false }
+    process.waitUntilExit()
+    return true
+  }
+
+  /// True while `pid` runs: neither gone nor a zombie waiting to be reaped.
+  public static func isRunning(pid: Int32) -> Bool {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+      let close = stat.lastIndex(of: ")")
+    else { return false }
+    let state = stat[stat.index(after: close)...].split(separator: " ").first
+    return state != "Z" && state != "X"
+  }
+
+  /// Waits up to `seconds` for `pid` to stop running; the seconds it took, or nil if it still runs.
+  public static func waitUntilGone(pid: Int32, seconds: TimeInterval) -> TimeInterval? {
+    let start = Date()
+    while isRunning(pid: pid) {
+      if Date().timeIntervalSince(start) >= seconds { return nil }
+      usleep(5_000)
+    }
+    return Date().timeIntervalSince(start)
+  }
 }

@@ -8,7 +8,7 @@ struct AgentCommand: ParsableCommand {
     abstract:
       "Profile the whole machine continuously: export to OTLP or Pyroscope, keep a local store, serve a UI.",
     discussion: """
-      Samples every CPU (19 Hz by default) and traces HTTP/1.x requests, cuts a window every --export-interval, symbolizes it on a second thread and then, for each window: sends OTLP profiles (protobuf, layout v1.10.0, samples linked to spans) to {endpoint}/v1development/profiles and the spans to {endpoint}/v1/traces, optionally pushes pprof to Pyroscope, and writes it to the local store that the UI and API on --listen read. Failed exports are retried with backoff from a bounded queue; past its bound the oldest windows are dropped and counted in /metrics. SIGINT or SIGTERM exports the last window, detaches every BPF program and exits 0.
+      Samples every CPU (19 Hz by default) and traces HTTP/1.x requests, cuts a window every --export-interval, symbolizes it on a second thread and then, for each window: sends OTLP profiles (protobuf, layout v1.10.0, samples linked to spans) to {endpoint}/v1development/profiles and the spans to {endpoint}/v1/traces, optionally pushes pprof to Pyroscope, and writes it to the local store that the UI and API on --listen read. Failed exports are retried with backoff from a bounded queue; past its bound the oldest windows are dropped and counted in /metrics. SIGINT or SIGTERM exports the last window, detaches every BPF program and exits 0. SIGHUP is ignored, with a log line: the configuration is read at start only, so restart the agent to apply a changed --config.
 
       Settings come from flags, then OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROFILES_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_HEADERS, OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME, then --config FILE (lines of `key = value`, the keys being the long flag names without dashes in front, e.g. `endpoint = http://collector:4318`), then defaults.
 
@@ -29,7 +29,9 @@ struct AgentCommand: ParsableCommand {
     name: [.customShort("F"), .long],
     help: ArgumentHelp("Samples per second on each CPU (default 19).", valueName: "hz"))
   var frequency: Int?
-  @Option(help: ArgumentHelp("Window length: 10s (default), 500ms, 1m.", valueName: "duration"))
+  @Option(
+    help: ArgumentHelp(
+      "Window length: 10s (default), 500ms, 1m; 100ms to 1d.", valueName: "duration"))
   var exportInterval: String?
   @Option(
     help: ArgumentHelp(
@@ -58,9 +60,14 @@ struct AgentCommand: ParsableCommand {
     help: ArgumentHelp(
       "Local store directory (default /var/lib/flamespan; empty: none).", valueName: "dir"))
   var store: String?
-  @Option(help: ArgumentHelp("Keep stored windows this long (default 24h).", valueName: "duration"))
+  @Option(
+    help: ArgumentHelp(
+      "Keep stored windows this long (default 24h; 1m to 3650d).", valueName: "duration"))
   var retention: String?
-  @Option(help: ArgumentHelp("Cap on the store's size (default 1 GiB).", valueName: "bytes"))
+  @Option(
+    help: ArgumentHelp(
+      "Cap on the store's size: bytes, or with KiB, MiB, GiB, TiB (default 1GiB; 1MiB to 1024TiB).",
+      valueName: "bytes"))
   var storeMaxBytes: String?
   @Option(
     help: ArgumentHelp(
@@ -93,9 +100,13 @@ struct AgentCommand: ParsableCommand {
   var queryBudget: String?
   @Option(help: ArgumentHelp("Windows the export queue holds (default 60).", valueName: "n"))
   var queueWindows: String?
-  @Option(help: ArgumentHelp("Bytes the export queue holds (default 64 MiB).", valueName: "bytes"))
+  @Option(
+    help: ArgumentHelp(
+      "Bytes the export queue holds (default 64MiB; 64KiB to 1TiB).", valueName: "bytes"))
   var queueBytes: String?
-  @Option(help: ArgumentHelp("Longest wait between retries (default 30s).", valueName: "duration"))
+  @Option(
+    help: ArgumentHelp(
+      "Longest wait between retries (default 30s; 1ms to 1d).", valueName: "duration"))
   var retryMaxBackoff: String?
   @Option(help: ArgumentHelp("Trace HTTP/1.x requests (default true).", valueName: "bool"))
   var traceHttp: String?
@@ -166,13 +177,13 @@ struct AgentCommand: ParsableCommand {
   }
 
   func run() throws {
-    StopSignal.install()
+    StopSignal.install(hangUp: .ignore)
     let configuration: AgentConfiguration
     do {
       configuration = try settings(environment: ProcessInfo.processInfo.environment).resolve()
     } catch {
       Console.error("flamespan agent: \(error)")
-      throw ExitCode(2)
+      throw ExitCode.validationFailure
     }
     if printConfig {
       let merged = try settings(environment: ProcessInfo.processInfo.environment)
@@ -299,9 +310,17 @@ func configurationText(_ configuration: AgentConfiguration, _ settings: AgentSet
 /// Remembers when SIGINT or SIGTERM first arrived, which starts the shutdown budget.
 final class StopClock: @unchecked Sendable {
   private(set) var requestedAt: UInt64?
+  private var hangUpsLogged = 0
 
   func check() -> Bool {
     if requestedAt != nil { return true }
+    let hangUps = StopSignal.ignoredHangUps
+    if hangUps != hangUpsLogged {
+      hangUpsLogged = hangUps
+      Log.info(
+        "SIGHUP ignored: the configuration is read at start only; restart the agent to apply a change"
+      )
+    }
     guard StopSignal.requested() else { return false }
     requestedAt = Monotonic.now()
     return true

@@ -1,3 +1,4 @@
+import FlamespanModel
 import FlamespanRecorder
 import Foundation
 import Glibc
@@ -50,7 +51,27 @@ struct AgentConfiguration: Sendable {
 struct ConfigurationError: Error, CustomStringConvertible {
   var source: String
   var message: String
-  var description: String { "\(source): \(message)" }
+  /// A message that starts with the flag it is about is whole; any other names its file or variable.
+  var description: String { message.hasPrefix(source) ? message : "\(source): \(message)" }
+}
+
+/// The allowed range of every number the agent takes, on the command line and in --config alike.
+enum AgentLimits {
+  static let exportInterval: ClosedRange<UInt64> = 100_000_000...86_400_000_000_000
+  static let retention: ClosedRange<UInt64> = 60_000_000_000...(3650 * 86_400_000_000_000)
+  static let retryMaximumBackoff: ClosedRange<UInt64> = 1_000_000...86_400_000_000_000
+  /// The widest time range one UI/API query may cover: 1 s to the longest retention.
+  static let queryMaximumRange: ClosedRange<UInt64> = 1_000_000_000...(3650 * 86_400_000_000_000)
+  /// The time one UI/API query may take: 100 ms to 10 minutes.
+  static let queryBudget: ClosedRange<UInt64> = 100_000_000...600_000_000_000
+  static let storeMaximumBytes: ClosedRange<UInt64> = (1 << 20)...(1 << 50)
+  static let queueBytes: ClosedRange<UInt64> = (1 << 16)...(1 << 40)
+  /// 0 lifts the bound.
+  static let memoryBudget: ClosedRange<UInt64> = 0...(1 << 40)
+  static let symbolizerCache: ClosedRange<UInt64> = 0...(1 << 40)
+  static let frequency = 1...10_000
+  static let queueWindows = 1...100_000
+  static let maximumSpans = 0...10_000_000
 }
 
 /// The raw settings, all as text, keyed by the config-file names (which are the long flag names).
@@ -125,20 +146,34 @@ struct AgentSettings {
         throw ConfigurationError(source: source, message: error.description)
       }
     }
-    func duration(_ key: String) throws(ConfigurationError) -> UInt64? {
+    /// The flag itself when it set the value, else the key as the file spells it.
+    func name(_ key: String, _ source: String) -> String {
+      source == "--\(key)" ? source : key
+    }
+    func duration(_ key: String, _ range: ClosedRange<UInt64>) throws(ConfigurationError) -> UInt64?
+    {
       guard let (value, source) = text(key) else { return nil }
-      guard let nanos = DurationText.nanoseconds(value) else {
-        throw ConfigurationError(source: source, message: "\(key): not a duration: \"\(value)\"")
+      do {
+        return try DurationText.nanoseconds(value, option: name(key, source), in: range)
+      } catch {
+        throw ConfigurationError(source: source, message: error.message)
       }
-      return nanos
+    }
+    func size(_ key: String, _ range: ClosedRange<UInt64>) throws(ConfigurationError) -> UInt64? {
+      guard let (value, source) = text(key) else { return nil }
+      do {
+        return try SizeText.bytes(value, option: name(key, source), in: range)
+      } catch {
+        throw ConfigurationError(source: source, message: error.message)
+      }
     }
     func integer(_ key: String, _ range: ClosedRange<Int>) throws(ConfigurationError) -> Int? {
       guard let (value, source) = text(key) else { return nil }
-      guard let number = Int(value), range.contains(number) else {
-        throw ConfigurationError(
-          source: source, message: "\(key): expected a number in \(range), got \"\(value)\"")
+      do {
+        return try CountText.count(value, option: name(key, source), in: range)
+      } catch {
+        throw ConfigurationError(source: source, message: error.message)
       }
-      return number
     }
     func boolean(_ key: String) throws(ConfigurationError) -> Bool? {
       guard let (value, source) = text(key) else { return nil }
@@ -149,13 +184,10 @@ struct AgentSettings {
       }
     }
 
-    if let value = try integer("frequency", 1...10_000) { configuration.frequency = value }
-    if let value = try duration("export-interval") {
-      guard value >= 100_000_000 else {
-        throw ConfigurationError(
-          source: text("export-interval")!.source, message: "export-interval must be at least 100ms"
-        )
-      }
+    if let value = try integer("frequency", AgentLimits.frequency) {
+      configuration.frequency = value
+    }
+    if let value = try duration("export-interval", AgentLimits.exportInterval) {
       configuration.exportIntervalNanos = value
     }
     // The per-signal endpoints are used as they are; the base endpoint gets the signal's path appended.
@@ -179,11 +211,11 @@ struct AgentSettings {
     configuration.pyroscopeEndpoint = try endpoint("pyroscope")
     if let value = text("pyroscope-app")?.value { configuration.pyroscopeApplication = value }
     if let (value, _) = text("store") { configuration.storeDirectory = value.isEmpty ? nil : value }
-    if let value = try duration("retention") {
+    if let value = try duration("retention", AgentLimits.retention) {
       configuration.retentionNanos = Int64(clamping: value)
     }
-    if let value = try integer("store-max-bytes", 1 << 20...Int.max) {
-      configuration.storeMaximumBytes = value
+    if let value = try size("store-max-bytes", AgentLimits.storeMaximumBytes) {
+      configuration.storeMaximumBytes = Int(clamping: value)
     }
     if let (value, _) = text("listen") {
       configuration.listen = value.isEmpty || value == "off" ? nil : value
@@ -209,40 +241,32 @@ struct AgentSettings {
           + "mode 0600 holding it; clients send Authorization: Bearer <token>), listen on 127.0.0.1, or "
           + "pass --insecure-listen to serve it to anyone anyway")
     }
-    if let value = try duration("max-query-range") {
-      guard value >= 1_000_000_000 else {
-        throw ConfigurationError(
-          source: text("max-query-range")!.source, message: "max-query-range must be at least 1s")
-      }
+    if let value = try duration("max-query-range", AgentLimits.queryMaximumRange) {
       configuration.queryMaximumRangeNanos = Int64(clamping: value)
     }
-    if let value = try duration("query-budget") {
-      guard value >= 100_000_000 else {
-        throw ConfigurationError(
-          source: text("query-budget")!.source, message: "query-budget must be at least 100ms")
-      }
+    if let value = try duration("query-budget", AgentLimits.queryBudget) {
       configuration.queryBudgetNanos = value
     }
-    if let value = try integer("queue-windows", 1...100_000) {
+    if let value = try integer("queue-windows", AgentLimits.queueWindows) {
       configuration.queueLimits.maximumWindows = value
     }
-    if let value = try integer("queue-bytes", 1 << 16...Int.max) {
-      configuration.queueLimits.maximumBytes = value
+    if let value = try size("queue-bytes", AgentLimits.queueBytes) {
+      configuration.queueLimits.maximumBytes = Int(clamping: value)
     }
-    if let value = try duration("retry-max-backoff") {
+    if let value = try duration("retry-max-backoff", AgentLimits.retryMaximumBackoff) {
       configuration.queueLimits.maximumBackoffNanos = max(
         value, configuration.queueLimits.initialBackoffNanos)
     }
     if let value = try boolean("trace-http") { configuration.traceHTTP = value }
     if let value = try boolean("status-lines") { configuration.statusLines = value }
-    if let value = try integer("max-spans", 0...10_000_000) {
+    if let value = try integer("max-spans", AgentLimits.maximumSpans) {
       configuration.maximumSpansPerWindow = value
     }
-    if let value = try integer("memory-budget", 0...Int.max) {
-      configuration.memoryBudgetBytes = value == 0 ? nil : UInt64(value)
+    if let value = try size("memory-budget", AgentLimits.memoryBudget) {
+      configuration.memoryBudgetBytes = value == 0 ? nil : value
     }
-    if let value = try integer("symbolizer-cache", 0...Int.max) {
-      configuration.symbolizerCacheBytes = value == 0 ? nil : value
+    if let value = try size("symbolizer-cache", AgentLimits.symbolizerCache) {
+      configuration.symbolizerCacheBytes = value == 0 ? nil : Int(clamping: value)
     }
     if let (value, source) = text("unwind") {
       guard let mode = UserStackUnwinding(rawValue: value) else {

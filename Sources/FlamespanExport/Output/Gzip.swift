@@ -3,7 +3,17 @@ import CZlib
 /// gzip compression through zlib, the container pprof files use.
 public enum Gzip {
   /// Decompressed output larger than this is refused, so a tiny hostile file cannot exhaust memory.
-  public static let maximumDecompressedSize = 1 << 31
+  public static let maximumDecompressedSize = 1 << 30
+  /// Profiles compress 5-15×; past 20× (and past the floor that small files get) a file is a bomb.
+  public static let maximumExpansion = 20
+  public static let minimumDecompressionLimit = 16 << 20
+
+  /// The most `compressedSize` bytes may decompress to: 20× the input, at least 16 MiB, at most 1 GiB.
+  public static func decompressionLimit(compressedSize: Int) -> Int {
+    let (expanded, overflow) = compressedSize.multipliedReportingOverflow(by: maximumExpansion)
+    return min(
+      maximumDecompressedSize, max(minimumDecompressionLimit, overflow ? Int.max : expanded))
+  }
 
   public static func isGzip(_ bytes: [UInt8]) -> Bool {
     bytes.count >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b
@@ -60,8 +70,11 @@ public enum Gzip {
     return output
   }
 
-  /// Accepts gzip or zlib framing (zlib detects which from the header).
-  public static func decompress(_ bytes: [UInt8]) throws(ExportError) -> [UInt8] {
+  /// Accepts gzip or zlib framing (zlib detects which from the header). Output past `limit` (by default
+  /// `decompressionLimit(compressedSize:)` of the input) is refused before it is all held in memory.
+  public static func decompress(_ bytes: [UInt8], limit: Int? = nil) throws(ExportError) -> [UInt8]
+  {
+    let limit = limit ?? decompressionLimit(compressedSize: bytes.count)
     guard !bytes.isEmpty else {
       throw ExportError(code: .decompressionFailed, message: "no data")
     }
@@ -93,7 +106,7 @@ public enum Gzip {
           stepResult = inflate(&stream, Z_NO_FLUSH)
           let produced = chunkBuffer.count - Int(stream.avail_out)
           output.append(contentsOf: chunkBuffer[0..<produced])
-          if output.count > maximumDecompressedSize {
+          if output.count > limit {
             tooLarge = true
             break
           }
@@ -108,7 +121,9 @@ public enum Gzip {
     if tooLarge {
       throw ExportError(
         code: .decompressionFailed,
-        message: "decompressed data exceeds \(maximumDecompressedSize) bytes")
+        message:
+          "decompressed data exceeds \(limit >> 20) MiB, the cap for a \(bytes.count)-byte file (\(maximumExpansion)× its size, at least \(minimumDecompressionLimit >> 20) MiB, at most \(maximumDecompressedSize >> 30) GiB): refused as a likely gzip bomb"
+      )
     }
     switch result {
     case Z_STREAM_END:

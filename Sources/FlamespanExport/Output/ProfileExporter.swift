@@ -26,6 +26,12 @@ public enum ProfileExporter {
   /// exists and is writable and the extension is known)
   public static func validateOutputPath(_ path: String) throws(ExportError) {
     _ = try OutputFormat(path: path)
+    try validateWritablePath(path)
+  }
+
+  /// The checks of `validateOutputPath` but the format's: for outputs of any name, such as the spans'
+  /// OTLP/JSON. Run before a recording starts, so that a typo costs nothing.
+  public static func validateWritablePath(_ path: String) throws(ExportError) {
     try checkDirectory(of: path)
     if case (.directory, _) = SystemCalls.kind(of: path) {
       throw ExportError(code: .notWritable, path: path, message: "is a directory, not a file")
