@@ -37,7 +37,11 @@ scratch=.build/fuzz
 out=${FUZZ_OUT:-$scratch/runs}
 mkdir -p "$out"
 
-quiet_build() { grep -Ev '^\[[0-9]+/[0-9]+\] (Compiling|Emitting|Wrapping|Write|Merging|Linking)' || true; }
+# Progress lines, and gold's note on each ASan-instrumented link, are noise; errors and warnings stay.
+quiet_build() {
+  grep -Ev '^\[[0-9]+/[0-9]+\] (Compiling|Emitting|Wrapping|Write|Merging|Linking)|Cannot export local symbol' ||
+    true
+}
 
 # The Swift targets are declared in Package.swift only under FLAMESPAN_FUZZ=1, and built in their own
 # scratch path: every module is instrumented (coverage for libFuzzer, ASan), nothing of the normal
