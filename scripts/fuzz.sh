@@ -100,8 +100,10 @@ run_one() {
   local target=$1 bin=$2 dir="$out/$1"
   mkdir -p "$dir/corpus"
   rm -f "$dir"/crash-* "$dir"/oom-* "$dir"/timeout-* "$dir"/leak-*
+  # Swift's own crash handler would stand in front of the sanitizer's report; the traps are reported by
+  # libFuzzer with the Swift frames either way.
   # shellcheck disable=SC2086
-  "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+  SWIFT_BACKTRACE=enable=no "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="$dir/" ${FUZZ_ARGS:-} "$dir/corpus" "Fuzz/Corpus/$target" >"$dir/log" 2>&1
   echo $? >"$dir/exit"
 }

@@ -90,6 +90,16 @@ struct ByteReader {
     }
   }
 
+  /// A ULEB128 count of the bytes that follow it; one larger than what is left is corrupt (and one past
+  /// Int.max would trap on conversion: found by the CFI fuzz target, Fuzz/Crashers/cfi/).
+  mutating func lengthULEB128() throws(CFIError) -> Int {
+    let length = try uleb128()
+    guard length <= UInt64(max(0, limit - offset)) else {
+      throw CFIError("length \(length) at offset \(offset) runs past the end (\(limit))")
+    }
+    return Int(length)
+  }
+
   /// Bytes [offset, offset+count) as a slice-free copy, for expressions kept in rules.
   mutating func block(_ count: Int) throws(CFIError) -> [UInt8] {
     let start = try take(count)

@@ -242,11 +242,10 @@ final class CallFrameInformation {
     var signal = false
     let hasData = augmentation.first == UInt8(ascii: "z")
     if hasData {
-      let dataLength = Int(try reader.uleb128())
-      let dataEnd = reader.offset + dataLength
-      guard dataLength >= 0, dataEnd <= end else {
+      guard let dataLength = try? reader.lengthULEB128() else {
         throw CFIError("CIE augmentation data overruns the CIE")
       }
+      let dataEnd = reader.offset + dataLength
       for letter in augmentation.dropFirst() {
         switch letter {
         case UInt8(ascii: "R"): encoding = try reader.u8()
@@ -356,8 +355,7 @@ final class CallFrameInformation {
       fieldAddress: base &+ UInt64(reader.offset + bufferOffset), source: entry.source)
     _ = try Self.readRange(&reader, encoding: common.pointerEncoding, source: entry.source)
     if entry.source == .ehFrame && common.hasAugmentationData {
-      let length = Int(try reader.uleb128())
-      try reader.skip(length)
+      try reader.skip(try reader.lengthULEB128())
     }
     var machine = CFAMachine(common: common, start: entry.begin)
     try machine.run(ByteReader(common.initialInstructions), until: address, isInitial: true)
