@@ -76,7 +76,9 @@ struct ByteReader {
         throw CFIError("LEB128 value longer than 10 bytes")
       }
     } while byte & 0x80 != 0
-    if shift < 64, byte & 0x40 != 0 { result |= -(Int64(1) << shift) }
+    // Every bit from `shift` up takes the sign. (Negating 1 << 63 overflowed: a 9-byte value trapped,
+    // found by the CFI fuzz target, Fuzz/Crashers/cfi/.)
+    if shift < 64, byte & 0x40 != 0 { result |= -1 << shift }
     return result
   }
 

@@ -31,6 +31,7 @@ import Testing
     let crashers = try Self.crashers()
     #expect(crashers.contains("crash-eh-frame-file-offset-overflow"))
     #expect(crashers.contains("crash-fde-augmentation-length-overflow"))
+    #expect(crashers.contains("crash-sleb128-sign-extension-overflow"))
   }
 
   @Test(arguments: try crashers())
@@ -58,5 +59,18 @@ import Testing
     #expect(throws: CFIError.self) { try short.lengthULEB128() }
     var fits = ByteReader([0x01, 0xaa])
     #expect(try fits.lengthULEB128() == 1)
+  }
+
+  /// The third: a CIE's data alignment, a SLEB128, of 9 bytes with its sign bit at bit 62 trapped while
+  /// sign-extending (negating 1 << 63). Values at every length now decode.
+  @Test func sleb128OfNineAndTenBytesDecodes() throws {
+    var nine = ByteReader([0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x40])
+    #expect(try nine.sleb128() == -(1 << 62))
+    var minimum = ByteReader([0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x7f])
+    #expect(try minimum.sleb128() == .min)
+    var minusOne = ByteReader([0x7f])
+    #expect(try minusOne.sleb128() == -1)
+    var small = ByteReader([0xc0, 0xbb, 0x78])
+    #expect(try small.sleb128() == -123_456)
   }
 }
