@@ -61,7 +61,7 @@ build_swift() { # target → binary path on stdout
 build_l7head() {
   local harness=Fuzz/Targets/L7Head/fuzz_l7_head.c
   if [[ ! -f bpf/l7_head.h || ! -f $harness ]]; then
-    echo "skip: bpf/l7_head.h and $harness are not on this branch yet"
+    echo "bpf/l7_head.h and $harness are not on this branch yet"
     return 3
   fi
   mkdir -p "$scratch/c"
@@ -96,16 +96,20 @@ done
 echo "==> fuzz: built in $(($(date +%s) - build_started)) s"
 
 # One target: its own new-corpus directory first (libFuzzer adds what it finds there), then the seeds.
+# Writes the exit status and the seconds it ran (a crash ends a run early).
 run_one() {
-  local target=$1 bin=$2 dir="$out/$1"
+  local target=$1 bin=$2 dir="$out/$1" started code=0
   mkdir -p "$dir/corpus"
-  rm -f "$dir"/crash-* "$dir"/oom-* "$dir"/timeout-* "$dir"/leak-*
+  rm -f "$dir"/crash-* "$dir"/oom-* "$dir"/timeout-* "$dir"/leak-* "$dir/exit" "$dir/seconds"
+  started=$(date +%s)
   # Swift's own crash handler would stand in front of the sanitizer's report; the traps are reported by
   # libFuzzer with the Swift frames either way.
   # shellcheck disable=SC2086
-  SWIFT_BACKTRACE=enable=no "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-    -artifact_prefix="$dir/" ${FUZZ_ARGS:-} "$dir/corpus" "Fuzz/Corpus/$target" >"$dir/log" 2>&1
-  echo $? >"$dir/exit"
+  SWIFT_BACKTRACE=enable=no "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+    -print_final_stats=1 -artifact_prefix="$dir/" ${FUZZ_ARGS:-} "$dir/corpus" "Fuzz/Corpus/$target" \
+    >"$dir/log" 2>&1 || code=$?
+  echo "$code" >"$dir/exit"
+  echo $(($(date +%s) - started)) >"$dir/seconds"
 }
 
 running=0
@@ -127,16 +131,17 @@ for target in "${targets[@]}"; do
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$dir/log" | tail -1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$dir/log" | tail -1)
   artifact=$(ls "$dir"/crash-* "$dir"/oom-* "$dir"/timeout-* "$dir"/leak-* 2>/dev/null | head -1 || true)
-  if [[ $(cat "$dir/exit") -eq 0 && -z $artifact ]]; then
+  code=$(cat "$dir/exit" 2>/dev/null || echo "?")
+  if [[ $code == 0 && -z $artifact ]]; then
     verdict="no crash"
   else
-    verdict="CRASH: ${artifact:-exit $(cat "$dir/exit"), see $dir/log}"
+    verdict="CRASH: ${artifact:-exit $code, see $dir/log}"
     status=$((status > 1 ? status : 1))
     # The first lines of the report, where the sanitizer names the bug and the frames.
     grep -E -m 12 'ERROR|SUMMARY|#[0-9]+ 0x|Fatal error|deadly signal|out-of-memory|timeout' "$dir/log" |
       sed 's/^/    /' >&2 || true
   fi
-  result[$target]="fuzz $target: ${runs:-?} runs in $seconds s, ${rate:-?} exec/s, $verdict"
+  result[$target]="fuzz $target: ${runs:-?} runs in $(cat "$dir/seconds" 2>/dev/null || echo "?") s, ${rate:-?} exec/s, $verdict"
 done
 
 echo "==> fuzz: results"
