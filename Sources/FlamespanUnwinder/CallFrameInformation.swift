@@ -97,13 +97,15 @@ final class CallFrameInformation {
   ) -> SearchTable? {
     guard let bytes = read(header.fileOffset, header.size) else { return nil }
     var reader = ByteReader(bytes)
+    // The header's address comes from the file: pc-relative fields wrap around as the linker's do, where
+    // `+` trapped (found by the CFI fuzz target: Fuzz/Crashers/cfi/).
     guard let version = try? reader.u8(), version == 1,
       let framePointerEncoding = try? reader.u8(), let countEncoding = try? reader.u8(),
       let tableEncoding = try? reader.u8(), tableEncoding == 0x3b,
       (try? PointerEncoding.read(
-        &reader, encoding: framePointerEncoding, fieldAddress: header.address + 4)) != nil,
+        &reader, encoding: framePointerEncoding, fieldAddress: header.address &+ 4)) != nil,
       let count = try? PointerEncoding.read(
-        &reader, encoding: countEncoding, fieldAddress: header.address + UInt64(reader.offset)),
+        &reader, encoding: countEncoding, fieldAddress: header.address &+ UInt64(reader.offset)),
       count > 0, count <= UInt64((bytes.count - reader.offset) / 8)
     else { return nil }
     return SearchTable(

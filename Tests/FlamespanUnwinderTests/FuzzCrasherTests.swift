@@ -32,6 +32,7 @@ import Testing
     #expect(crashers.contains("crash-eh-frame-file-offset-overflow"))
     #expect(crashers.contains("crash-fde-augmentation-length-overflow"))
     #expect(crashers.contains("crash-sleb128-sign-extension-overflow"))
+    #expect(crashers.contains("crash-eh-frame-hdr-address-overflow"))
   }
 
   @Test(arguments: try crashers())
