@@ -38,8 +38,9 @@ status=${PIPESTATUS[0]}
 [ "$status" -ne 124 ] || echo "test.sh: swift test did not finish within ${FLAMESPAN_TEST_TIMEOUT:-3600} s" >&2
 
 # Fuzzing (issue 25): every libFuzzer target for a short fixed time, two at a time, as root and so in
-# CI. About 3 min to build them from a clean .build/fuzz (every module again, with sanitizers), then
-# 3 × 15 s of runs. A crash fails the run, and so does a fuzzer that does not build under CI.
+# CI. About 3 min in all from a clean .build/fuzz: 131 s to build every module again with sanitizers,
+# then 3 × 15 s of runs (Fuzz/RESULTS.md). A crash fails the run, and so does a fuzzer that does not
+# build under CI.
 # FLAMESPAN_FUZZ_SECONDS sets the time per target; 0 skips fuzzing outside CI.
 fuzz_seconds=${FLAMESPAN_FUZZ_SECONDS:-15}
 if [ "$(id -u)" -eq 0 ] && { [ "$fuzz_seconds" != 0 ] || [ -n "${CI:-}" ]; }; then
