@@ -114,3 +114,32 @@ let package = Package(
   ],
   swiftLanguageModes: [.v6]
 )
+
+// libFuzzer targets (Fuzz/), declared only when FLAMESPAN_FUZZ=1: scripts/fuzz.sh sets it and builds them
+// with -sanitize=fuzzer,address in .build/fuzz. Without it `swift build` and `swift test` never see them,
+// so nothing links libFuzzer's main, and the normal build costs not a second more.
+if Context.environment["FLAMESPAN_FUZZ"] == "1" {
+  package.targets += [
+    .target(name: "CFuzzDriver", path: "Fuzz/Targets/CFuzzDriver"),
+    .target(
+      name: "FuzzSupport", dependencies: ["CFuzzDriver", "FlamespanELF"],
+      path: "Fuzz/Targets/Support"),
+  ]
+  let fuzzTargets: [(product: String, directory: String, dependencies: [Target.Dependency])] = [
+    ("fuzz-elf", "ELF", ["FlamespanELF", "FlamespanRuntimes"]),
+    ("fuzz-cfi", "CFI", ["FlamespanUnwinder"]),
+    ("fuzz-pprof", "Pprof", ["FlamespanExport"]),
+    ("fuzz-otlp", "OTLP", ["FlamespanOTLP"]),
+    ("fuzz-perfmap", "PerfMap", ["FlamespanRuntimes"]),
+    ("fuzz-gopclntab", "GoPCLN", ["FlamespanRuntimes"]),
+  ]
+  for fuzz in fuzzTargets {
+    let name = "Fuzz" + fuzz.directory
+    // main.swift: LLVMFuzzerTestOneInput (@_cdecl), and top-level code that starts libFuzzer's driver.
+    package.targets.append(
+      .executableTarget(
+        name: name, dependencies: fuzz.dependencies + ["FuzzSupport"],
+        path: "Fuzz/Targets/\(fuzz.directory)"))
+    package.products.append(.executable(name: fuzz.product, targets: [name]))
+  }
+}

@@ -36,4 +36,30 @@ echo "==> swift test"
 timeout --signal=INT --kill-after=60 "${FLAMESPAN_TEST_TIMEOUT:-3600}" swift test 2>&1 | quiet_build
 status=${PIPESTATUS[0]}
 [ "$status" -ne 124 ] || echo "test.sh: swift test did not finish within ${FLAMESPAN_TEST_TIMEOUT:-3600} s" >&2
+
+# Fuzzing (issue 25): every libFuzzer target for a short fixed time, two at a time, as root and so in
+# CI. About 3 min in all from a clean .build/fuzz: 131 s to build every module again with sanitizers,
+# then 3 × 15 s of runs (Fuzz/RESULTS.md). A crash fails the run, and so does a fuzzer that does not
+# build under CI.
+# FLAMESPAN_FUZZ_SECONDS sets the time per target; 0 skips fuzzing outside CI.
+fuzz_seconds=${FLAMESPAN_FUZZ_SECONDS:-15}
+if [ "$(id -u)" -eq 0 ] && { [ "$fuzz_seconds" != 0 ] || [ -n "${CI:-}" ]; }; then
+  [ "$fuzz_seconds" != 0 ] || fuzz_seconds=15
+  echo "==> fuzz: $fuzz_seconds s per target (scripts/fuzz.sh)"
+  fuzz_started=$(date +%s)
+  FUZZ_JOBS=2 scripts/fuzz.sh "$fuzz_seconds"
+  fuzz_status=$?
+  echo "==> fuzz: finished in $(($(date +%s) - fuzz_started)) s"
+  if [ "$fuzz_status" -eq 1 ]; then
+    echo "test.sh: a fuzz target crashed (see its line above and .build/fuzz/runs/)" >&2
+    [ "$status" -ne 0 ] || status=1
+  elif [ "$fuzz_status" -ne 0 ]; then
+    if [ -n "${CI:-}" ]; then
+      echo "test.sh: the fuzz targets did not build" >&2
+      [ "$status" -ne 0 ] || status=1
+    else
+      echo "test.sh: the fuzz targets did not build; under CI this fails the run" >&2
+    fi
+  fi
+fi
 exit "$status"

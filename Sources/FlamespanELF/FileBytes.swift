@@ -17,14 +17,26 @@ public final class FileBytes: @unchecked Sendable {
   deinit { close(descriptor) }
 
   /// Exactly `count` bytes at `offset`, or nil when the file is shorter or the read fails.
+  ///
+  /// Memory grows with what the file returns, not with what was asked: sizes come from headers of files
+  /// we do not control, and a corrupt one that asks a 500-byte file for gigabytes must cost a short read,
+  /// not gigabytes of zeroes (found by the ELF fuzz target: Fuzz/Crashers/elf/).
   public func read(_ offset: UInt64, _ count: Int) -> [UInt8]? {
-    guard count >= 0, offset < UInt64(Int64.max) else { return nil }
+    guard count >= 0, offset <= UInt64(Int64.max), UInt64(count) <= UInt64(Int64.max) - offset
+    else {
+      return nil
+    }
     if count == 0 { return [] }
-    var buffer = [UInt8](repeating: 0, count: count)
+    var buffer = [UInt8](repeating: 0, count: min(count, Self.firstReadBytes))
     var done = 0
     while done < count {
+      if done == buffer.count {
+        // The file had all of the buffer: double it, up to what was asked.
+        buffer.append(contentsOf: repeatElement(0, count: min(count - done, buffer.count)))
+      }
+      let wanted = buffer.count - done
       let result = buffer.withUnsafeMutableBytes { raw in
-        pread(descriptor, raw.baseAddress! + done, count - done, off_t(offset) + off_t(done))
+        pread(descriptor, raw.baseAddress! + done, wanted, off_t(offset) + off_t(done))
       }
       if result < 0, errno == EINTR { continue }
       guard result > 0 else { return nil }
@@ -32,6 +44,9 @@ public final class FileBytes: @unchecked Sendable {
     }
     return buffer
   }
+
+  /// The first allocation of a read; larger reads grow from here as the file keeps returning bytes.
+  static let firstReadBytes = 1 << 20
 
   /// (device, inode) of the open file, to check it is the one a mapping names.
   public var identity: (device: UInt64, inode: UInt64)? {

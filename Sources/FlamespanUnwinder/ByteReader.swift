@@ -76,7 +76,9 @@ struct ByteReader {
         throw CFIError("LEB128 value longer than 10 bytes")
       }
     } while byte & 0x80 != 0
-    if shift < 64, byte & 0x40 != 0 { result |= -(Int64(1) << shift) }
+    // Every bit from `shift` up takes the sign. (Negating 1 << 63 overflowed: a 9-byte value trapped,
+    // found by the CFI fuzz target, Fuzz/Crashers/cfi/.)
+    if shift < 64, byte & 0x40 != 0 { result |= -1 << shift }
     return result
   }
 
@@ -88,6 +90,16 @@ struct ByteReader {
       text.append(byte)
       guard text.count < 64 else { throw CFIError("augmentation string longer than 64 bytes") }
     }
+  }
+
+  /// A ULEB128 count of the bytes that follow it; one larger than what is left is corrupt (and one past
+  /// Int.max would trap on conversion: found by the CFI fuzz target, Fuzz/Crashers/cfi/).
+  mutating func lengthULEB128() throws(CFIError) -> Int {
+    let length = try uleb128()
+    guard length <= UInt64(max(0, limit - offset)) else {
+      throw CFIError("length \(length) at offset \(offset) runs past the end (\(limit))")
+    }
+    return Int(length)
   }
 
   /// Bytes [offset, offset+count) as a slice-free copy, for expressions kept in rules.

@@ -97,13 +97,15 @@ final class CallFrameInformation {
   ) -> SearchTable? {
     guard let bytes = read(header.fileOffset, header.size) else { return nil }
     var reader = ByteReader(bytes)
+    // The header's address comes from the file: pc-relative fields wrap around as the linker's do, where
+    // `+` trapped (found by the CFI fuzz target: Fuzz/Crashers/cfi/).
     guard let version = try? reader.u8(), version == 1,
       let framePointerEncoding = try? reader.u8(), let countEncoding = try? reader.u8(),
       let tableEncoding = try? reader.u8(), tableEncoding == 0x3b,
       (try? PointerEncoding.read(
-        &reader, encoding: framePointerEncoding, fieldAddress: header.address + 4)) != nil,
+        &reader, encoding: framePointerEncoding, fieldAddress: header.address &+ 4)) != nil,
       let count = try? PointerEncoding.read(
-        &reader, encoding: countEncoding, fieldAddress: header.address + UInt64(reader.offset)),
+        &reader, encoding: countEncoding, fieldAddress: header.address &+ UInt64(reader.offset)),
       count > 0, count <= UInt64((bytes.count - reader.offset) / 8)
     else { return nil }
     return SearchTable(
@@ -242,11 +244,10 @@ final class CallFrameInformation {
     var signal = false
     let hasData = augmentation.first == UInt8(ascii: "z")
     if hasData {
-      let dataLength = Int(try reader.uleb128())
-      let dataEnd = reader.offset + dataLength
-      guard dataLength >= 0, dataEnd <= end else {
+      guard let dataLength = try? reader.lengthULEB128() else {
         throw CFIError("CIE augmentation data overruns the CIE")
       }
+      let dataEnd = reader.offset + dataLength
       for letter in augmentation.dropFirst() {
         switch letter {
         case UInt8(ascii: "R"): encoding = try reader.u8()
@@ -356,8 +357,7 @@ final class CallFrameInformation {
       fieldAddress: base &+ UInt64(reader.offset + bufferOffset), source: entry.source)
     _ = try Self.readRange(&reader, encoding: common.pointerEncoding, source: entry.source)
     if entry.source == .ehFrame && common.hasAugmentationData {
-      let length = Int(try reader.uleb128())
-      try reader.skip(length)
+      try reader.skip(try reader.lengthULEB128())
     }
     var machine = CFAMachine(common: common, start: entry.begin)
     try machine.run(ByteReader(common.initialInstructions), until: address, isInitial: true)

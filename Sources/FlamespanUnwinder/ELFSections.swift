@@ -30,6 +30,11 @@ struct ELFSections {
       guard section.size <= Self.maximumSectionBytes else {
         throw CFIError("\(section.name) is \(section.size) bytes, more than any real CFI")
       }
+      // Offsets within the section are added to its file offset: one whose end is past any file would
+      // overflow there (found by the CFI fuzz target: Fuzz/Crashers/cfi/).
+      guard section.fileOffset <= UInt64(Int64.max) - section.size else {
+        throw CFIError("\(section.name) lies at file offset \(section.fileOffset), past any file")
+      }
       // A compressed .debug_frame (SHF_COMPRESSED) holds a header and zlib data, not CFI.
       guard !section.isCompressed else { continue }
       let loaded = Section(

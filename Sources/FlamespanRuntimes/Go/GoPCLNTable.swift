@@ -129,7 +129,9 @@ public struct GoPCLNTable: Sendable {
     }
     let start = UInt64(try entryOffset(low))
     let end = UInt64(try entryOffset(low + 1))
-    guard start <= target, target < end else {
+    // Past the end sentinel is unsorted too, and would overflow the end's address (found by the
+    // gopclntab fuzz target: Fuzz/Crashers/gopclntab/).
+    guard start <= target, target < end, end <= textRange.upperBound - textStart else {
       throw GoPCLNError(
         .malformed, "function table is not sorted around pc 0x\(String(pc, radix: 16))")
     }
