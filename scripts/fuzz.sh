@@ -65,7 +65,8 @@ build_l7head() {
     return 3
   fi
   mkdir -p "$scratch/c"
-  clang -g -O1 -fsanitize=fuzzer,address,undefined -I bpf -o "$scratch/c/fuzz-l7head" "$harness" >&2 ||
+  clang -g -O1 -fsanitize=fuzzer,address,undefined -I Sources/CFlamespanABI/include -I bpf -I bpf/host \
+    -o "$scratch/c/fuzz-l7head" "$harness" >&2 ||
     return 1
   echo "$scratch/c/fuzz-l7head"
 }
