@@ -318,14 +318,21 @@ public final class CPUSampler {
     return Array(frames.prefix { $0 != 0 })
   }
 
-  /// Detaches every program and frees every kernel object. Safe to call twice.
-  public func close() {
-    reader?.close()
-    reader = nil
+  /// Stops sampling (the programs are detached and the perf events closed) but keeps the ring buffer and the
+  /// counters, so a last drain and the counters read after it agree exactly: nothing is submitted in
+  /// between. Safe to call twice, and before `close`.
+  public func detach() {
     for link in links { bpf_link__destroy(link) }
     links.removeAll()
     for fd in perfEventFDs { Glibc.close(fd) }
     perfEventFDs.removeAll()
+  }
+
+  /// Detaches every program and frees every kernel object. Safe to call twice.
+  public func close() {
+    reader?.close()
+    reader = nil
+    detach()
     if let object { bpf_object__close(object) }
     object = nil
   }

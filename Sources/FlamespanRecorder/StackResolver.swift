@@ -34,7 +34,9 @@ struct StackResolver {
     var batches: [Mapping: Set<UInt64>] = [:]
     var kernelAddresses: Set<UInt64> = []
     var placements: [SampleAggregator.Key: [Placement?]] = [:]
-    var runtimeNamed: [RuntimeKey: RuntimeNaming] = [:]
+    // nil values too: most addresses are native, and asking the runtimes again for each stack that
+    // passes through one would repeat the same lookups.
+    var runtimeNamed: [RuntimeKey: RuntimeNaming?] = [:]
     let now = ProcessInspector.monotonicNanos()
 
     for (key, tally) in tallies {
@@ -48,11 +50,10 @@ struct StackResolver {
         let lookup = index == 0 || address == 0 ? address : address - 1
         let mapping = tracker.mapping(pid: key.pid, address: address, at: time)
         let runtimeKey = RuntimeKey(pid: key.pid, lookupAddress: lookup)
-        if let runtimes, let maps, runtimeNamed[runtimeKey] == nil,
-          let (owner, symbol) = runtimes.symbolize(
-            address: lookup, mapping: mapping, maps: maps, now: now)
-        {
-          runtimeNamed[runtimeKey] = RuntimeNaming(owner: owner, symbol: symbol)
+        if let runtimes, let maps, runtimeNamed.index(forKey: runtimeKey) == nil {
+          let named = runtimes.symbolize(address: lookup, mapping: mapping, maps: maps, now: now)
+          runtimeNamed[runtimeKey] = .some(
+            named.map { RuntimeNaming(owner: $0.owner, symbol: $0.symbol) })
         }
         guard let mapping else {
           placed.append(nil)
@@ -97,7 +98,7 @@ struct StackResolver {
         var location = userLocation(
           address: address, placement: placement, key: key, resolved: userResolved)
         let lookup = index == 0 || address == 0 ? address : address - 1
-        if let naming = runtimeNamed[RuntimeKey(pid: key.pid, lookupAddress: lookup)] {
+        if let naming = runtimeNamed[RuntimeKey(pid: key.pid, lookupAddress: lookup)] ?? nil {
           Self.apply(naming, to: &location)
         }
         stack.append(location)

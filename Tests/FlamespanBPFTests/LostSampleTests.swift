@@ -17,6 +17,9 @@ import Testing
     Thread.sleep(forTimeInterval: 0.5)
     spinner.stop()
     _ = spinner.waitForResult()
+    // Other threads of this process keep running: detach first, so that no sample is submitted between
+    // the last drain and the counters read after it.
+    sampler.detach()
 
     var received = 0
     while try sampler.poll(

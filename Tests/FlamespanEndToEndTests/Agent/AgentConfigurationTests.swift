@@ -111,12 +111,12 @@ struct AgentConfigurationTests {
   @Test func listeningBeyondLoopbackNeedsAPrivateTokenOrAnExplicitOverride() throws {
     let directory = try TestEnvironment.temporaryDirectory("agent-config-listen")
     let open = try printConfig(["--listen", "0.0.0.0:7470"])
-    #expect(open.status == 2)
+    #expect(open.status == 64)
     #expect(
       open.stderr.contains("--listen: listen: 0.0.0.0:7470 is reachable beyond"), "\(open.stderr)")
     #expect(
       open.stderr.contains("--api-token-file PATH") && open.stderr.contains("--insecure-listen"))
-    #expect(try printConfig(["--listen", "[::]:7470"]).status == 2)
+    #expect(try printConfig(["--listen", "[::]:7470"]).status == 64)
     for loopback in ["127.0.0.1:0", "127.1.2.3:7470", "[::1]:7470"] {
       #expect(try printConfig(["--listen", loopback]).status == 0, "\(loopback)")
     }
@@ -128,7 +128,7 @@ struct AgentConfigurationTests {
     try "abc123\n".write(to: token, atomically: true, encoding: .utf8)
     chmod(token.path, 0o644)
     let readable = try printConfig(["--api-token-file", token.path])
-    #expect(readable.status == 2)
+    #expect(readable.status == 64)
     #expect(readable.stderr.contains("open to every user (mode 644)"), "\(readable.stderr)")
     #expect(readable.stderr.contains("chmod 600 \(token.path)"))
     chmod(token.path, 0o600)
@@ -151,6 +151,6 @@ struct AgentConfigurationTests {
     let defaults = settings(try printConfig([]).stdout)
     #expect(defaults["max-query-range"]?.value == "21600.0s")
     #expect(defaults["query-budget"]?.value == "5.0s")
-    #expect(try printConfig(["--query-budget", "10ms"]).status == 2)
+    #expect(try printConfig(["--query-budget", "10ms"]).status == 64)
   }
 }
