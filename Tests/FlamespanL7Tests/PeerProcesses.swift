@@ -28,14 +28,36 @@ final class PeerServer {
     throw TestFailure("\(arguments[0]) did not listen on 127.0.0.1:\(port) within 10 s")
   }
 
+  /// Stops the server and every process below it. The server is stopped (SIGSTOP) first so that it cannot
+  /// start a new worker while its tree is read, and the whole tree is killed: a worker left alive keeps
+  /// the descriptor through which Foundation learns that the server exited, and `waitUntilExit` would
+  /// then wait forever on a zombie (seen once with nginx under a loaded machine).
   func stop() {
     guard process.isRunning else { return }
-    let children =
-      (try? String(
-        contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
-    for child in children.split(separator: " ").compactMap({ Int32($0) }) { kill(child, SIGKILL) }
+    kill(pid, SIGSTOP)
+    for descendant in Self.descendants(of: pid) { kill(descendant, SIGKILL) }
     kill(pid, SIGKILL)
     process.waitUntilExit()
+  }
+
+  /// Every process below `pid`, children first found through /proc/PID/task/*/children.
+  static func descendants(of pid: Int32) -> [Int32] {
+    var found: [Int32] = []
+    var pending = [pid]
+    while let parent = pending.popLast(), found.count < 4096 {
+      let tasks =
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(parent)/task")) ?? []
+      for task in tasks {
+        let children =
+          (try? String(contentsOfFile: "/proc/\(parent)/task/\(task)/children", encoding: .utf8))
+          ?? ""
+        for child in children.split(separator: " ").compactMap({ Int32($0) }) {
+          found.append(child)
+          pending.append(child)
+        }
+      }
+    }
+    return found
   }
 
   deinit { stop() }
