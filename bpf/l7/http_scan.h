@@ -27,7 +27,8 @@ static __always_inline long check_response_line(struct scan_context *context, __
     context->headers_end = name + 2;
     return 1;
   }
-  if (name + 2 <= context->length && data[name] == '\n') { // bare LF line endings
+  // Bare LF line endings: the blank line may be the write's last byte.
+  if (name + 1 <= context->length && data[name] == '\n') {
     context->headers_end = name + 1;
     return 1;
   }
