@@ -23,14 +23,15 @@ let package = Package(
     .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
     .target(name: "CBPFShim", dependencies: ["CLibBPF"]),
     .target(name: "FlamespanModel"),
-    .target(name: "FlamespanProcess", dependencies: ["FlamespanModel"]),
-    // ELF headers, segments and sections, read on demand; pure Swift.
+    .target(name: "FlamespanProcess", dependencies: ["FlamespanModel", "FlamespanELF"]),
+    // The one ELF reader: headers, segments, sections, notes and build ids, read on demand; pure Swift.
     .target(name: "FlamespanELF"),
     // Language runtimes as plug-ins (Go, JIT perf maps): detection, unwinding and naming of their code.
     .target(
       name: "FlamespanRuntimes",
       dependencies: ["FlamespanModel", "FlamespanProcess", "FlamespanELF"]),
-    .target(name: "FlamespanSymbolizer", dependencies: ["FlamespanModel", "CLibDW"]),
+    .target(
+      name: "FlamespanSymbolizer", dependencies: ["FlamespanModel", "FlamespanELF", "CLibDW"]),
     .target(
       name: "FlamespanBPF",
       dependencies: ["FlamespanModel", "CFlamespanABI", "CLibBPF", "CBPFShim"],
@@ -81,7 +82,8 @@ let package = Package(
         "FlamespanTestSupport",
       ],
       exclude: ["Fixtures"]),
-    .testTarget(name: "FlamespanProcessTests", dependencies: ["FlamespanProcess"]),
+    .testTarget(
+      name: "FlamespanProcessTests", dependencies: ["FlamespanProcess", "FlamespanELF"]),
     .testTarget(
       name: "FlamespanRuntimesTests",
       dependencies: [

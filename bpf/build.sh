@@ -1,5 +1,5 @@
 #!/bin/sh
-# Builds bpf/*.bpf.c into BPF objects (clang -target bpf, CO-RE against this machine's BTF) and, with
+# Builds bpf/*.bpf.c (and the bench-only l7_bench) into BPF objects (clang -target bpf, CO-RE against this machine's BTF) and, with
 # --swift, writes a Swift file that embeds them. Run by the BPFCompiler build plugin on every `swift build`
 # whose inputs changed; runnable by hand to inspect the objects:
 #   sh bpf/build.sh --work /tmp/bpf-out        (objects land in /tmp/bpf-out)
@@ -46,14 +46,22 @@ case "$arch" in
 esac
 
 objects=""
-for source in "$here"/*.bpf.c; do
-  name=$(basename "$source" .bpf.c)
-  "$clang_bin" -O2 -g -target bpf "-D__TARGET_ARCH_$target_arch" -Wall -Werror \
+# compile NAME SOURCE [CLANG FLAGS...]: bpf/SOURCE into $work/NAME.bpf.o.
+compile() {
+  name=$1 source=$2
+  shift 2
+  "$clang_bin" -O2 -g -target bpf "-D__TARGET_ARCH_$target_arch" -Wall -Werror "$@" \
     -I"$work" -I"$abi" -I"$here" -c "$source" -o "$work/$name.full.o"
   # Keep .BTF and .BTF.ext (CO-RE needs them); drop the DWARF, which is most of the size.
   "$objcopy_bin" --strip-debug "$work/$name.full.o" "$work/$name.bpf.o"
   objects="$objects $name"
+}
+for source in "$here"/*.bpf.c; do
+  compile "$(basename "$source" .bpf.c)" "$source"
 done
+# The bench-only L7 object: the same sources with the benchmark stops of bpf/l7/bench_stops.h, which the
+# shipped l7 object does not have. L7Tracer loads it only when FLAMESPAN_BENCHMARK_L7_STOP names a stage.
+compile l7_bench "$here/l7.bpf.c" -DFLAMESPAN_BENCH_STOPS
 
 [ -n "$swift_out" ] || exit 0
 tmp="$swift_out.tmp"

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 // The HTTP/1.x request-head parser of the L7 tracer, shared by bpf/l7.bpf.c and a host build
-// (bpf/host/l7_head_test.c, run by Tests/FlamespanBPFTests/L7HeadParserHostTests): the same C walks the
+// (bpf/host/l7_head_test.c, run by Tests/FlamespanBPFTests/L7HostTests): the same C walks the
 // same bytes in the kernel and in the unit tests.
 //
 // A connection's request bytes are a stream that arrives in reads of any size. The parser takes it one

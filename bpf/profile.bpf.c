@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 // The CPU sampler: attached to one software cpu-clock perf event per online CPU. Each sample carries both
 // stacks, the thread identity and the span active on the thread, and goes to user space through a ring
-// buffer; aggregation happens there (see docs/architecture.md for why).
+// buffer; aggregation happens there: an in-kernel count loses each sample's time and span, which
+// drill-down and OTLP's per-sample timestamps need ("Stream, don't aggregate in the kernel" in
+// docs/architecture.md; the costs measured are in bench/overhead/RESULTS.md).
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -17,8 +19,8 @@ char LICENSE[] SEC("license") = "GPL";
 // Set by user space before load.
 const volatile bool filter_by_pid = false;
 const volatile bool include_idle = false;
-// Count distinct stacks in maps instead of streaming every sample (no timestamps, no span ids; see
-// docs/architecture.md for the measured trade-off).
+// Count distinct stacks in maps instead of streaming every sample (record --kernel-aggregation): no
+// timestamps, no span ids; cheaper per sample (bench/overhead/RESULTS.md).
 const volatile bool aggregate_in_kernel = false;
 // DWARF unwinding mode: also send the user registers and the top `user_stack_copy_bytes` of the user stack
 // (at most FS_MAX_USER_STACK_COPY), which user space unwinds with the CFI of each mapped file.

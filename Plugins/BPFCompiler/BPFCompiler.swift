@@ -13,12 +13,17 @@ struct BPFCompiler: BuildToolPlugin {
     let script = bpfDirectory.appending(path: "build.sh")
     let output = context.pluginWorkDirectoryURL.appending(path: "EmbeddedBPFObjects.swift")
 
+    // Every C source and header under bpf/ (l7.bpf.c's parts are in bpf/l7/), so that editing any of them
+    // rebuilds; bpf/host/ holds the host tests, which no BPF object includes.
     var inputs = [script]
     for directory in [bpfDirectory, abiDirectory] {
-      let names = try FileManager.default.contentsOfDirectory(atPath: directory.path)
-      for name in names.sorted() where name.hasSuffix(".c") || name.hasSuffix(".h") {
-        inputs.append(directory.appending(path: name))
+      guard let walker = FileManager.default.enumerator(atPath: directory.path) else { continue }
+      var names: [String] = []
+      while let name = walker.nextObject() as? String {
+        if name == "host" { walker.skipDescendants() }
+        if name.hasSuffix(".c") || name.hasSuffix(".h") { names.append(name) }
       }
+      for name in names.sorted() { inputs.append(directory.appending(path: name)) }
     }
     return [
       .buildCommand(

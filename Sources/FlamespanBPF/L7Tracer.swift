@@ -132,8 +132,11 @@ public final class L7Tracer {
   public var activeSpanMap: SharedMap { SharedMap(fd: spanMapFD) }
 
   private func open() throws(BPFError) {
+    // The shipped object has no benchmark stops (bpf/l7/bench_stops.h): a stage needs the bench-only one.
+    let benchmarkStop = try Self.benchmarkStop()
     LibBPFLog.startCapturing()
-    let bytes = [UInt8](Data(base64Encoded: EmbeddedBPFObjects.l7)!)
+    let embedded = benchmarkStop == nil ? EmbeddedBPFObjects.l7 : EmbeddedBPFObjects.l7_bench
+    let bytes = [UInt8](Data(base64Encoded: embedded)!)
     object = bytes.withUnsafeBytes {
       fs_open_object_from_memory($0.baseAddress, $0.count, "flamespan_l7")
     }
@@ -173,7 +176,7 @@ public final class L7Tracer {
       throw BPFError(
         .setConfiguration, errno: -status, context: "cannot set filter_by_pid in the L7 tracer")
     }
-    try setBenchmarkStop()
+    if let benchmarkStop { try setBenchmarkStop(benchmarkStop) }
     let loaded = bpf_object__load(object)
     guard loaded == 0 else {
       throw BPFError(
@@ -277,14 +280,16 @@ public final class L7Tracer {
   /// - clock: as withdraw, with the end time.
   ///
   /// Such a recording yields no spans; nothing else sets the variable. Set but empty, it is unset, as a
-  /// shell's `VAR=$stage command` leaves it when there is no stage.
-  private func setBenchmarkStop() throws(BPFError) {
+  /// shell's `VAR=$stage command` leaves it when there is no stage. A stage loads the bench-only object
+  /// l7_bench, the same programs compiled with the stops; without one, the shipped l7 has none.
+  /// Returns the stage's number in bpf/l7/bench_stops.h, or nil.
+  private static func benchmarkStop() throws(BPFError) -> UInt8? {
     guard let stage = ProcessInfo.processInfo.environment["FLAMESPAN_BENCHMARK_L7_STOP"],
       !stage.isEmpty
     else {
-      return
+      return nil
     }
-    var stop: UInt8
+    let stop: UInt8
     switch stage {
     case "filter": stop = 1
     case "payload": stop = 2
@@ -304,6 +309,11 @@ public final class L7Tracer {
           "FLAMESPAN_BENCHMARK_L7_STOP must be filter, socket, storage, registers, payload, kernel-copy, request, status, response, withdraw or clock, not '\(stage)'"
       )
     }
+    return stop
+  }
+
+  private func setBenchmarkStop(_ stage: UInt8) throws(BPFError) {
+    var stop = stage
     let status = fs_set_rodata_variable(object, "benchmark_stop", &stop, 1)
     guard status == 0 else {
       throw BPFError(

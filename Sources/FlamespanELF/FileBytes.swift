@@ -14,7 +14,27 @@ public final class FileBytes: @unchecked Sendable {
     self.init(descriptor: descriptor)
   }
 
+  /// Opens `path` read-only when it is a regular file; nil otherwise. A device, directory or FIFO named
+  /// by a mapping is no binary, and reading one (/dev/zero) would not end.
+  public convenience init?(regularFileAt path: String) {
+    let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+    guard descriptor >= 0 else { return nil }
+    var status = stat()
+    guard fstat(descriptor, &status) == 0, status.st_mode & S_IFMT == S_IFREG else {
+      close(descriptor)
+      return nil
+    }
+    self.init(descriptor: descriptor)
+  }
+
   deinit { close(descriptor) }
+
+  /// The file's size in bytes, or nil when fstat fails.
+  public var size: UInt64? {
+    var status = stat()
+    guard fstat(descriptor, &status) == 0 else { return nil }
+    return UInt64(status.st_size)
+  }
 
   /// Exactly `count` bytes at `offset`, or nil when the file is shorter or the read fails.
   ///

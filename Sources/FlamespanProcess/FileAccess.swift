@@ -45,39 +45,3 @@ enum FileAccess {
     return (UInt64(info.st_dev), UInt64(info.st_ino))
   }
 }
-
-/// An open file read at explicit offsets, for parsing headers without loading whole binaries.
-final class RandomAccessFile {
-  private let descriptor: Int32
-  let size: UInt64
-
-  init?(path: String) {
-    let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-    guard descriptor >= 0 else { return nil }
-    var info = stat()
-    guard fstat(descriptor, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
-      close(descriptor)
-      return nil
-    }
-    self.descriptor = descriptor
-    self.size = UInt64(info.st_size)
-  }
-
-  deinit { close(descriptor) }
-
-  /// Exactly `count` bytes at `offset`, or nil when the file is shorter (truncated input is not an error to crash on).
-  func read(offset: UInt64, count: Int) -> [UInt8]? {
-    guard count >= 0, offset <= size, UInt64(count) <= size - offset else { return nil }
-    var bytes = [UInt8](repeating: 0, count: count)
-    var done = 0
-    while done < count {
-      let got = bytes.withUnsafeMutableBytes {
-        pread(descriptor, $0.baseAddress! + done, count - done, off_t(offset) + off_t(done))
-      }
-      if got < 0 && errno == EINTR { continue }
-      guard got > 0 else { return nil }
-      done += got
-    }
-    return bytes
-  }
-}

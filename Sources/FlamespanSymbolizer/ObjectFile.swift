@@ -1,4 +1,5 @@
 import CLibDW
+import FlamespanELF
 import FlamespanModel
 
 #if canImport(Glibc)
@@ -12,7 +13,8 @@ import FlamespanModel
 final class ObjectFile {
   let path: String
   let buildID: BuildID?
-  let segments: LoadSegments
+  /// Its headers: the PT_LOAD segments turn file offsets into the virtual addresses DWARF speaks.
+  let layout: ELFFile
   private let configuration: DwflConfiguration
   private let session: OpaquePointer
   private let symbols: SymbolTable
@@ -55,13 +57,13 @@ final class ObjectFile {
       throw SymbolizerError(code: .corruptELF, path: path, message: "unreadable ELF: \(message)")
     }
     do {
-      try ELFReader.checkComplete(elf: elf, path: path)
-      segments = try ELFReader.loadSegments(elf: elf, path: path)
+      let headers = try Self.readHeaders(path: path)
+      layout = headers.layout
+      buildID = headers.buildID
     } catch {
       dwfl_end(session)
       throw error
     }
-    buildID = ELFReader.buildID(module: module)
 
     var dwarfBias: Dwarf_Addr = 0
     let debugData = dwfl_module_getdwarf(module, &dwarfBias)
@@ -104,6 +106,28 @@ final class ObjectFile {
     symbolNames = table
   }
 
+  /// Segments and build id through FlamespanELF, and the file's size against what its headers promise:
+  /// a file cut short keeps a valid header, and libelf reads what is there, which would give "no
+  /// symbols" for every address.
+  private static func readHeaders(path: String) throws(SymbolizerError) -> (
+    layout: ELFFile, buildID: BuildID?
+  ) {
+    guard let file = FileBytes(path: path) else {
+      throw SymbolizerError(code: .ioError, path: path, errno: errno, message: "cannot open file")
+    }
+    let layout: ELFFile
+    do throws(ELFError) {
+      layout = try ELFFile(read: file.read)
+    } catch {
+      throw SymbolizerError(
+        code: .corruptELF, path: path, message: "bad ELF headers: \(error.reason)")
+    }
+    if let size = file.size, let reason = layout.truncation(fileSize: size) {
+      throw SymbolizerError(code: .corruptELF, path: path, message: "truncated ELF: \(reason)")
+    }
+    return (layout, layout.gnuBuildID(read: file.read).map { BuildID(bytes: $0) })
+  }
+
   /// An estimate of the memory this open file holds between batches: its symbol table, its DWARF index
   /// and what libdw derived from the DWARF read so far, its name caches, and the symbol table pages that
   /// could not be given back. Pages of the file read during a batch (string table, DWARF) are not
@@ -139,7 +163,7 @@ final class ObjectFile {
   /// Frames for one ELF virtual address, innermost first, or the reason there are none.
   func resolve(virtualAddress address: UInt64) -> (frames: [SourceFrame], reason: String?) {
     // Past the loaded image a zero-sized symbol such as `_end` would otherwise "cover" any address.
-    guard segments.containsVirtualAddress(address) else {
+    guard layout.isLoaded(virtualAddress: address) else {
       return ([], "0x\(String(address, radix: 16)) is outside every PT_LOAD segment")
     }
     let symbol = symbols.symbol(containing: address)

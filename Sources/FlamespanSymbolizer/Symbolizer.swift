@@ -143,7 +143,7 @@ public final class Symbolizer: @unchecked Sendable {
           continue
         }
         let offset = mapping.fileOffset(of: address)
-        guard let virtualAddress = file.segments.virtualAddress(forFileOffset: offset) else {
+        guard let virtualAddress = file.layout.virtualAddress(ofFileOffset: offset) else {
           results[index].unknownReason =
             "file offset 0x\(String(offset, radix: 16)) is in no PT_LOAD segment"
           state.statistics.addressesUnknown += 1

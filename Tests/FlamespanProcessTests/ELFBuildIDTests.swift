@@ -1,3 +1,4 @@
+import FlamespanELF
 import FlamespanModel
 import Foundation
 import Testing
@@ -112,10 +113,23 @@ import Testing
     let notes: [UInt8] = [
       0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0, 3, 0x47, 0x4e, 0x55, 0, 0xde, 0xad, 0xbe, 0xef,
     ]
-    let id = ELFBuildID.buildID(inNotes: notes, alignment: 4, reader: FieldReader(bigEndian: true))
-    #expect(id?.hex == "deadbeef")
-    #expect(
-      ELFBuildID.buildID(inNotes: notes, alignment: 4, reader: FieldReader(bigEndian: false)) == nil
-    )
+    let id = ELFFile.gnuBuildID(inNotes: notes, alignment: 4, bigEndian: true)
+    #expect(id.map { BuildID(bytes: $0).hex } == "deadbeef")
+    #expect(ELFFile.gnuBuildID(inNotes: notes, alignment: 4, bigEndian: false) == nil)
+  }
+
+  /// A 32-bit program's build id: the same notes behind ELF32 headers.
+  @Test func readsTheBuildIDOfAnELF32File() throws {
+    let directory = try TemporaryDirectory()
+    let source = directory.file("tiny.c")
+    // No headers or libraries: a 32-bit object needs no 32-bit libc to be compiled and linked.
+    try "int main(void) { return 0; }\n".write(toFile: source, atomically: true, encoding: .utf8)
+    let object = directory.file("tiny.o")
+    try runChecked("/usr/bin/cc", ["-m32", "-c", "-o", object, source])
+    let linked = directory.file("tiny32")
+    try runChecked(
+      "/usr/bin/ld", ["-m", "elf_i386", "--build-id=sha1", "-e", "main", "-o", linked, object])
+    let expected = try #require(try readelfBuildID(linked))
+    #expect(ELFBuildID.read(path: linked)?.hex == expected)
   }
 }

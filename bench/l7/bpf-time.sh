@@ -8,7 +8,8 @@
 # compare them between builds rather than reading them as absolute costs.
 #
 # STAGES splits the time as paired.sh's STAGES split the throughput: each round runs every named stage
-# (FLAMESPAN_BENCHMARK_L7_STOP, see L7Tracer.setBenchmarkStop; `full` is the tracer as shipped), in reverse
+# (FLAMESPAN_BENCHMARK_L7_STOP, see L7Tracer.benchmarkStop, which loads the bench-only object l7_bench;
+# `full` is the tracer as shipped, the l7 object without stops), in reverse
 # order every other round, and the summary gives each stage's median. Separate invocations of the same
 # build moved by up to 30% on these VMs; within one, the rounds of a stage agree far better.
 #

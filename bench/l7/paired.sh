@@ -22,9 +22,11 @@
 #
 # STAGES splits the cost: each named stage gets its own traced-A and traced-B runs in every round, so the
 # stages of a round share the host's state. Besides `full` (the tracer as shipped), a stage is a value of
-# FLAMESPAN_BENCHMARK_L7_STOP (L7Tracer.setBenchmarkStop lists them all: filter, socket, storage, registers,
+# FLAMESPAN_BENCHMARK_L7_STOP (L7Tracer.benchmarkStop lists them all: filter, socket, storage, registers,
 # kernel-copy, payload, request, status, response, withdraw, clock). For example STAGES="full payload
 # filter". Stages that differ by a point or less are better split by program time (bpf-time.sh STAGES=…).
+# A stage loads the bench-only object l7_bench, the same programs compiled with the stops
+# (bpf/l7/bench_stops.h); `full` loads the shipped l7, which has none.
 #
 # The servers do as little as they can per request (nginx a 17-byte file, the sample server /light), which
 # is the tracer's worst case: its cost per request is about fixed, so its share falls as the server's own

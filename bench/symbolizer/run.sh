@@ -4,6 +4,10 @@
 # ratio and the agreement (function chain + innermost file:line), and records them in RESULTS.md.
 #
 #   bench/symbolizer/run.sh [path/to/flamespan] [addresses-per-binary]
+#
+# BEFORE=/path/to/old/flamespan pairs two builds in one run: both symbolize the same addresses of each
+# binary, REPEATS times (default 5) in alternating order, and the medians are compared, with a check that
+# both print the same frames. (Separate runs move by ±30% on a shared 2-core machine.)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -64,6 +68,15 @@ def llvm_blocks(text):
     return result
 
 rows, total_ours, total_llvm, agree_all, count_all = [], 0.0, 0.0, 0, 0
+before = os.environ.get("BEFORE", "")
+repeats = int(os.environ.get("REPEATS", "5")) if before else 1
+paired, total_before, same_output = [], 0.0, True
+import statistics
+
+def timed(binary_to_run, target, text):
+    t0 = time.perf_counter()
+    result = subprocess.run([binary_to_run, "symbolize", "--binary", target], input=text, capture_output=True, text=True)
+    return time.perf_counter() - t0, result
 rng = random.Random(20240601)
 for binary in binaries:
     symbols = function_symbols(binary)
@@ -74,11 +87,23 @@ for binary in binaries:
         start, size = rng.choice(symbols)
         addresses.append(start + rng.randrange(size))
     text = "".join("0x%x\n" % a for a in addresses)
-    t0 = time.perf_counter()
-    ours = subprocess.run([flamespan, "symbolize", "--binary", binary], input=text, capture_output=True, text=True)
-    t1 = time.perf_counter()
+    ours_times, before_times = [], []
+    for repeat in range(repeats):
+        order = ["after", "before"] if before and repeat % 2 == 0 else ["before", "after"] if before else ["after"]
+        for build in order:
+            elapsed, result = timed(flamespan if build == "after" else before, binary, text)
+            if build == "after":
+                ours_times.append(elapsed); ours = result
+            else:
+                before_times.append(elapsed); theirs = result
+    if before:
+        same = theirs.stdout == ours.stdout
+        same_output = same_output and same
+        paired.append((binary, statistics.median(before_times), statistics.median(ours_times), same))
+        total_before += statistics.median(before_times)
+    llvm_start = time.perf_counter()
     ref = subprocess.run([llvm, "--obj=" + binary], input=text, capture_output=True, text=True)
-    t2 = time.perf_counter()
+    llvm_time = time.perf_counter() - llvm_start
     if ours.returncode != 0:
         print("flamespan failed on", binary, ours.stderr, file=sys.stderr); continue
     ours_lines = [json.loads(l) for l in ours.stdout.splitlines()]
@@ -94,7 +119,7 @@ for binary in binaries:
         if same: agree += 1
         elif len(examples) < 3: examples.append((hex(address), o["frames"][:3], r[:3]))
     n = len(addresses)
-    ours_time, llvm_time = t1 - t0, t2 - t1
+    ours_time = statistics.median(ours_times)
     total_ours += ours_time; total_llvm += llvm_time; agree_all += agree; count_all += n
     name = os.path.basename(binary) if not binary.startswith(work) else os.path.basename(binary) + " (fixture)"
     rows.append((name, n, ours_time, llvm_time, llvm_time / ours_time, 100.0 * agree / n))
@@ -122,4 +147,15 @@ with open(results_path, "w") as out:
     for name, n, a, b, ratio, agreement in rows:
         out.write(f"| {name} | {n} | {a:.3f} | {b:.3f} | {ratio:.2f}x | {agreement:.2f}% |\n")
     out.write(f"\n{summary}\n")
+    if before:
+        out.write(f"\n## Before and after, paired\n\n`BEFORE={before}` against `{flamespan}`: the same addresses, "
+                  f"{repeats} runs of each build per binary in alternating order, medians.\n\n")
+        out.write("| binary | before (s) | after (s) | after / before | same frames |\n| --- | ---: | ---: | ---: | --- |\n")
+        for binary, b, a, same in paired:
+            out.write(f"| {os.path.basename(binary)} | {b:.3f} | {a:.3f} | {a / b:.2f} | {'yes' if same else 'NO'} |\n")
+        out.write(f"\nTOTAL before {total_before:.3f}s, after {total_ours:.3f}s: after / before {total_ours / total_before:.3f}; "
+                  f"{'identical output' if same_output else 'OUTPUTS DIFFER'}\n")
+if before:
+    print(f"paired: before {total_before:.3f}s, after {total_ours:.3f}s, after/before {total_ours / total_before:.3f}, "
+          f"{'identical output' if same_output else 'OUTPUTS DIFFER'}")
 PY

@@ -1,33 +1,13 @@
 // Host unit tests of bpf/l7_head.h, the request-head parser the L7 tracer runs in the kernel: the same C,
 // compiled for the host, fed the same byte streams cut every way a socket can cut them.
 //   clang -O2 -Wall -Werror -I Sources/CFlamespanABI/include -I bpf bpf/host/l7_head_test.c -o t && ./t
-// Run by Tests/FlamespanBPFTests/L7HeadParserHostTests.swift. Prints one line per case and exits 1 when
+// Run by Tests/FlamespanBPFTests/L7HostTests.swift. Prints one line per case and exits 1 when
 // any check failed.
-#include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
-typedef uint8_t __u8;
-typedef uint16_t __u16;
-typedef uint32_t __u32;
-typedef uint64_t __u64;
-typedef int32_t __s32;
-typedef int64_t __s64;
-#ifndef __always_inline
-#define __always_inline inline __attribute__((always_inline))
-#endif
-
-// bpf_loop as the kernel runs it: the callback until it returns non-zero, at most `count` times.
-static long bpf_loop(__u32 count, long (*callback)(__u64, void *), void *context, __u64 flags) {
-  (void)flags;
-  for (__u32 i = 0; i < count; i++)
-    if (callback(i, context))
-      return i + 1;
-  return count;
-}
-
+#include "host/bpf_shims.h"
+#include "host/check.h"
 #include "l7_head.h"
 
 struct request_seen {
@@ -174,18 +154,6 @@ static int hex_equal(const __u8 *bytes, const char *hex, int count) {
   }
   return 1;
 }
-
-static int failures = 0, checks = 0;
-#define CHECK(condition, ...)                                                                              \
-  do {                                                                                                     \
-    checks++;                                                                                              \
-    if (!(condition)) {                                                                                    \
-      failures++;                                                                                          \
-      printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                          \
-      printf(__VA_ARGS__);                                                                                 \
-      printf("\n");                                                                                        \
-    }                                                                                                      \
-  } while (0)
 
 // Every request of a stream seen whole: its line, its traceparent (when expected), its end.
 static int expect_requests(struct connection *c, int count, const char *line, int traceparent,
