@@ -2,6 +2,7 @@ import CFlamespanABI
 import Testing
 
 @testable import FlamespanBPF
+import FlamespanModel
 
 /// Records kept undecoded must decode later exactly as they would have at once.
 @Suite struct L7RecordBufferTests {
@@ -68,7 +69,7 @@ import Testing
     // Only the used part of each request line is kept.
     #expect(buffer.byteCount < 4 * MemoryLayout<fs_l7_exchange>.size)
 
-    var decoded: [L7Exchange] = []
+    var decoded: [HTTPExchange] = []
     var malformed = 0
     buffer.forEach { event in
       switch event {
