@@ -1,8 +1,8 @@
 import CFlamespanABI
+import FlamespanModel
 import Testing
 
 @testable import FlamespanBPF
-import FlamespanModel
 
 /// Records kept undecoded must decode later exactly as they would have at once.
 @Suite struct L7RecordBufferTests {

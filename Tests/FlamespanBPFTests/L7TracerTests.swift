@@ -141,7 +141,9 @@ import Testing
         continue
       }
       #expect(sample.tid == exchange.tid)
-      #expect(exchange.startMonotonicNanos <= sample.timeNanos && sample.timeNanos <= exchange.endMonotonicNanos)
+      #expect(
+        exchange.startMonotonicNanos <= sample.timeNanos
+          && sample.timeNanos <= exchange.endMonotonicNanos)
       #expect(span.traceID == exchange.traceID)
     }
     // Recall: request threads (not the accepting main thread) burn CPU almost only inside requests.
@@ -183,7 +185,9 @@ import Testing
     #expect(client.status == 200)
     #expect(String(decoding: client.requestLine, as: UTF8.self) == "GET /light HTTP/1.1")
     #expect(client.peerPort == server.port)
-    #expect(outer.startMonotonicNanos <= client.startMonotonicNanos && client.endMonotonicNanos <= outer.endMonotonicNanos)
+    #expect(
+      outer.startMonotonicNanos <= client.startMonotonicNanos
+        && client.endMonotonicNanos <= outer.endMonotonicNanos)
     // The peer is the same traced server: it sees no traceparent (we never modify traffic).
     #expect(inner.parentSpanID == nil && inner.traceID != outer.traceID)
   }

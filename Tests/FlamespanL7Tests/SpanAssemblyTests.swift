@@ -20,7 +20,8 @@ import Testing
   }
 
   @Test func buildsSpansAndRejectsBogusIds() throws {
-    var assembler = SpanAssembler(clock: KernelClock(monotonicToUnixNanos: 1_700_000_000_000_000_000))
+    var assembler = SpanAssembler(
+      clock: KernelClock(monotonicToUnixNanos: 1_700_000_000_000_000_000))
     let added = assembler.add(Self.exchange())
     let span = try #require(added)
     #expect(span.name == "GET /orders")
@@ -37,7 +38,8 @@ import Testing
       assembler.add(Self.exchange(span: [7, 7, 7, 7, 7, 7, 7, 7], line: "\u{16}\u{03}garbage"))
         == nil)
     #expect(
-      assembler.add(Self.exchange(span: [6, 6, 6, 6, 6, 6, 6, 6], parent: [0, 0, 0, 0, 0, 0, 0, 0]))
+      assembler.add(
+        Self.exchange(span: [6, 6, 6, 6, 6, 6, 6, 6], parent: [0, 0, 0, 0, 0, 0, 0, 0]))
         == nil, "an all-zero parent id is not a W3C id")
     #expect(assembler.rejected == 5)
     #expect(assembler.spans.count == 1)
@@ -63,7 +65,8 @@ import Testing
 @Suite struct HTTPSpanCodingTests {
   @Test func aSpanRoundTripsThroughTheStoreJSON() throws {
     var assembler = SpanAssembler(clock: KernelClock(monotonicToUnixNanos: 7))
-    let added = assembler.add(SpanAssemblyTests.exchange(line: "PURGE http://cache:8080/x?y HTTP/1.1"))
+    let added = assembler.add(
+      SpanAssemblyTests.exchange(line: "PURGE http://cache:8080/x?y HTTP/1.1"))
     let span = try #require(added)
     var counted = span
     counted.cpuSamples = 12

@@ -38,9 +38,15 @@ import Testing
   @Test func removesWhatACrashLeftBehind() throws {
     let directory = try TestEnvironment.temporaryDirectory("atomic-leftovers")
     defer { try? FileManager.default.removeItem(at: directory) }
-    #expect(FileManager.default.createFile(atPath: directory.appendingPathComponent(".a.json.1.ff.tmp").path, contents: Data()))
-    #expect(FileManager.default.createFile(atPath: directory.appendingPathComponent("b.tmp").path, contents: Data()))
-    #expect(FileManager.default.createFile(atPath: directory.appendingPathComponent("keep.json").path, contents: Data()))
+    #expect(
+      FileManager.default.createFile(
+        atPath: directory.appendingPathComponent(".a.json.1.ff.tmp").path, contents: Data()))
+    #expect(
+      FileManager.default.createFile(
+        atPath: directory.appendingPathComponent("b.tmp").path, contents: Data()))
+    #expect(
+      FileManager.default.createFile(
+        atPath: directory.appendingPathComponent("keep.json").path, contents: Data()))
     #expect(AtomicFile.removeTemporaryFiles(in: directory.path) == 2)
     #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path) == ["keep.json"])
   }

@@ -7,8 +7,9 @@ import Testing
     let value = "a\"b\\c\nd\re\tf\u{01}g<script>é"
     let quoted = JSONText.quote(value)
     #expect(quoted == "\"a\\\"b\\\\c\\nd\\re\\tf\\u0001g\\u003cscript>é\"")
-    let decoded = try JSONSerialization.jsonObject(
-      with: Data("[\(quoted)]".utf8)) as? [String]
+    let decoded =
+      try JSONSerialization.jsonObject(
+        with: Data("[\(quoted)]".utf8)) as? [String]
     #expect(decoded == [value])
   }
 

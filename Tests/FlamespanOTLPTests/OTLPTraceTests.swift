@@ -34,7 +34,9 @@ import Testing
 
   @Test func everySpanCarriesTheOneAttributeSet() {
     let server = Dictionary(
-      uniqueKeysWithValues: OTLPTraceEncoder.attributes(of: Self.spans[0]).map { ($0.key, $0.value) })
+      uniqueKeysWithValues: OTLPTraceEncoder.attributes(of: Self.spans[0]).map {
+        ($0.key, $0.value)
+      })
     #expect(
       server == [
         "http.request.method": .string("GET"), "url.path": .string("/orders"),
@@ -43,7 +45,9 @@ import Testing
         "thread.id": .int(43), "process.pid": .int(42), "flamespan.cpu.samples": .int(7),
       ])
     let client = Dictionary(
-      uniqueKeysWithValues: OTLPTraceEncoder.attributes(of: Self.spans[1]).map { ($0.key, $0.value) })
+      uniqueKeysWithValues: OTLPTraceEncoder.attributes(of: Self.spans[1]).map {
+        ($0.key, $0.value)
+      })
     #expect(client["server.address"] == .string("cache"))
     #expect(client["network.peer.address"] == nil && client["flamespan.cpu.samples"] == nil)
   }

@@ -70,7 +70,9 @@ struct AgentAPI: Sendable {
   }
 
   /// When this query must give up: --query-budget from now.
-  private func deadline() -> UInt64 { KernelClock.monotonicNanos() + agent.configuration.queryBudgetNanos }
+  private func deadline() -> UInt64 {
+    KernelClock.monotonicNanos() + agent.configuration.queryBudgetNanos
+  }
 
   private func overBudget(_ stopped: StoreQueryOverBudget) -> HTTPServerResponse {
     counters.add("over_budget")
@@ -178,7 +180,8 @@ struct AgentAPI: Sendable {
       if index > 0 { out += "," }
       out +=
         "{\"traceId\":\"\(HexCoding.encode(span.traceID))\",\"spanId\":\"\(HexCoding.encode(span.spanID))\""
-      out += ",\"parentSpanId\":\(span.parentSpanID.map { "\"\(HexCoding.encode($0))\"" } ?? "null")"
+      out +=
+        ",\"parentSpanId\":\(span.parentSpanID.map { "\"\(HexCoding.encode($0))\"" } ?? "null")"
       out += ",\"name\":\(JSONText.quote(span.name)),\"kind\":\(JSONText.quote(span.kind.name))"
       out +=
         ",\"status\":\(span.status.map(String.init) ?? "null"),\"pid\":\(span.pid),\"tid\":\(span.tid)"

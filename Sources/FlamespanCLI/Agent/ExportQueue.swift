@@ -197,7 +197,8 @@ final class ExportQueue: @unchecked Sendable {
       let batch = batches[0]
       let timeout =
         stopping
-        ? max(1, Int((deadline &- KernelClock.monotonicNanos()) / 1_000_000_000)) : limits.requestTimeoutSeconds
+        ? max(1, Int((deadline &- KernelClock.monotonicNanos()) / 1_000_000_000))
+        : limits.requestTimeoutSeconds
       condition.unlock()
 
       var remaining: [ExportRequest] = []

@@ -114,7 +114,8 @@ extension HTTPSpan: Codable {
     let kindName = try container.decode(String.self, forKey: .kind)
     guard let kind = SpanKind(name: kindName) else {
       throw DecodingError.dataCorruptedError(
-        forKey: .kind, in: container, debugDescription: "kind is neither server nor client: \(kindName)")
+        forKey: .kind, in: container,
+        debugDescription: "kind is neither server nor client: \(kindName)")
     }
     self.kind = kind
     method = try container.decode(String.self, forKey: .method)

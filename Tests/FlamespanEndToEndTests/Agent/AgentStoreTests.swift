@@ -397,7 +397,8 @@ struct AgentStoreTests {
         && (counters.exportErrors["otlp-traces"] ?? 0) >= 2
     }
     #expect(halfway, "\(queue.snapshot)")
-    #expect(queue.drain(until: KernelClock.monotonicNanos()) == 1, "the window is still owed its traces")
+    #expect(
+      queue.drain(until: KernelClock.monotonicNanos()) == 1, "the window is still owed its traces")
     let marker = try String(
       contentsOf: queueDirectory.appendingPathComponent("1000-2000-a.sent"), encoding: .utf8)
     #expect(marker == "otlp-profiles\n")
