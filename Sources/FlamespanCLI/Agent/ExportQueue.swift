@@ -343,7 +343,7 @@ final class ExportJournal: @unchecked Sendable {
   init(
     directory: String,
     writer: @escaping WindowStore.Writer = { bytes, path throws(StoreWriteError) in
-      try AtomicFile.write(bytes, to: path, permissions: 0o600)
+      try AtomicFile.write(bytes, to: path, permissions: 0o600, flush: false)
     },
     makeRoom: @escaping @Sendable () -> Bool = { false }
   ) throws {

@@ -56,7 +56,7 @@ final class WindowStore: @unchecked Sendable {
   init(
     directory: String, maximumAgeNanos: Int64, maximumBytes: Int,
     writer: @escaping Writer = { bytes, path throws(StoreWriteError) in
-      try AtomicFile.write(bytes, to: path, permissions: 0o600)
+      try AtomicFile.write(bytes, to: path, permissions: 0o600, flush: false)
     }
   ) throws {
     self.directory = URL(fileURLWithPath: directory)

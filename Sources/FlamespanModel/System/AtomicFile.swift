@@ -25,16 +25,18 @@ public struct AtomicFileError: Error, CustomStringConvertible, Sendable, Equatab
 
 /// Writes files so that a reader sees either the old file or the complete new one, never a partial write:
 /// the bytes go to a new temporary file in the same directory (same filesystem, so the rename is atomic),
-/// are flushed to disk, and only then renamed over the target. A failure at any step removes the
-/// temporary file; a crash can leave one behind, named `.<name>.<pid>.<random>.tmp`, which
-/// `removeTemporaryFiles` clears.
+/// are flushed to disk (unless asked not to), and only then renamed over the target. A failure at any
+/// step removes the temporary file; a crash can leave one behind, named `.<name>.<pid>.<random>.tmp`,
+/// which `removeTemporaryFiles` clears.
 public enum AtomicFile {
   public static let temporarySuffix = ".tmp"
 
-  /// `permissions` apply to a new file; 0o600 for what only the writer should read.
-  public static func write(_ bytes: [UInt8], to path: String, permissions: UInt32 = 0o644)
-    throws(AtomicFileError)
-  {
+  /// `permissions` apply to a new file; 0o600 for what only the writer should read. `flush` waits for the
+  /// bytes to reach the disk before the rename, so a power loss cannot leave an empty file in place; a
+  /// writer that only needs to survive its own crash (the page cache outlives the process) skips that wait.
+  public static func write(
+    _ bytes: [UInt8], to path: String, permissions: UInt32 = 0o644, flush: Bool = true
+  ) throws(AtomicFileError) {
     let temporary = try createTemporarySibling(of: path, permissions: permissions)
     var failure: AtomicFileError?
     bytes.withUnsafeBytes { buffer in
@@ -49,7 +51,7 @@ public enum AtomicFile {
         offset += written
       }
     }
-    if failure == nil && fsync(temporary.fd) != 0 {
+    if failure == nil && flush && fsync(temporary.fd) != 0 {
       failure = AtomicFileError(step: "flush", path: temporary.path, errno: errno)
     }
     if close(temporary.fd) != 0 && failure == nil {
