@@ -41,7 +41,7 @@ let package = Package(
     .target(
       name: "FlamespanUnwinder",
       dependencies: ["FlamespanModel", "FlamespanProcess", "FlamespanELF", "FlamespanRuntimes"]),
-    // HTTP/1.x parsing, W3C trace context, span assembly and OTLP/JSON traces; pure Swift.
+    // Span assembly for `record`: exchanges to spans, and the index that names samples' spans.
     .target(name: "FlamespanL7", dependencies: ["FlamespanModel"]),
     .target(
       name: "FlamespanRecorder",
@@ -51,7 +51,8 @@ let package = Package(
         "FlamespanL7", "FlamespanRuntimes",
       ]
     ),
-    // OTLP profiles (opentelemetry-proto v1.10.0); the generated messages stay `package`-visible.
+    // OTLP profiles and traces (opentelemetry-proto v1.10.0); the generated messages stay
+    // `package`-visible.
     .target(
       name: "FlamespanOTLP",
       dependencies: ["FlamespanModel", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
@@ -63,7 +64,7 @@ let package = Package(
       dependencies: [
         "FlamespanModel", "FlamespanProcess", "FlamespanSymbolizer", "FlamespanBPF",
         "FlamespanRecorder", "FlamespanL7", "FlamespanRuntimes",
-        "FlamespanExport",
+        "FlamespanExport", "FlamespanOTLP",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),

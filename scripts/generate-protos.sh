@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates the Swift code for the OTLP profiles layout in proto/ (opentelemetry-proto v1.10.0).
+# Regenerates the Swift code for the OTLP profiles and traces layout in proto/ (opentelemetry-proto v1.10.0).
 #
 #   scripts/generate-protos.sh [OUTPUT_DIR]     default: Sources/FlamespanOTLP/Generated
 #

@@ -2,7 +2,7 @@ import CFlamespanABI
 import FlamespanModel
 import Glibc
 
-/// Turns `fs_l7_exchange` ring-buffer records into `L7Exchange`s; a record too short for the fixed fields,
+/// Turns `fs_l7_exchange` ring-buffer records into `HTTPExchange`s; a record too short for the fixed fields,
 /// or longer than the struct, becomes `.malformed`.
 enum L7ExchangeDecoder {
   static let recordSize = MemoryLayout<fs_l7_exchange>.size
@@ -17,10 +17,10 @@ enum L7ExchangeDecoder {
     }
     var raw = fs_l7_exchange()
     withUnsafeMutableBytes(of: &raw) { $0.copyMemory(from: record) }
-    let role: L7Role
+    let kind: SpanKind
     switch UInt32(raw.role) {
-    case FS_L7_ROLE_SERVER.rawValue: role = .server
-    case FS_L7_ROLE_CLIENT.rawValue: role = .client
+    case FS_L7_ROLE_SERVER.rawValue: kind = .server
+    case FS_L7_ROLE_CLIENT.rawValue: kind = .client
     default: return .malformed(size: record.count)
     }
     let flags = raw.flags
@@ -28,9 +28,10 @@ enum L7ExchangeDecoder {
     let line = withUnsafeBytes(of: raw.request_line) { Array($0.prefix(lineLength)) }
     let address = withUnsafeBytes(of: raw.peer_address) { Array($0) }
     return .exchange(
-      L7Exchange(
-        role: role, pid: Int32(bitPattern: raw.pid), tid: Int32(bitPattern: raw.tid), fd: raw.fd,
-        connectionGeneration: raw.generation, startNanos: raw.start_ns, endNanos: raw.end_ns,
+      HTTPExchange(
+        kind: kind, pid: Int32(bitPattern: raw.pid), tid: Int32(bitPattern: raw.tid), fd: raw.fd,
+        connectionGeneration: raw.generation, startMonotonicNanos: raw.start_ns,
+        endMonotonicNanos: raw.end_ns,
         traceID: withUnsafeBytes(of: raw.trace_id) { Array($0) },
         spanID: withUnsafeBytes(of: raw.span_id) { Array($0) },
         parentSpanID: flags & FS_L7_FLAG_HAS_PARENT.rawValue != 0
@@ -54,7 +55,7 @@ enum L7ExchangeDecoder {
     return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
   }
 
-  static func endReason(_ value: UInt8) -> L7EndReason {
+  static func endReason(_ value: UInt8) -> HTTPExchange.EndReason {
     switch UInt32(value) {
     case FS_L7_END_NEXT_READ.rawValue: .nextRead
     case FS_L7_END_NEXT_REQUEST.rawValue: .nextRequest

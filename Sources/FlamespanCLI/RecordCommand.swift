@@ -3,6 +3,7 @@ import FlamespanBPF
 import FlamespanExport
 import FlamespanL7
 import FlamespanModel
+import FlamespanOTLP
 import FlamespanRecorder
 import Glibc
 
@@ -205,9 +206,11 @@ struct RecordCommand: ParsableCommand {
     }
     if let spansOutput {
       do {
-        try OTLPTraceJSON.write(
-          recording.spans, to: spansOutput, hostName: OTLPTraceJSON.hostName(),
-          processNames: recording.spanProcessNames)
+        try OTLPTraceEncoder.writeJSON(
+          OTLPTraceEncoder.groupsByProcess(
+            recording.spans, hostName: HostName.current() ?? "unknown",
+            processNames: recording.spanProcessNames),
+          to: spansOutput, scopeVersion: "0.1.0")
         Console.error("Wrote \(spansOutput) (\(recording.spans.count) spans, OTLP/JSON)")
       } catch {
         Console.error("flamespan record: \(error.description)")

@@ -1,4 +1,4 @@
-/// Attribute keys Flamespan writes into OTLP profiles, from the OpenTelemetry semantic conventions
+/// Attribute keys Flamespan writes into OTLP profiles and spans, from the OpenTelemetry semantic conventions
 /// wherever one exists.
 public enum OTLPAttribute {
   public static let hostName = "host.name"
@@ -15,4 +15,6 @@ public enum OTLPAttribute {
   public static let comment = "pprof.profile.comment"
   /// A Link carries only ids; the span's name has no semantic-convention key, so it lives under ours.
   public static let spanName = "flamespan.span.name"
+  /// On a span: the CPU samples taken on its thread while it was active (the agent counts them).
+  public static let spanCPUSamples = "flamespan.cpu.samples"
 }

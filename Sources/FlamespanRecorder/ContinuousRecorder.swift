@@ -41,9 +41,9 @@ public struct RecordedWindow: Sendable {
   /// 0, 1, 2… in the order windows were cut.
   public var sequence: Int
   public var profile: Profile
-  public var exchanges: [L7Exchange]
-  /// Add to a CLOCK_MONOTONIC time (as in `L7Exchange`) to get Unix nanoseconds.
-  public var monotonicToUnixNanos: Int64
+  public var exchanges: [HTTPExchange]
+  /// Turns the exchanges' CLOCK_MONOTONIC times into Unix nanoseconds; read when the window was cut.
+  public var clock: KernelClock
   /// The window cut at shutdown.
   public var isLast: Bool
 }
@@ -154,7 +154,7 @@ public final class ContinuousRecorder: @unchecked Sendable {
     resolver.start()
 
     var aggregator = SampleAggregator()
-    var exchanges: [L7Exchange] = []
+    var exchanges: [HTTPExchange] = []
     var exchangesSeen = 0
     var exchangesDropped = 0
     let exchangeLimit = max(options.exchangeLimitPerWindow, 1)
@@ -188,13 +188,13 @@ public final class ContinuousRecorder: @unchecked Sendable {
     }
 
     var windowStart = ProcessInspector.monotonicNanos()
-    var windowWallStart = Self.realtimeNanos()
+    var windowWallStart = KernelClock.unixNanos()
     var sequence = 0
     func cutWindow(now: UInt64, isLast: Bool) {
       let window = PendingWindow(
         sequence: sequence, aggregator: aggregator, exchanges: exchanges,
         startMonotonic: windowStart, endMonotonic: now, wallStart: windowWallStart,
-        monotonicToUnix: Self.realtimeNanos() - Int64(ProcessInspector.monotonicNanos()),
+        clock: KernelClock.now(),
         exitedProcesses: exited, isLast: isLast)
       sequence += 1
       let counters = sampler.counters()
@@ -216,7 +216,7 @@ public final class ContinuousRecorder: @unchecked Sendable {
       exchangesSeen = 0
       exited = [:]
       windowStart = now
-      windowWallStart = Self.realtimeNanos()
+      windowWallStart = KernelClock.unixNanos()
       resolver.submit(window)
     }
 
@@ -255,22 +255,16 @@ public final class ContinuousRecorder: @unchecked Sendable {
       stats.windowsDroppedBeforeSymbolization = dropped
     }
   }
-
-  static func realtimeNanos() -> Int64 {
-    var time = timespec()
-    clock_gettime(CLOCK_REALTIME, &time)
-    return Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
-  }
 }
 
 private struct PendingWindow: @unchecked Sendable {
   var sequence: Int
   var aggregator: SampleAggregator
-  var exchanges: [L7Exchange]
+  var exchanges: [HTTPExchange]
   var startMonotonic: UInt64
   var endMonotonic: UInt64
   var wallStart: Int64
-  var monotonicToUnix: Int64
+  var clock: KernelClock
   var exitedProcesses: [Int32: UInt64]
   var isLast: Bool
 }
@@ -370,11 +364,11 @@ private final class WindowResolver: @unchecked Sendable {
   private func resolve(_ window: PendingWindow, dropped: Int) {
     let began = ProcessInspector.monotonicNanos()
     for exchange in window.exchanges {
-      let key = Self.spanKey(exchange.spanID)
-      guard spanNames[key] == nil, let name = Self.spanName(exchange.requestLine) else {
+      let key = SpanID.key(exchange.spanID)
+      guard spanNames[key] == nil, let line = RequestLine.parse(exchange.requestLine) else {
         continue
       }
-      spanNames[key] = name
+      spanNames[key] = line.spanName
       spanNameOrder.append(key)
     }
     if spanNameOrder.count > Self.spanNameLimit {
@@ -387,7 +381,7 @@ private final class WindowResolver: @unchecked Sendable {
     // parsed for this window is dropped here rather than held until something newer pushes it out.
     symbolizer.trimToMemoryBudget()
     for index in samples.indices {
-      if let id = samples[index].span?.spanID, let name = spanNames[Self.spanKey(id)] {
+      if let id = samples[index].span?.spanID, let name = spanNames[SpanID.key(id)] {
         samples[index].span?.name = name
       }
     }
@@ -415,7 +409,7 @@ private final class WindowResolver: @unchecked Sendable {
     onWindow(
       RecordedWindow(
         sequence: window.sequence, profile: profile, exchanges: window.exchanges,
-        monotonicToUnixNanos: window.monotonicToUnix, isLast: window.isLast))
+        clock: window.clock, isLast: window.isLast))
     // What the window's consumer built (export bodies, compressed copies, store rows) is freed by now;
     // without this the pages stay resident until the next window, ten seconds of an RSS that shows the
     // consumer's peak rather than what the agent holds.
@@ -441,19 +435,6 @@ private final class WindowResolver: @unchecked Sendable {
     let fields = text.split(separator: " ")
     guard fields.count > 1, let pages = UInt64(fields[1]) else { return 0 }
     return pages * UInt64(sysconf(Int32(_SC_PAGESIZE)))
-  }
-
-  static func spanKey(_ id: [UInt8]) -> UInt64 {
-    id.prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
-  }
-
-  /// "METHOD /path" from a raw request line, the query string cut off; nil when it is not one.
-  static func spanName(_ requestLine: [UInt8]) -> String? {
-    let text = String(decoding: requestLine, as: UTF8.self)
-    let parts = text.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: true)
-    guard parts.count >= 2, parts[0].allSatisfy({ $0.isUppercase }) else { return nil }
-    let path = parts[1].split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0]
-    return "\(parts[0]) \(path)"
   }
 }
 

@@ -41,12 +41,7 @@ final class HTTPSpanCollector {
 
   private init(tracer: L7Tracer) {
     self.tracer = tracer
-    // Kernel times are CLOCK_MONOTONIC; spans are exported in wall-clock time.
-    var realtime = timespec()
-    clock_gettime(CLOCK_REALTIME, &realtime)
-    let monotonic = ProcessInspector.monotonicNanos()
-    let realtimeNanos = Int64(realtime.tv_sec) * 1_000_000_000 + Int64(realtime.tv_nsec)
-    assembler = SpanAssembler(realtimeOffsetNanos: realtimeNanos - Int64(monotonic))
+    assembler = SpanAssembler(clock: KernelClock.now())
   }
 
   var activeSpanMap: SharedMap { tracer.activeSpanMap }
@@ -76,15 +71,8 @@ final class HTTPSpanCollector {
     pending.removeAll()
   }
 
-  private func add(_ exchange: L7Exchange) {
-    let observed = ObservedExchange(
-      kind: exchange.role == .server ? .server : .client, pid: exchange.pid, tid: exchange.tid,
-      startMonotonicNanos: exchange.startNanos, endMonotonicNanos: exchange.endNanos,
-      traceID: exchange.traceID, spanID: exchange.spanID, parentSpanID: exchange.parentSpanID,
-      status: exchange.status, requestLine: exchange.requestLine,
-      peerAddress: exchange.peerAddress, peerPort: exchange.peerPort,
-      localPort: exchange.localPort, bytesIn: exchange.bytesIn, bytesOut: exchange.bytesOut)
-    guard assembler.insert(observed), processNames[exchange.pid] == nil else { return }
+  private func add(_ exchange: HTTPExchange) {
+    guard assembler.insert(exchange), processNames[exchange.pid] == nil else { return }
     processNames[exchange.pid] = Self.processName(exchange.pid)
   }
 

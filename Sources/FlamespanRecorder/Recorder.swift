@@ -107,7 +107,7 @@ public final class Recorder {
     }
 
     started(warnings)
-    let wallStart = Self.realtimeNanos()
+    let wallStart = KernelClock.unixNanos()
     let start = ProcessInspector.monotonicNanos()
     var aggregator = SampleAggregator()
     var malformed = 0
@@ -221,11 +221,5 @@ public final class Recorder {
     return Recording(
       profile: profile, summary: summary, spans: http?.spans ?? [],
       spanProcessNames: http?.processNames ?? [:])
-  }
-
-  static func realtimeNanos() -> Int64 {
-    var time = timespec()
-    clock_gettime(CLOCK_REALTIME, &time)
-    return Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
   }
 }

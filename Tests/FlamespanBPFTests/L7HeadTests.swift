@@ -100,7 +100,7 @@ final class PythonHTTPServer {
   }
 
   struct Observation {
-    var servers: [L7Exchange] = []
+    var servers: [HTTPExchange] = []
     var counters = L7Counters()
     var clientOutput: [String] = []
   }
@@ -114,7 +114,7 @@ final class PythonHTTPServer {
     var observation = Observation()
     func drain(_ timeout: Int32) throws {
       try tracer.poll(timeoutMilliseconds: timeout) { event in
-        if case .exchange(let exchange) = event, exchange.role == .server {
+        if case .exchange(let exchange) = event, exchange.kind == .server {
           observation.servers.append(exchange)
         }
       }
@@ -133,7 +133,7 @@ final class PythonHTTPServer {
     return observation
   }
 
-  static func parentIndex(_ exchange: L7Exchange) -> Int? {
+  static func parentIndex(_ exchange: HTTPExchange) -> Int? {
     guard exchange.contextFromHeader, HexCoding.encode(exchange.traceID) == traceID,
       let parent = exchange.parentSpanID
     else { return nil }
@@ -174,7 +174,7 @@ final class PythonHTTPServer {
     #expect(Set(servers.map { $0.spanID }).count == count)
     // Served one after another: each span starts when the last one ended.
     for (earlier, later) in zip(servers, servers.dropFirst()) {
-      #expect(earlier.endNanos <= later.startNanos)
+      #expect(earlier.endMonotonicNanos <= later.startMonotonicNanos)
     }
     Self.expectNothingLost(observation.counters)
   }

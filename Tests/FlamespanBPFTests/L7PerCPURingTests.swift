@@ -27,7 +27,7 @@ import Testing
     var serverSpans: [Int32: Int] = [:]
     func drain() throws {
       try tracer.poll(timeoutMilliseconds: 20) { event in
-        if case .exchange(let exchange) = event, exchange.role == .server {
+        if case .exchange(let exchange) = event, exchange.kind == .server {
           serverSpans[exchange.pid, default: 0] += 1
         }
       }

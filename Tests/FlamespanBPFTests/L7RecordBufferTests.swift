@@ -1,4 +1,5 @@
 import CFlamespanABI
+import FlamespanModel
 import Testing
 
 @testable import FlamespanBPF
@@ -68,7 +69,7 @@ import Testing
     // Only the used part of each request line is kept.
     #expect(buffer.byteCount < 4 * MemoryLayout<fs_l7_exchange>.size)
 
-    var decoded: [L7Exchange] = []
+    var decoded: [HTTPExchange] = []
     var malformed = 0
     buffer.forEach { event in
       switch event {

@@ -43,11 +43,11 @@ import Testing
     guard realBPFTestCanRun(#function) else { return }
     let observation = try Self.observePausingClient(
       hooks: hooks, paths: ["/light", "/chunked?n=40", "/big?kb=256", "/burn?ms=30", "/light"])
-    let servers = observation.exchanges.filter { $0.role == .server }
+    let servers = observation.exchanges.filter { $0.kind == .server }
     #expect(servers.count == 5, "\(servers.map { L7TracerTests.path($0) })")
     for exchange in servers {
       let path = L7TracerTests.path(exchange)
-      let seconds = Double(exchange.endNanos - exchange.startNanos) / 1e9
+      let seconds = Double(exchange.endMonotonicNanos - exchange.startMonotonicNanos) / 1e9
       // Each response is written in well under the client's pause; ending at the next request would
       // add the whole pause.
       #expect(seconds < Self.pause / 2, "\(path) lasted \(seconds) s")
@@ -62,7 +62,7 @@ import Testing
     #expect((big?.bytesOut ?? 0) > 256 * 1024)
     let burn = servers.first { L7TracerTests.path($0) == "/burn" }
     // 30 ms of CPU happened inside the span: it started before the work and ended after it.
-    #expect(burn.map { $0.endNanos - $0.startNanos >= 30_000_000 } == true)
+    #expect(burn.map { $0.endMonotonicNanos - $0.startMonotonicNanos >= 30_000_000 } == true)
     #expect(observation.counters.eventsLost == 0)
   }
 
@@ -73,10 +73,10 @@ import Testing
     guard realBPFTestCanRun(#function) else { return }
     let observation = try Self.observePausingClient(
       hooks: hooks, paths: ["/cased", "/cased?chunked=1", "/light"])
-    let servers = observation.exchanges.filter { $0.role == .server }
+    let servers = observation.exchanges.filter { $0.kind == .server }
     #expect(servers.map { L7TracerTests.path($0) } == ["/cased", "/cased", "/light"])
     for exchange in servers {
-      let seconds = Double(exchange.endNanos - exchange.startNanos) / 1e9
+      let seconds = Double(exchange.endMonotonicNanos - exchange.startMonotonicNanos) / 1e9
       #expect(
         exchange.endReason == .complete,
         "\(L7TracerTests.path(exchange)) ended by \(exchange.endReason)")
@@ -135,15 +135,15 @@ import Testing
     let client = try BackgroundCommand([
       "curl", "-s", "-o", "/dev/null", "http://127.0.0.1:\(serverPort)/light",
     ])
-    var exchanges: [L7Exchange] = []
+    var exchanges: [HTTPExchange] = []
     let until = Date().addingTimeInterval(10)
-    while Date() < until && !exchanges.contains(where: { $0.role == .server }) {
+    while Date() < until && !exchanges.contains(where: { $0.kind == .server }) {
       try tracer.poll(timeoutMilliseconds: 50) { event in
         if case .exchange(let exchange) = event { exchanges.append(exchange) }
       }
     }
     _ = client.finish()
-    let server = exchanges.first { $0.role == .server }
+    let server = exchanges.first { $0.kind == .server }
     #expect(server != nil, "no span from the forked server")
     #expect(server.map { $0.pid != shell.processIdentifier } == true)
     #expect(server.map { L7TracerTests.path($0) } == "/light")

@@ -68,14 +68,14 @@ import Testing
       "https://127.0.0.1:\(port)/index.html?token=secret",
     ])
     #expect(request.status == 0)
-    var exchanges: [L7Exchange] = []
+    var exchanges: [HTTPExchange] = []
     let until = Date().addingTimeInterval(1)
     while Date() < until {
       try tracer.poll(timeoutMilliseconds: 50) { event in
         if case .exchange(let exchange) = event { exchanges.append(exchange) }
       }
     }
-    let span = exchanges.first { $0.role == .server }
+    let span = exchanges.first { $0.kind == .server }
     #expect(span != nil, "no TLS exchange; counters \(tracer.counters())")
     #expect(span.map { String(decoding: $0.requestLine, as: UTF8.self) } == "GET /index.html")
     #expect(span.map { HexCoding.encode($0.traceID) } == trace)

@@ -11,7 +11,7 @@ import Testing
 
   /// Everything both ring buffers produced while `clients` ran one after another.
   struct Observation {
-    var exchanges: [L7Exchange] = []
+    var exchanges: [HTTPExchange] = []
     var samples: [RawSample] = []
     var counters = L7Counters()
   }
@@ -48,7 +48,7 @@ import Testing
     return observation
   }
 
-  static func path(_ exchange: L7Exchange) -> String {
+  static func path(_ exchange: HTTPExchange) -> String {
     let line = String(decoding: exchange.requestLine, as: UTF8.self)
     let parts = line.split(separator: " ")
     return parts.count >= 2 ? String(parts[1]) : ""
@@ -97,7 +97,7 @@ import Testing
         ],
       ])
 
-    let servers = observation.exchanges.filter { $0.role == .server }
+    let servers = observation.exchanges.filter { $0.kind == .server }
     let burns = servers.filter { Self.path($0) == "/burn" }
     #expect(burns.count == 7, "\(servers.map { Self.path($0) })")
     let withContext = burns.filter { $0.contextFromHeader }
@@ -141,7 +141,9 @@ import Testing
         continue
       }
       #expect(sample.tid == exchange.tid)
-      #expect(exchange.startNanos <= sample.timeNanos && sample.timeNanos <= exchange.endNanos)
+      #expect(
+        exchange.startMonotonicNanos <= sample.timeNanos
+          && sample.timeNanos <= exchange.endMonotonicNanos)
       #expect(span.traceID == exchange.traceID)
     }
     // Recall: request threads (not the accepting main thread) burn CPU almost only inside requests.
@@ -173,9 +175,9 @@ import Testing
           "http://127.0.0.1:\(server.port)/call?port=\(server.port)",
         ]
       ])
-    let outer = observation.exchanges.first { $0.role == .server && Self.path($0) == "/call" }
-    let client = observation.exchanges.first { $0.role == .client }
-    let inner = observation.exchanges.first { $0.role == .server && Self.path($0) == "/light" }
+    let outer = observation.exchanges.first { $0.kind == .server && Self.path($0) == "/call" }
+    let client = observation.exchanges.first { $0.kind == .client }
+    let inner = observation.exchanges.first { $0.kind == .server && Self.path($0) == "/light" }
     #expect(outer != nil && client != nil && inner != nil, "\(observation.exchanges)")
     guard let outer, let client, let inner else { return }
     #expect(client.traceID == outer.traceID)
@@ -183,7 +185,9 @@ import Testing
     #expect(client.status == 200)
     #expect(String(decoding: client.requestLine, as: UTF8.self) == "GET /light HTTP/1.1")
     #expect(client.peerPort == server.port)
-    #expect(outer.startNanos <= client.startNanos && client.endNanos <= outer.endNanos)
+    #expect(
+      outer.startMonotonicNanos <= client.startMonotonicNanos
+        && client.endMonotonicNanos <= outer.endMonotonicNanos)
     // The peer is the same traced server: it sees no traceparent (we never modify traffic).
     #expect(inner.parentSpanID == nil && inner.traceID != outer.traceID)
   }

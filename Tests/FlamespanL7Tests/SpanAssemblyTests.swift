@@ -9,18 +9,19 @@ import Testing
   static let parent: [UInt8] = [1, 1, 2, 3, 5, 8, 13, 21]
 
   static func exchange(
-    kind: HTTPSpan.Kind = .server, trace: [UInt8] = trace, span: [UInt8] = span,
+    kind: SpanKind = .server, trace: [UInt8] = trace, span: [UInt8] = span,
     parent: [UInt8]? = parent, line: String = "GET /orders", status: Int? = 503
-  ) -> ObservedExchange {
-    ObservedExchange(
+  ) -> HTTPExchange {
+    HTTPExchange(
       kind: kind, pid: 42, tid: 43, startMonotonicNanos: 1_000, endMonotonicNanos: 5_000,
-      traceID: trace, spanID: span, parentSpanID: parent, status: status,
-      requestLine: Array(line.utf8), peerAddress: "127.0.0.1", peerPort: 50_000, localPort: 8080,
-      bytesIn: 100, bytesOut: 200)
+      traceID: trace, spanID: span, parentSpanID: parent, status: status, bytesIn: 100,
+      bytesOut: 200, requestLine: Array(line.utf8), peerAddress: "127.0.0.1", peerPort: 50_000,
+      localPort: 8080)
   }
 
   @Test func buildsSpansAndRejectsBogusIds() throws {
-    var assembler = SpanAssembler(realtimeOffsetNanos: 1_700_000_000_000_000_000)
+    var assembler = SpanAssembler(
+      clock: KernelClock(monotonicToUnixNanos: 1_700_000_000_000_000_000))
     let added = assembler.add(Self.exchange())
     let span = try #require(added)
     #expect(span.name == "GET /orders")
@@ -36,12 +37,16 @@ import Testing
     #expect(
       assembler.add(Self.exchange(span: [7, 7, 7, 7, 7, 7, 7, 7], line: "\u{16}\u{03}garbage"))
         == nil)
-    #expect(assembler.rejected == 4)
+    #expect(
+      assembler.add(
+        Self.exchange(span: [6, 6, 6, 6, 6, 6, 6, 6], parent: [0, 0, 0, 0, 0, 0, 0, 0]))
+        == nil, "an all-zero parent id is not a W3C id")
+    #expect(assembler.rejected == 5)
     #expect(assembler.spans.count == 1)
   }
 
   @Test func labelsSamplesWithTheSpanNameAndFinalTrace() {
-    var assembler = SpanAssembler(realtimeOffsetNanos: 0)
+    var assembler = SpanAssembler(clock: KernelClock(monotonicToUnixNanos: 0))
     assembler.add(Self.exchange())
     let early = SpanContext(traceID: Array(repeating: 0xaa, count: 16), spanID: Self.span)
     let unknown = SpanContext(traceID: Self.trace, spanID: [1, 2, 3, 4, 5, 6, 7, 8])
@@ -53,46 +58,44 @@ import Testing
       labelled[0].span == SpanContext(traceID: Self.trace, spanID: Self.span, name: "GET /orders"))
     #expect(labelled[1].span == unknown)
   }
+}
 
-  @Test func otlpJSONHasTheFieldsOTLPJSONSpecifies() throws {
-    var assembler = SpanAssembler(realtimeOffsetNanos: 10)
-    assembler.add(Self.exchange())
-    assembler.add(
-      Self.exchange(
-        kind: .client, span: [2, 2, 2, 2, 2, 2, 2, 2], parent: Self.span,
-        line: "POST /pay\"quoted\\ HTTP/1.1", status: 200))
-    let text = OTLPTraceJSON.encode(assembler.spans, hostName: "box", processNames: [42: "shop"])
-    let document = try #require(
-      JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
-    let resources = try #require(document["resourceSpans"] as? [[String: Any]])
-    #expect(resources.count == 1)
-    let scope = try #require((resources[0]["scopeSpans"] as? [[String: Any]])?.first)
-    let spans = try #require(scope["spans"] as? [[String: Any]])
-    #expect(spans.count == 2)
-    let server = try #require(spans.first { ($0["kind"] as? Int) == 2 })
-    #expect(server["traceId"] as? String == HexCoding.encode(Self.trace))
-    #expect(server["spanId"] as? String == HexCoding.encode(Self.span))
-    #expect(server["parentSpanId"] as? String == HexCoding.encode(Self.parent))
-    #expect(server["name"] as? String == "GET /orders")
-    #expect(server["startTimeUnixNano"] as? String == "1010")
-    #expect(server["endTimeUnixNano"] as? String == "5010")
-    #expect((server["status"] as? [String: Any])?["code"] as? Int == 2)
-    let attributes = try #require(server["attributes"] as? [[String: Any]])
-    var values: [String: String] = [:]
-    for attribute in attributes {
-      let value = attribute["value"] as? [String: String]
-      values[attribute["key"] as! String] = value?["stringValue"] ?? value?["intValue"]
+/// The span the agent stores must read back as it was, and lines written before `bytesIn`, `bytesOut` and
+/// `host` existed must still read.
+@Suite struct HTTPSpanCodingTests {
+  @Test func aSpanRoundTripsThroughTheStoreJSON() throws {
+    var assembler = SpanAssembler(clock: KernelClock(monotonicToUnixNanos: 7))
+    let added = assembler.add(
+      SpanAssemblyTests.exchange(line: "PURGE http://cache:8080/x?y HTTP/1.1"))
+    let span = try #require(added)
+    var counted = span
+    counted.cpuSamples = 12
+    for original in [span, counted] {
+      let data = try JSONEncoder().encode(original)
+      #expect(try JSONDecoder().decode(HTTPSpan.self, from: data) == original)
     }
-    #expect(values["http.request.method"] == "GET")
-    #expect(values["url.path"] == "/orders")
-    #expect(values["http.response.status_code"] == "503")
-    #expect(values["server.port"] == "8080")
-    #expect(values["network.peer.address"] == "127.0.0.1")
-    #expect(values["thread.id"] == "43")
-    #expect(values["process.pid"] == "42")
-    let client = try #require(spans.first { ($0["kind"] as? Int) == 3 })
-    #expect(client["name"] as? String == "POST /pay\"quoted\\")
-    #expect(client["parentSpanId"] as? String == HexCoding.encode(Self.span))
-    #expect((client["status"] as? [String: Any])?["code"] == nil)
+    #expect(span.host == "cache" && span.path == "/x" && span.method == "PURGE")
+  }
+
+  @Test func readsTheLinesEarlierAgentsStored() throws {
+    let line = """
+      {"traceID":"0102030405060708090a0b0c0d0e0f10","spanID":"0908070605040302","kind":"client",\
+      "method":"GET","path":"/a","status":404,"startUnixNanos":10,"endUnixNanos":25,"pid":42,\
+      "tid":43,"peerAddress":"10.0.0.1","peerPort":80,"serverPort":80,"cpuSamples":3}
+      """
+    let span = try JSONDecoder().decode(HTTPSpan.self, from: Data(line.utf8))
+    #expect(span.traceID == Array(1...16) && span.spanID == SpanAssemblyTests.span)
+    #expect(span.parentSpanID == nil && span.kind == .client && span.isError)
+    #expect(span.durationNanos == 15 && span.cpuSamples == 3 && span.bytesIn == 0)
+  }
+
+  @Test func refusesIdsThatAreNotHexOfTheirLength() {
+    let line = """
+      {"traceID":"0102","spanID":"0908070605040302","kind":"server","method":"GET","path":"/a",\
+      "startUnixNanos":1,"endUnixNanos":2,"pid":1,"tid":1,"peerAddress":"","peerPort":0,"serverPort":80}
+      """
+    #expect(throws: DecodingError.self) {
+      try JSONDecoder().decode(HTTPSpan.self, from: Data(line.utf8))
+    }
   }
 }

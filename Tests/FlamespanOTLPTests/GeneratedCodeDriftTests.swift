@@ -50,7 +50,8 @@ import Testing
       .map { "proto/\($0)" }
     let generated = Self.files(under: Self.generatedDirectory, suffix: ".pb.swift")
       .map { "Sources/FlamespanOTLP/Generated/\($0)" }
-    #expect(protos.count == 4)
+    // common, resource, profiles, profiles_service, trace, trace_service.
+    #expect(protos.count == 6)
     #expect(generated.count == protos.count)
     // Every file on disk is in the manifest and vice versa: an added or removed .proto is drift too.
     #expect(Set(recorded.keys) == Set(protos + generated))

@@ -21,7 +21,7 @@ final class Agent: @unchecked Sendable {
   private var spansDropped = 0
   private var storeErrors = 0
   private var lastStatus = (cpuNanos: UInt64(0), wall: UInt64(0))
-  let startedAt = Monotonic.now()
+  let startedAt = KernelClock.monotonicNanos()
 
   init(configuration: AgentConfiguration, store: WindowStore?) {
     self.configuration = configuration
@@ -47,8 +47,8 @@ final class Agent: @unchecked Sendable {
     queue = ExportQueue(limits: configuration.queueLimits, journal: journal, log: { Log.info($0) })
     self.store = store
     metadata = ProcessMetadataCache(fallbackServiceName: configuration.serviceName)
-    hostName = configuration.hostName ?? ProcessMetadataCache.hostName()
-    lastStatus = (OwnUsage.cpuNanos(), Monotonic.now())
+    hostName = configuration.hostName ?? HostName.current() ?? "unknown"
+    lastStatus = (OwnUsage.cpuNanos(), KernelClock.monotonicNanos())
     if let store, store.temporaryFilesRemoved > 0 {
       Log.info(
         "store: removed \(store.temporaryFilesRemoved) temporary file(s) left by an earlier run")
@@ -114,24 +114,24 @@ final class Agent: @unchecked Sendable {
   }
 
   func handle(_ window: RecordedWindow) {
-    let now = Monotonic.now()
+    let now = KernelClock.monotonicNanos()
     // The agent's own export requests are HTTP too; tracing them would feed every export back into the next.
     let ownPID = getpid()
     var spans = window.exchanges.filter { $0.pid != ownPID }.compactMap {
-      AgentSpan(exchange: $0, monotonicToUnixNanos: window.monotonicToUnixNanos)
+      HTTPSpan(exchange: $0, clock: window.clock)
     }
     var samplesBySpan: [[UInt8]: Int64] = [:]
     for sample in window.profile.samples {
       if let id = sample.span?.spanID { samplesBySpan[id, default: 0] += sample.count }
     }
     for index in spans.indices {
-      spans[index].cpuSamples = samplesBySpan[HexCoding.decode(spans[index].spanID) ?? []] ?? 0
+      spans[index].cpuSamples = samplesBySpan[spans[index].spanID] ?? 0
     }
     if spans.count > configuration.maximumSpansPerWindow {
       // Spans with CPU samples are the ones a profile can explain; then the slowest.
       spans.sort {
-        ($0.cpuSamples > 0 ? 1 : 0, $0.durationNanos) > (
-          $1.cpuSamples > 0 ? 1 : 0, $1.durationNanos
+        (($0.cpuSamples ?? 0) > 0 ? 1 : 0, $0.durationNanos) > (
+          ($1.cpuSamples ?? 0) > 0 ? 1 : 0, $1.durationNanos
         )
       }
       lock.withLock { spansDropped += spans.count - configuration.maximumSpansPerWindow }
@@ -140,11 +140,11 @@ final class Agent: @unchecked Sendable {
 
     var byProcess: [Int32: [ProfileSample]] = [:]
     for sample in window.profile.samples { byProcess[sample.pid, default: []].append(sample) }
-    var resources: [Int32: [(key: String, value: ResourceValue)]] = [:]
-    func resource(_ pid: Int32, threadName: String) -> [(key: String, value: ResourceValue)] {
+    var resources: [Int32: [(key: String, value: OTLPResourceValue)]] = [:]
+    func resource(_ pid: Int32, threadName: String) -> [(key: String, value: OTLPResourceValue)] {
       if let known = resources[pid] { return known }
       let process = metadata.resource(pid: pid, threadName: threadName, now: now)
-      var attributes: [(key: String, value: ResourceValue)] = [
+      var attributes: [(key: String, value: OTLPResourceValue)] = [
         ("service.name", .string(process.serviceName)), ("host.name", .string(hostName)),
         ("process.pid", .int(Int64(pid))),
         ("process.executable.name", .string(process.executableName)),
@@ -170,9 +170,7 @@ final class Agent: @unchecked Sendable {
         var profile = window.profile
         profile.samples = samples
         return OTLPResourceGroup(
-          attributes: resource(pid, threadName: samples[0].threadName).map {
-            ($0.key, $0.value.otlp)
-          }, profile: profile)
+          attributes: resource(pid, threadName: samples[0].threadName), profile: profile)
       }
       do {
         let body = try OTLPResourceGroupEncoder.encode(groups)
@@ -183,15 +181,18 @@ final class Agent: @unchecked Sendable {
       }
     }
     if let endpoint = configuration.tracesEndpoint, !spans.isEmpty {
-      var spansByProcess: [Int32: [AgentSpan]] = [:]
+      var spansByProcess: [Int32: [HTTPSpan]] = [:]
       for span in spans { spansByProcess[span.pid, default: []].append(span) }
       let groups = spansByProcess.keys.sorted().map { pid in
-        (resource: resource(pid, threadName: "pid \(pid)"), spans: spansByProcess[pid]!)
+        OTLPSpanGroup(
+          attributes: resource(pid, threadName: "pid \(pid)"), spans: spansByProcess[pid]!)
       }
-      if let built = try? request(
-        "otlp-traces", endpoint, TraceEncoder.encode(groups), contentType: "application/x-protobuf")
-      {
-        requests.append(built)
+      do {
+        let body = try OTLPTraceEncoder.protobuf(groups)
+        requests.append(
+          try request("otlp-traces", endpoint, body, contentType: "application/x-protobuf"))
+      } catch {
+        Log.info("window \(window.sequence): cannot encode the OTLP traces export: \(error)")
       }
     }
     if let base = configuration.pyroscopeEndpoint, !window.profile.samples.isEmpty {
@@ -251,7 +252,7 @@ final class Agent: @unchecked Sendable {
     let stats = recorder.statistics
     let exports = queue.snapshot
     let cpu = OwnUsage.cpuNanos()
-    let wall = Monotonic.now()
+    let wall = KernelClock.monotonicNanos()
     let share = lock.withLock {
       defer { lastStatus = (cpu, wall) }
       return Double(cpu - lastStatus.cpuNanos) / Double(max(wall - lastStatus.wall, 1)) * 100
@@ -310,15 +311,6 @@ final class Agent: @unchecked Sendable {
   }
 }
 
-extension ResourceValue {
-  var otlp: OTLPResourceValue {
-    switch self {
-    case .string(let text): return .string(text)
-    case .int(let number): return .int(number)
-    }
-  }
-}
-
 /// The agent's own CPU time and memory, for /metrics and the status line.
 enum OwnUsage {
   static func cpuNanos() -> UInt64 {
@@ -341,7 +333,7 @@ enum OwnUsage {
 /// Log lines on stderr with a timestamp, as journald and kubectl logs show them.
 enum Log {
   static func info(_ text: String) {
-    let seconds = Double(Monotonic.realtimeNanos()) / 1e9
+    let seconds = Double(KernelClock.unixNanos()) / 1e9
     let stamp = ISO8601DateFormatter.string(
       from: Date(timeIntervalSince1970: seconds), timeZone: TimeZone(identifier: "UTC")!,
       formatOptions: [.withInternetDateTime])

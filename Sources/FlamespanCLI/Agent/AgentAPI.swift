@@ -39,7 +39,7 @@ struct AgentAPI: Sendable {
 
   /// [from, to] from the query (default: the last 15 minutes), or the refusal to send instead.
   private func range(_ request: HTTPRequest) -> Result<(from: Int64, to: Int64), QueryRefusal> {
-    let now = Monotonic.realtimeNanos() / 1_000_000
+    let now = KernelClock.unixNanos() / 1_000_000
     guard let to = request.query["to"].map({ Int64($0) }) ?? now else {
       return .failure(QueryRefusal(.jsonError(400, "to must be Unix milliseconds")))
     }
@@ -70,7 +70,9 @@ struct AgentAPI: Sendable {
   }
 
   /// When this query must give up: --query-budget from now.
-  private func deadline() -> UInt64 { Monotonic.now() + agent.configuration.queryBudgetNanos }
+  private func deadline() -> UInt64 {
+    KernelClock.monotonicNanos() + agent.configuration.queryBudgetNanos
+  }
 
   private func overBudget(_ stopped: StoreQueryOverBudget) -> HTTPServerResponse {
     counters.add("over_budget")
@@ -111,7 +113,7 @@ struct AgentAPI: Sendable {
     // which windows to read, and without them the whole range is searched.
     var search = request
     if search.query["from"] == nil {
-      let to = search.query["to"].flatMap { Int64($0) } ?? Monotonic.realtimeNanos() / 1_000_000
+      let to = search.query["to"].flatMap { Int64($0) } ?? KernelClock.unixNanos() / 1_000_000
       search.query["to"] = String(to)
       search.query["from"] = String(to - maximumRangeMillis)
     }
@@ -124,7 +126,7 @@ struct AgentAPI: Sendable {
     let deadline = deadline()
     do {
       let known = try store.spans(fromMillis: from, toMillis: to, deadline: deadline).filter {
-        $0.traceID == traceID.lowercased()
+        HexCoding.encode($0.traceID) == traceID.lowercased()
       }
       if let first = known.map(\.startUnixNanos).min(), let last = known.map(\.endUnixNanos).max() {
         from = first / 1_000_000 - 1000
@@ -164,12 +166,12 @@ struct AgentAPI: Sendable {
     let limit = request.query["limit"].flatMap { Int($0) } ?? 100
     let pid = request.query["pid"].flatMap { Int32($0) }
     let traceID = request.query["traceId"]?.lowercased()
-    let stored: [AgentSpan]
+    let stored: [HTTPSpan]
     do { stored = try store.spans(fromMillis: from, toMillis: to, deadline: deadline()) } catch {
       return overBudget(error)
     }
     var spans = stored.filter {
-      (pid == nil || $0.pid == pid) && (traceID == nil || $0.traceID == traceID)
+      (pid == nil || $0.pid == pid) && (traceID == nil || HexCoding.encode($0.traceID) == traceID)
         && $0.endUnixNanos / 1_000_000 >= from && $0.startUnixNanos / 1_000_000 <= to
     }
     spans.sort { $0.durationNanos > $1.durationNanos }
@@ -177,13 +179,14 @@ struct AgentAPI: Sendable {
     for (index, span) in spans.prefix(max(limit, 0)).enumerated() {
       if index > 0 { out += "," }
       out +=
-        "{\"traceId\":\(JSONText.quote(span.traceID)),\"spanId\":\(JSONText.quote(span.spanID))"
-      out += ",\"parentSpanId\":\(span.parentSpanID.map(JSONText.quote) ?? "null")"
-      out += ",\"name\":\(JSONText.quote(span.name)),\"kind\":\(JSONText.quote(span.kind))"
+        "{\"traceId\":\"\(HexCoding.encode(span.traceID))\",\"spanId\":\"\(HexCoding.encode(span.spanID))\""
+      out +=
+        ",\"parentSpanId\":\(span.parentSpanID.map { "\"\(HexCoding.encode($0))\"" } ?? "null")"
+      out += ",\"name\":\(JSONText.quote(span.name)),\"kind\":\(JSONText.quote(span.kind.name))"
       out +=
         ",\"status\":\(span.status.map(String.init) ?? "null"),\"pid\":\(span.pid),\"tid\":\(span.tid)"
       out += ",\"startUnixNanos\":\(span.startUnixNanos),\"durationNanos\":\(span.durationNanos)"
-      out += ",\"cpuSamples\":\(span.cpuSamples),\"peer\":\(JSONText.quote(span.peerAddress))}"
+      out += ",\"cpuSamples\":\(span.cpuSamples ?? 0),\"peer\":\(JSONText.quote(span.peerAddress))}"
     }
     return .json(out + "]")
   }
@@ -205,7 +208,7 @@ struct AgentAPI: Sendable {
     for sample in profile.samples {
       totals[sample.pid, default: (sample.threadName, 0)].samples += sample.count
     }
-    let now = Monotonic.now()
+    let now = KernelClock.monotonicNanos()
     var out = "["
     for (index, (pid, entry)) in totals.sorted(by: { $0.value.samples > $1.value.samples }).prefix(
       200
@@ -266,29 +269,6 @@ enum FlameTreeJSON {
       out += "]"
     }
     out += "}"
-  }
-}
-
-enum JSONText {
-  static func quote(_ text: String) -> String {
-    var out = "\""
-    for scalar in text.unicodeScalars {
-      switch scalar {
-      case "\"": out += "\\\""
-      case "\\": out += "\\\\"
-      case "\n": out += "\\n"
-      case "\r": out += "\\r"
-      case "\t": out += "\\t"
-      case "<": out += "\\u003c"
-      default:
-        if scalar.value < 0x20 {
-          out += String(format: "\\u%04x", scalar.value)
-        } else {
-          out.unicodeScalars.append(scalar)
-        }
-      }
-    }
-    return out + "\""
   }
 }
 
@@ -470,7 +450,7 @@ enum AgentMetrics {
     )
     one(
       "flamespan_uptime_seconds", "gauge", "Seconds since the agent started.",
-      Double(Monotonic.now() - agent.startedAt) / 1e9)
+      Double(KernelClock.monotonicNanos() - agent.startedAt) / 1e9)
     return out
   }
 }

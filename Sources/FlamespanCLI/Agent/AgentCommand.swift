@@ -1,4 +1,5 @@
 import ArgumentParser
+import FlamespanModel
 import FlamespanRecorder
 import Foundation
 
@@ -242,7 +243,7 @@ struct AgentCommand: ParsableCommand {
         onWindow: { agent.handle($0) })
     } catch {
       Console.error("flamespan agent: \(error)")
-      _ = agent.queue.drain(until: Monotonic.now() + 2_000_000_000)
+      _ = agent.queue.drain(until: KernelClock.monotonicNanos() + 2_000_000_000)
       throw ExitCode(1)
     }
     if let reason = agent.recorder.statistics.l7Unavailable {
@@ -250,7 +251,7 @@ struct AgentCommand: ParsableCommand {
     }
     // Five seconds from the signal to exit: what is left after the last window gets symbolized goes to
     // the final export attempts.
-    let deadline = (stopRequest.requestedAt ?? Monotonic.now()) + 4_300_000_000
+    let deadline = (stopRequest.requestedAt ?? KernelClock.monotonicNanos()) + 4_300_000_000
     let lost = agent.queue.drain(until: deadline)
     server?.stop()
     let exports = agent.queue.snapshot
@@ -322,7 +323,7 @@ final class StopClock: @unchecked Sendable {
       )
     }
     guard StopSignal.requested() else { return false }
-    requestedAt = Monotonic.now()
+    requestedAt = KernelClock.monotonicNanos()
     return true
   }
 }

@@ -1,3 +1,4 @@
+import FlamespanModel
 import FlamespanRecorder
 import Foundation
 
@@ -187,7 +188,7 @@ final class ExportQueue: @unchecked Sendable {
     while true {
       condition.lock()
       while batches.isEmpty && !stopping { condition.wait() }
-      if batches.isEmpty || (stopping && Monotonic.now() >= deadline) {
+      if batches.isEmpty || (stopping && KernelClock.monotonicNanos() >= deadline) {
         senderDone = true
         condition.broadcast()
         condition.unlock()
@@ -196,7 +197,8 @@ final class ExportQueue: @unchecked Sendable {
       let batch = batches[0]
       let timeout =
         stopping
-        ? max(1, Int((deadline &- Monotonic.now()) / 1_000_000_000)) : limits.requestTimeoutSeconds
+        ? max(1, Int((deadline &- KernelClock.monotonicNanos()) / 1_000_000_000))
+        : limits.requestTimeoutSeconds
       condition.unlock()
 
       var remaining: [ExportRequest] = []
@@ -248,10 +250,10 @@ final class ExportQueue: @unchecked Sendable {
         counters.lastError = failure
         // Wait out the backoff, but wake for shutdown so the final drain starts at once.
         let jittered = backoff / 2 + UInt64.random(in: 0...(backoff / 2))
-        var waitUntil = Monotonic.now() + jittered
+        var waitUntil = KernelClock.monotonicNanos() + jittered
         if stopping { waitUntil = min(waitUntil, deadline) }
-        while Monotonic.now() < waitUntil {
-          let seconds = Double(waitUntil - Monotonic.now()) / 1e9
+        while KernelClock.monotonicNanos() < waitUntil {
+          let seconds = Double(waitUntil - KernelClock.monotonicNanos()) / 1e9
           _ = condition.wait(until: Date(timeIntervalSinceNow: seconds))
           if stopping && deadline < waitUntil { waitUntil = deadline }
         }
@@ -341,7 +343,7 @@ final class ExportJournal: @unchecked Sendable {
   init(
     directory: String,
     writer: @escaping WindowStore.Writer = { bytes, path throws(StoreWriteError) in
-      try AtomicFile.write(bytes, to: path)
+      try AtomicFile.write(bytes, to: path, permissions: 0o600, flush: false)
     },
     makeRoom: @escaping @Sendable () -> Bool = { false }
   ) throws {
@@ -525,19 +527,5 @@ enum CRC32 {
     var crc: UInt32 = 0xFFFF_FFFF
     for byte in bytes { crc = table[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8) }
     return crc ^ 0xFFFF_FFFF
-  }
-}
-
-enum Monotonic {
-  static func now() -> UInt64 {
-    var time = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &time)
-    return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
-  }
-
-  static func realtimeNanos() -> Int64 {
-    var time = timespec()
-    clock_gettime(CLOCK_REALTIME, &time)
-    return Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
   }
 }

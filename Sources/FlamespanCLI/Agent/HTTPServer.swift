@@ -1,3 +1,4 @@
+import FlamespanModel
 import Foundation
 import Glibc
 
@@ -313,7 +314,7 @@ final class HTTPServer: @unchecked Sendable {
         }
         nearest = min(nearest, connection.deadline)
       }
-      let now = Monotonic.now()
+      let now = KernelClock.monotonicNanos()
       let timeout =
         nearest == .max ? 1000 : Int32(min(1000, (nearest &- min(nearest, now)) / 1_000_000 + 1))
       let ready = poll(&pollSet, nfds_t(pollSet.count), timeout)
@@ -338,7 +339,7 @@ final class HTTPServer: @unchecked Sendable {
         case .working: break
         }
       }
-      expire(now: Monotonic.now())
+      expire(now: KernelClock.monotonicNanos())
     }
     for connection in connections.values { close(connection.fd) }
     connections.removeAll()
@@ -373,7 +374,7 @@ final class HTTPServer: @unchecked Sendable {
         close(fd)
         continue
       }
-      let now = Monotonic.now()
+      let now = KernelClock.monotonicNanos()
       let connection = Connection(
         fd: fd, client: client, now: now, deadline: now + limits.headDeadlineNanos)
       connections[fd] = connection
@@ -509,7 +510,7 @@ final class HTTPServer: @unchecked Sendable {
     var bytes = Self.serialize(response)
     if head { bytes.removeLast(response.body.count) }
     connection.state = .writing(bytes: bytes, offset: 0)
-    connection.deadline = Monotonic.now() + limits.writeDeadlineNanos
+    connection.deadline = KernelClock.monotonicNanos() + limits.writeDeadlineNanos
     writeSome(connection)
   }
 

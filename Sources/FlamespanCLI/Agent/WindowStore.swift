@@ -2,62 +2,8 @@ import FlamespanExport
 import FlamespanModel
 import Foundation
 
-/// A file write that failed: the step, the path and the errno, so a full disk (ENOSPC, EDQUOT) can be told
-/// from every other failure.
-struct StoreWriteError: Error, CustomStringConvertible {
-  var step: String
-  var path: String
-  var errno: Int32
-
-  var isDiskFull: Bool { errno == ENOSPC || errno == EDQUOT }
-  var description: String { "cannot \(step) \(path): \(String(cString: strerror(errno)))" }
-}
-
-/// Whole files or nothing: bytes go to `<path>.tmp`, which is renamed over `path` once complete. A failure
-/// at any step unlinks the temporary file, so a full disk leaves nothing behind; a crash mid-write leaves at
-/// most one `*.tmp`, which the store removes at its next start.
-enum AtomicFile {
-  static let temporarySuffix = ".tmp"
-
-  static func write(_ bytes: [UInt8], to path: String) throws(StoreWriteError) {
-    let temporary = path + temporarySuffix
-    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-    guard fd >= 0 else { throw StoreWriteError(step: "create", path: temporary, errno: errno) }
-    var failure: StoreWriteError?
-    bytes.withUnsafeBytes { buffer in
-      var offset = 0
-      while offset < buffer.count {
-        let written = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-        if written < 0 {
-          if errno == EINTR { continue }
-          failure = StoreWriteError(step: "write", path: temporary, errno: errno)
-          return
-        }
-        offset += written
-      }
-    }
-    if close(fd) != 0 && failure == nil {
-      failure = StoreWriteError(step: "close", path: temporary, errno: errno)
-    }
-    if failure == nil && rename(temporary, path) != 0 {
-      failure = StoreWriteError(step: "rename", path: temporary, errno: errno)
-    }
-    if let failure {
-      unlink(temporary)
-      throw failure
-    }
-  }
-
-  /// Unlinks every `*.tmp` directly under `directory`; returns how many.
-  static func removeTemporaryFiles(in directory: String) -> Int {
-    let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-    var removed = 0
-    for name in names where name.hasSuffix(temporarySuffix) {
-      if unlink("\(directory)/\(name)") == 0 { removed += 1 }
-    }
-    return removed
-  }
-}
+/// The store writes through the one `AtomicFile`, in files only the agent reads.
+typealias StoreWriteError = AtomicFileError
 
 /// Why the store deleted a window: its age (`--retention`), the size cap (`--store-max-bytes`), or a
 /// write that found the disk full. Each is counted; none is silent.
@@ -110,7 +56,7 @@ final class WindowStore: @unchecked Sendable {
   init(
     directory: String, maximumAgeNanos: Int64, maximumBytes: Int,
     writer: @escaping Writer = { bytes, path throws(StoreWriteError) in
-      try AtomicFile.write(bytes, to: path)
+      try AtomicFile.write(bytes, to: path, permissions: 0o600, flush: false)
     }
   ) throws {
     self.directory = URL(fileURLWithPath: directory)
@@ -162,7 +108,7 @@ final class WindowStore: @unchecked Sendable {
     return "\(start)-\(end)-\(id)"
   }
 
-  func add(profile: Profile, spans: [AgentSpan], name: String? = nil) throws {
+  func add(profile: Profile, spans: [HTTPSpan], name: String? = nil) throws {
     let base = name ?? newWindowName(for: profile)
     let start = profile.startTimeNanos / 1_000_000
     let end = (profile.startTimeNanos + profile.durationNanos) / 1_000_000
@@ -194,7 +140,7 @@ final class WindowStore: @unchecked Sendable {
         spanFiles.sort { ($0.startMillis, $0.name) < ($1.startMillis, $1.name) }
       }
     }
-    enforceRetention(nowMillis: Monotonic.realtimeNanos() / 1_000_000)
+    enforceRetention(nowMillis: KernelClock.unixNanos() / 1_000_000)
   }
 
   /// Writes through the writer; a full disk deletes the oldest stored windows, one at a time, until the
@@ -304,7 +250,7 @@ final class WindowStore: @unchecked Sendable {
     var start = Int64.max
     var end = Int64.min
     for (index, entry) in entries.enumerated() {
-      if Monotonic.now() > deadline {
+      if KernelClock.monotonicNanos() > deadline {
         throw StoreQueryOverBudget(windowsRead: index, windowsTotal: entries.count)
       }
       guard let window = load(entry.name) else { continue }
@@ -339,15 +285,15 @@ final class WindowStore: @unchecked Sendable {
   /// Spans that ended in windows overlapping [from, to], newest windows first; past `deadline` the query
   /// stops between two windows and throws.
   func spans(fromMillis: Int64, toMillis: Int64, deadline: UInt64 = .max)
-    throws(StoreQueryOverBudget) -> [AgentSpan]
+    throws(StoreQueryOverBudget) -> [HTTPSpan]
   {
     let entries = lock.withLock {
       spanFiles.filter { $0.endMillis >= fromMillis && $0.startMillis <= toMillis }
     }
     let decoder = JSONDecoder()
-    var spans: [AgentSpan] = []
+    var spans: [HTTPSpan] = []
     for (index, entry) in entries.reversed().enumerated() {
-      if Monotonic.now() > deadline {
+      if KernelClock.monotonicNanos() > deadline {
         throw StoreQueryOverBudget(windowsRead: index, windowsTotal: entries.count)
       }
       guard
@@ -355,7 +301,7 @@ final class WindowStore: @unchecked Sendable {
           atPath: directory.appendingPathComponent("spans/\(entry.name)").path)
       else { continue }
       for line in data.split(separator: 0x0A) {
-        if let span = try? decoder.decode(AgentSpan.self, from: line) { spans.append(span) }
+        if let span = try? decoder.decode(HTTPSpan.self, from: line) { spans.append(span) }
       }
     }
     return spans

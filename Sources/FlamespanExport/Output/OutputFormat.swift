@@ -1,3 +1,5 @@
+import FlamespanModel
+
 /// The file formats `ProfileExporter` writes, chosen by the output file's extension.
 public enum OutputFormat: Sendable, Equatable {
   /// Gzipped pprof protobuf, for `go tool pprof`, Pyroscope and other pprof readers.

@@ -19,7 +19,11 @@ public enum ProfileExporter {
         throw ExportError(code: .writeFailed, path: path, message: error.description)
       }
     }
-    try AtomicFile.write(bytes, to: path)
+    do {
+      try AtomicFile.write(bytes, to: path)
+    } catch {
+      throw ExportError(error, writing: path, byteCount: bytes.count)
+    }
   }
 
   /// Checks that the path is writable before a long recording starts (creates+removes nothing permanent; checks the dir
@@ -36,7 +40,11 @@ public enum ProfileExporter {
     if case (.directory, _) = SystemCalls.kind(of: path) {
       throw ExportError(code: .notWritable, path: path, message: "is a directory, not a file")
     }
-    try AtomicFile.probeWritable(directoryOf: path)
+    do {
+      try AtomicFile.probeWritable(directoryOf: path)
+    } catch {
+      throw ExportError(error, writing: path)
+    }
   }
 
   private static func checkDirectory(of path: String) throws(ExportError) {

@@ -16,8 +16,6 @@ enum SystemCalls {
     return String(cString: text)
   }
 
-  static let alreadyExists = EEXIST
-
   enum PathKind { case missing, directory, other }
 
   /// What is at `path`, following symlinks, with the errno when stat failed.
@@ -29,50 +27,6 @@ enum SystemCalls {
     }
     return ((info.st_mode & S_IFMT) == S_IFDIR ? .directory : .other, nil)
   }
-
-  /// Creates a file that did not exist before, readable by everyone like an ordinary output file.
-  static func createExclusive(_ path: String) -> Result<Int32, SystemErrno> {
-    let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-    return fd >= 0 ? .success(fd) : .failure(SystemErrno(code: errno))
-  }
-
-  /// Writes all of `bytes`, retrying short writes and interrupted calls.
-  static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Int32? {
-    var written = 0
-    while written < bytes.count {
-      let result = bytes.withUnsafeBytes { buffer in
-        write(fd, buffer.baseAddress! + written, buffer.count - written)
-      }
-      if result < 0 {
-        if errno == EINTR { continue }
-        return errno
-      }
-      written += result
-    }
-    return nil
-  }
-
-  static func sync(_ fd: Int32) -> Int32? { fsync(fd) == 0 ? nil : errno }
-
-  static func close(_ fd: Int32) -> Int32? {
-    #if canImport(Glibc)
-      return Glibc.close(fd) == 0 ? nil : errno
-    #else
-      return Darwin.close(fd) == 0 ? nil : errno
-    #endif
-  }
-
-  static func rename(_ from: String, _ to: String) -> Int32? {
-    #if canImport(Glibc)
-      return Glibc.rename(from, to) == 0 ? nil : errno
-    #else
-      return Darwin.rename(from, to) == 0 ? nil : errno
-    #endif
-  }
-
-  static func remove(_ path: String) { unlink(path) }
-
-  static var processID: Int32 { getpid() }
 
   static func readWholeFile(_ path: String) -> Result<[UInt8], SystemErrno> {
     let fd = open(path, O_RDONLY | O_CLOEXEC)

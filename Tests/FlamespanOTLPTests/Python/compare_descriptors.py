@@ -9,9 +9,11 @@ import sys
 
 from google.protobuf import descriptor_pb2
 from opentelemetry.proto.collector.profiles.v1development import profiles_service_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.profiles.v1development import profiles_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
+from opentelemetry.proto.trace.v1 import trace_pb2
 
 
 def messages(file_proto):
@@ -39,7 +41,14 @@ def main():
         ours.ParseFromString(handle.read())
 
     upstream = {}
-    for module in (common_pb2, resource_pb2, profiles_pb2, profiles_service_pb2):
+    for module in (
+        common_pb2,
+        resource_pb2,
+        profiles_pb2,
+        profiles_service_pb2,
+        trace_pb2,
+        trace_service_pb2,
+    ):
         file_proto = descriptor_pb2.FileDescriptorProto()
         module.DESCRIPTOR.CopyToProto(file_proto)
         upstream.update(messages(file_proto))
