@@ -11,7 +11,7 @@ let package = Package(
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-    // Runtime for the OTLP profiles code generated from proto/ (see scripts/generate-protos.sh).
+    // Runtime for the OTLP profiles and pprof code generated from proto/ (scripts/generate-protos.sh).
     .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0"),
   ],
   targets: [
@@ -51,14 +51,20 @@ let package = Package(
         "FlamespanL7", "FlamespanRuntimes",
       ]
     ),
-    // OTLP profiles and traces (opentelemetry-proto v1.10.0); the generated messages stay
-    // `package`-visible.
+    // Generated code of every proto/ file (OTLP profiles and traces of opentelemetry-proto v1.10.0, and
+    // pprof's profile.proto) and the OTLP encoders; the generated messages stay `package`-visible.
     .target(
       name: "FlamespanOTLP",
       dependencies: ["FlamespanModel", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
       exclude: ["Generated/proto-manifest.sha256"]
     ),
-    .target(name: "FlamespanExport", dependencies: ["FlamespanModel", "FlamespanOTLP", "CZlib"]),
+    // pprof through the messages generated from proto/pprof/profile.proto (they live in FlamespanOTLP).
+    .target(
+      name: "FlamespanExport",
+      dependencies: [
+        "FlamespanModel", "FlamespanOTLP", "CZlib",
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ]),
     .executableTarget(
       name: "FlamespanCLI",
       dependencies: [

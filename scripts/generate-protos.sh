@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Regenerates the Swift code for the OTLP profiles and traces layout in proto/ (opentelemetry-proto v1.10.0).
+# Regenerates the Swift code for every .proto under proto/: the OTLP profiles and traces layout
+# (opentelemetry-proto v1.10.0) and pprof's profile.proto (perftools.profiles), into one directory under
+# one manifest.
 #
 #   scripts/generate-protos.sh [OUTPUT_DIR]     default: Sources/FlamespanOTLP/Generated
 #

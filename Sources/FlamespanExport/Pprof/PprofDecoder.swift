@@ -1,243 +1,140 @@
 import FlamespanModel
+import FlamespanOTLP
+import SwiftProtobuf
 
 /// Reads a pprof profile (gzipped or raw protobuf) back into a `Profile`: stacks with their inline chains,
 /// mappings, counts, and the pid/tid/thread/span labels Flamespan writes.
 ///
-/// Input is untrusted: every length and every id reference is checked, and problems become
-/// `ExportError(code: .malformedProfile)` naming the byte offset.
+/// Input is untrusted: swift-protobuf checks the wire format (lengths, varints, UTF-8), and every id and
+/// string index is checked here; problems become `ExportError(code: .malformedProfile)`.
 public enum PprofDecoder {
   public static func decode(_ bytes: [UInt8]) throws(ExportError) -> Profile {
     let protobuf = Gzip.isGzip(bytes) ? try Gzip.decompress(bytes) : bytes
+    let message: Perftools_Profiles_Profile
     do {
-      var parsed = try ParsedProfile(protobuf[...])
-      return try parsed.makeProfile()
+      var options = BinaryDecodingOptions()
+      // Fields newer than our copy of profile.proto are not needed, so they are not kept either.
+      options.discardUnknownFields = true
+      message = try Perftools_Profiles_Profile(serializedBytes: protobuf, options: options)
     } catch {
-      throw ExportError(
-        code: .malformedProfile,
-        message: "not a valid pprof profile at byte \(error.offset): \(error.reason)")
+      throw malformed(wireProblem(error))
+    }
+    do {
+      return try PprofResolver(message).makeProfile()
+    } catch {
+      throw malformed(error.reason)
+    }
+  }
+
+  private static func malformed(_ reason: String) -> ExportError {
+    ExportError(code: .malformedProfile, message: "not a valid pprof profile: \(reason)")
+  }
+
+  private static func wireProblem(_ error: any Error) -> String {
+    switch error as? BinaryDecodingError {
+    case .truncated?: return "the data ends inside a field (a truncated or partly copied file?)"
+    case .malformedProtobuf?:
+      return "bytes that are not protobuf (an invalid field tag or wire type)"
+    case .invalidUTF8?: return "a string that is not valid UTF-8"
+    case .messageDepthLimit?: return "messages nested deeper than a profile can be"
+    default: return "cannot decode the protobuf: \(error)"
     }
   }
 }
 
-/// The messages of a pprof file as written, before ids and string indexes are resolved.
-private struct ParsedProfile {
-  typealias Failure = ProtobufReader.Failure
+/// Why a well-formed message is not a usable profile: an id or string index that points nowhere.
+private struct PprofResolutionFailure: Error {
+  var reason: String
+}
 
-  struct RawLabel {
-    var key: UInt64
-    var str: UInt64 = 0
-    var num: Int64 = 0
-  }
-  struct RawSample {
-    var locationIDs: [UInt64] = []
-    var values: [Int64] = []
-    var labels: [RawLabel] = []
-  }
-  struct RawLine {
-    var functionID: UInt64 = 0
-    var line: Int64 = 0
-    var column: Int64 = 0
-  }
-  struct RawLocation {
-    var id: UInt64 = 0
-    var mappingID: UInt64 = 0
-    var address: UInt64 = 0
-    var lines: [RawLine] = []
-  }
-  struct RawFunction {
-    var id: UInt64 = 0
-    var name: UInt64 = 0
-    var systemName: UInt64 = 0
-    var filename: UInt64 = 0
-  }
-  struct RawMapping {
-    var id: UInt64 = 0
-    var start: UInt64 = 0
-    var limit: UInt64 = 0
-    var fileOffset: UInt64 = 0
-    var filename: UInt64 = 0
-    var buildID: UInt64 = 0
+/// Turns the decoded message's ids and string indexes into a `Profile`, checking each reference.
+private struct PprofResolver {
+  typealias Failure = PprofResolutionFailure
+
+  let message: Perftools_Profiles_Profile
+  let strings: [String]
+
+  init(_ message: Perftools_Profiles_Profile) {
+    self.message = message
+    strings = message.stringTable
   }
 
-  var sampleTypes: [(type: UInt64, unit: UInt64)] = []
-  var samples: [RawSample] = []
-  var mappings: [RawMapping] = []
-  var locations: [RawLocation] = []
-  var functions: [RawFunction] = []
-  var strings: [String] = []
-  var timeNanos: Int64 = 0
-  var durationNanos: Int64 = 0
-  var period: Int64 = 0
-  var comments: [UInt64] = []
-
-  init(_ bytes: ArraySlice<UInt8>) throws(Failure) {
-    var reader = ProtobufReader(bytes)
-    while let (field, value) = try reader.next() {
-      switch field {
-      case PprofField.Profile.sampleType:
-        sampleTypes.append(try Self.valueType(value.message(field: field)))
-      case PprofField.Profile.sample: samples.append(try Self.sample(value.message(field: field)))
-      case PprofField.Profile.mapping:
-        mappings.append(try Self.mapping(value.message(field: field)))
-      case PprofField.Profile.location:
-        locations.append(try Self.location(value.message(field: field)))
-      case PprofField.Profile.function:
-        functions.append(try Self.function(value.message(field: field)))
-      case PprofField.Profile.stringTable: strings.append(try value.string(field: field))
-      case PprofField.Profile.timeNanos:
-        timeNanos = Int64(bitPattern: try value.integer(field: field))
-      case PprofField.Profile.durationNanos:
-        durationNanos = Int64(bitPattern: try value.integer(field: field))
-      case PprofField.Profile.period: period = Int64(bitPattern: try value.integer(field: field))
-      case PprofField.Profile.comment: comments += try ProtobufReader.integers(value)
-      default: continue  // fields we do not use (drop_frames, period_type, doc_url, ...) are skipped
-      }
-    }
-  }
-
-  private static func valueType(_ bytes: ArraySlice<UInt8>) throws(Failure) -> (
-    type: UInt64, unit: UInt64
-  ) {
-    var reader = ProtobufReader(bytes)
-    var result: (type: UInt64, unit: UInt64) = (0, 0)
-    while let (field, value) = try reader.next() {
-      switch field {
-      case PprofField.ValueType.type: result.type = try value.integer(field: field)
-      case PprofField.ValueType.unit: result.unit = try value.integer(field: field)
-      default: continue
-      }
-    }
-    return result
-  }
-
-  private static func sample(_ bytes: ArraySlice<UInt8>) throws(Failure) -> RawSample {
-    var reader = ProtobufReader(bytes)
-    var sample = RawSample()
-    while let (field, value) = try reader.next() {
-      switch field {
-      case PprofField.Sample.locationID: sample.locationIDs += try ProtobufReader.integers(value)
-      case PprofField.Sample.value:
-        sample.values += try ProtobufReader.integers(value).map { Int64(bitPattern: $0) }
-      case PprofField.Sample.label: sample.labels.append(try label(value.message(field: field)))
-      default: continue
-      }
-    }
-    return sample
-  }
-
-  private static func label(_ bytes: ArraySlice<UInt8>) throws(Failure) -> RawLabel {
-    var reader = ProtobufReader(bytes)
-    var label = RawLabel(key: 0)
-    while let (field, value) = try reader.next() {
-      switch field {
-      case PprofField.Label.key: label.key = try value.integer(field: field)
-      case PprofField.Label.str: label.str = try value.integer(field: field)
-      case PprofField.Label.num: label.num = Int64(bitPattern: try value.integer(field: field))
-      default: continue
-      }
-    }
-    return label
-  }
-
-  private static func mapping(_ bytes: ArraySlice<UInt8>) throws(Failure) -> RawMapping {
-    var reader = ProtobufReader(bytes)
-    var mapping = RawMapping()
-    while let (field, value) = try reader.next() {
-      switch field {
-      case PprofField.Mapping.id: mapping.id = try value.integer(field: field)
-      case PprofField.Mapping.memoryStart: mapping.start = try value.integer(field: field)
-      case PprofField.Mapping.memoryLimit: mapping.limit = try value.integer(field: field)
-      case PprofField.Mapping.fileOffset: mapping.fileOffset = try value.integer(field: field)
-      case PprofField.Mapping.filename: mapping.filename = try value.integer(field: field)
-      case PprofField.Mapping.buildID: mapping.buildID = try value.integer(field: field)
-      default: continue
-      }
-    }
-    return mapping
-  }
-
-  private static func location(_ bytes: ArraySlice<UInt8>) throws(Failure) -> RawLocation {
-    var reader = ProtobufReader(bytes)
-    var location = RawLocation()
-    while let (field, value) = try reader.next() {
-      switch field {
-      case PprofField.Location.id: location.id = try value.integer(field: field)
-      case PprofField.Location.mappingID: location.mappingID = try value.integer(field: field)
-      case PprofField.Location.address: location.address = try value.integer(field: field)
-      case PprofField.Location.line: location.lines.append(try line(value.message(field: field)))
-      default: continue
-      }
-    }
-    return location
-  }
-
-  private static func line(_ bytes: ArraySlice<UInt8>) throws(Failure) -> RawLine {
-    var reader = ProtobufReader(bytes)
-    var line = RawLine()
-    while let (field, value) = try reader.next() {
-      switch field {
-      case PprofField.Line.functionID: line.functionID = try value.integer(field: field)
-      case PprofField.Line.line: line.line = Int64(bitPattern: try value.integer(field: field))
-      case PprofField.Line.column: line.column = Int64(bitPattern: try value.integer(field: field))
-      default: continue
-      }
-    }
-    return line
-  }
-
-  private static func function(_ bytes: ArraySlice<UInt8>) throws(Failure) -> RawFunction {
-    var reader = ProtobufReader(bytes)
-    var function = RawFunction()
-    while let (field, value) = try reader.next() {
-      switch field {
-      case PprofField.Function.id: function.id = try value.integer(field: field)
-      case PprofField.Function.name: function.name = try value.integer(field: field)
-      case PprofField.Function.systemName: function.systemName = try value.integer(field: field)
-      case PprofField.Function.filename: function.filename = try value.integer(field: field)
-      default: continue
-      }
-    }
-    return function
-  }
-
-  // MARK: Resolving ids and strings
-
-  private func string(_ index: UInt64, _ what: @autoclosure () -> String) throws(Failure) -> String
-  {
-    guard index < UInt64(strings.count) else {
+  private func string(_ index: Int64, _ what: @autoclosure () -> String) throws(Failure) -> String {
+    guard index >= 0, index < Int64(strings.count) else {
       throw Failure(
-        offset: 0, reason: "\(what()) refers to string \(index), but the table has \(strings.count)"
-      )
+        reason: "\(what()) refers to string \(index), but the table has \(strings.count)")
     }
     return strings[Int(index)]
   }
 
-  mutating func makeProfile() throws(Failure) -> Profile {
+  func makeProfile() throws(Failure) -> Profile {
     guard strings.first == "" else {
       throw Failure(
-        offset: 0,
         reason: strings.isEmpty
           ? "no string table (empty or not a pprof file)" : "string_table[0] is not empty")
     }
-    guard !sampleTypes.isEmpty || samples.isEmpty else {
-      throw Failure(offset: 0, reason: "samples present but no sample_type")
+    guard !message.sampleType.isEmpty || message.sample.isEmpty else {
+      throw Failure(reason: "samples present but no sample_type")
     }
+    let locationsByID = try resolveLocations(
+      mappings: try resolveMappings(), functions: try resolveFunctions())
 
-    var mappingsByID: [UInt64: Mapping] = [:]
-    for raw in mappings {
-      guard raw.id != 0, mappingsByID[raw.id] == nil else {
-        throw Failure(offset: 0, reason: "mapping id \(raw.id) is zero or repeated")
+    let countIndex = try countValueIndex()
+    let sampleTypeCount = message.sampleType.count
+    var profileSamples: [ProfileSample] = []
+    profileSamples.reserveCapacity(message.sample.count)
+    for (sampleIndex, raw) in message.sample.enumerated() {
+      guard raw.value.count == sampleTypeCount else {
+        throw Failure(
+          reason:
+            "sample \(sampleIndex) has \(raw.value.count) values for \(sampleTypeCount) sample types"
+        )
       }
-      let buildIDText = try string(raw.buildID, "mapping \(raw.id) build_id")
-      mappingsByID[raw.id] = Self.mapping(
-        raw, filename: try string(raw.filename, "mapping \(raw.id) filename"),
-        buildID: BuildID(hex: buildIDText))
+      var stack: [ResolvedLocation] = []
+      stack.reserveCapacity(raw.locationID.count)
+      for id in raw.locationID {
+        guard let location = locationsByID[id] else {
+          throw Failure(reason: "sample \(sampleIndex) refers to missing location \(id)")
+        }
+        stack.append(location)
+      }
+      var sample = ProfileSample(stack: stack, pid: 0, tid: 0, threadName: "", count: 0)
+      switch countIndex {
+      case .samples(let index): sample.count = raw.value[index]
+      case .cpuTime(let index): sample.count = raw.value[index] / message.period
+      }
+      try applyLabels(raw.label, to: &sample)
+      profileSamples.append(sample)
     }
 
+    return Profile(
+      samples: profileSamples, periodNanos: message.period, startTimeNanos: message.timeNanos,
+      durationNanos: message.durationNanos,
+      comments: try message.comment.map { index throws(Failure) in try string(index, "comment") })
+  }
+
+  private func resolveMappings() throws(Failure) -> [UInt64: Mapping] {
+    var mappingsByID: [UInt64: Mapping] = [:]
+    for raw in message.mapping {
+      guard raw.id != 0, mappingsByID[raw.id] == nil else {
+        throw Failure(reason: "mapping id \(raw.id) is zero or repeated")
+      }
+      let buildID = BuildID(hex: try string(raw.buildID, "mapping \(raw.id) build_id"))
+      // kernelMappingName starts with "[kernel", so the shared naming rules cover it.
+      let (kind, path) = MappingKind.classify(
+        profileFileName: try string(raw.filename, "mapping \(raw.id) filename"))
+      mappingsByID[raw.id] = Mapping(
+        start: raw.memoryStart, limit: raw.memoryLimit, fileOffset: raw.fileOffset, path: path,
+        buildID: buildID.flatMap { $0.bytes.isEmpty ? nil : $0 }, kind: kind)
+    }
+    return mappingsByID
+  }
+
+  private func resolveFunctions() throws(Failure) -> [UInt64: SourceFrame] {
     var functionsByID: [UInt64: SourceFrame] = [:]
-    for raw in functions {
+    for raw in message.function {
       guard raw.id != 0, functionsByID[raw.id] == nil else {
-        throw Failure(offset: 0, reason: "function id \(raw.id) is zero or repeated")
+        throw Failure(reason: "function id \(raw.id) is zero or repeated")
       }
       let name = try string(raw.name, "function \(raw.id) name")
       let systemName = try string(raw.systemName, "function \(raw.id) system_name")
@@ -246,25 +143,29 @@ private struct ParsedProfile {
         function: name, systemName: systemName.isEmpty || systemName == name ? nil : systemName,
         file: file.isEmpty ? nil : file)
     }
+    return functionsByID
+  }
 
+  private func resolveLocations(
+    mappings mappingsByID: [UInt64: Mapping], functions functionsByID: [UInt64: SourceFrame]
+  ) throws(Failure) -> [UInt64: ResolvedLocation] {
     var locationsByID: [UInt64: ResolvedLocation] = [:]
-    for raw in locations {
+    for raw in message.location {
       guard raw.id != 0, locationsByID[raw.id] == nil else {
-        throw Failure(offset: 0, reason: "location id \(raw.id) is zero or repeated")
+        throw Failure(reason: "location id \(raw.id) is zero or repeated")
       }
       var mapping: Mapping?
       if raw.mappingID != 0 {
         guard let found = mappingsByID[raw.mappingID] else {
-          throw Failure(
-            offset: 0, reason: "location \(raw.id) refers to missing mapping \(raw.mappingID)")
+          throw Failure(reason: "location \(raw.id) refers to missing mapping \(raw.mappingID)")
         }
         mapping = found
       }
       var frames: [SourceFrame] = []
-      for line in raw.lines {
+      for line in raw.line {
         guard var frame = functionsByID[line.functionID] else {
           throw Failure(
-            offset: 0, reason: "location \(raw.id) refers to missing function \(line.functionID)")
+            reason: "location \(raw.id) refers to missing function \(line.functionID)")
         }
         frame.line = Int(clamping: line.line)
         frame.column = Int(clamping: line.column)
@@ -282,39 +183,7 @@ private struct ParsedProfile {
       }
       locationsByID[raw.id] = location
     }
-
-    let countIndex = try countValueIndex()
-    var profileSamples: [ProfileSample] = []
-    profileSamples.reserveCapacity(samples.count)
-    for (sampleIndex, raw) in samples.enumerated() {
-      guard raw.values.count == sampleTypes.count else {
-        throw Failure(
-          offset: 0,
-          reason:
-            "sample \(sampleIndex) has \(raw.values.count) values for \(sampleTypes.count) sample types"
-        )
-      }
-      var stack: [ResolvedLocation] = []
-      stack.reserveCapacity(raw.locationIDs.count)
-      for id in raw.locationIDs {
-        guard let location = locationsByID[id] else {
-          throw Failure(offset: 0, reason: "sample \(sampleIndex) refers to missing location \(id)")
-        }
-        stack.append(location)
-      }
-      var sample = ProfileSample(stack: stack, pid: 0, tid: 0, threadName: "", count: 0)
-      switch countIndex {
-      case .samples(let index): sample.count = raw.values[index]
-      case .cpuTime(let index): sample.count = raw.values[index] / period
-      }
-      try applyLabels(raw.labels, to: &sample)
-      profileSamples.append(sample)
-    }
-
-    return Profile(
-      samples: profileSamples, periodNanos: period, startTimeNanos: timeNanos,
-      durationNanos: durationNanos,
-      comments: try comments.map { index throws(Failure) in try string(index, "comment") })
+    return locationsByID
   }
 
   private enum CountSource {
@@ -324,23 +193,24 @@ private struct ParsedProfile {
 
   /// Profiles from other tools may carry only CPU time; then the count is derived from the period.
   private func countValueIndex() throws(Failure) -> CountSource {
-    let names = try sampleTypes.map { type throws(Failure) in
+    let names = try message.sampleType.map { type throws(Failure) in
       (try string(type.type, "sample_type"), try string(type.unit, "sample_type unit"))
     }
     if let index = names.firstIndex(where: { $0.0 == "samples" }) { return .samples(index) }
-    if period > 0, let index = names.firstIndex(where: { $0.1 == "nanoseconds" }) {
+    if message.period > 0, let index = names.firstIndex(where: { $0.1 == "nanoseconds" }) {
       return .cpuTime(index)
     }
     return .samples(0)
   }
 
-  private func applyLabels(_ labels: [RawLabel], to sample: inout ProfileSample) throws(Failure) {
+  private func applyLabels(_ labels: [Perftools_Profiles_Label], to sample: inout ProfileSample)
+    throws(Failure)
+  {
     var traceID: [UInt8]?
     var spanID: [UInt8]?
     var spanName: String?
     for label in labels {
-      let key = try string(label.key, "label key")
-      switch key {
+      switch try string(label.key, "label key") {
       case PprofLabel.pid: sample.pid = Int32(truncatingIfNeeded: label.num)
       case PprofLabel.tid: sample.tid = Int32(truncatingIfNeeded: label.num)
       case PprofLabel.threadName: sample.threadName = try string(label.str, "thread_name label")
@@ -354,13 +224,5 @@ private struct ParsedProfile {
     if let traceID, traceID.count == 16, let spanID, spanID.count == 8 {
       sample.span = SpanContext(traceID: traceID, spanID: spanID, name: spanName)
     }
-  }
-
-  private static func mapping(_ raw: RawMapping, filename: String, buildID: BuildID?) -> Mapping {
-    // kernelMappingName starts with "[kernel", so the shared rules cover it.
-    let (kind, path) = MappingKind.classify(profileFileName: filename)
-    return Mapping(
-      start: raw.start, limit: raw.limit, fileOffset: raw.fileOffset, path: path,
-      buildID: buildID.flatMap { $0.bytes.isEmpty ? nil : $0 }, kind: kind)
   }
 }
