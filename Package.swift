@@ -67,8 +67,13 @@ let package = Package(
       ]
     ),
     .plugin(name: "BPFCompiler", capability: .buildTool()),
-    // Locating the package, building samples/, running the CLI and gating real-BPF tests on privileges.
-    .target(name: "FlamespanTestSupport", path: "Tests/FlamespanTestSupport"),
+    // The one home of the tests' helpers: locating the package, building samples/, running programs in
+    // the background or to completion, loopback ports, temporary directories, waiting, and the
+    // `.requires(…)` trait that skips a test (or fails it under CI=true) when the machine lacks what it
+    // needs. Also the span profile built in code that the OTLP, export and end-to-end suites share.
+    .target(
+      name: "FlamespanTestSupport", dependencies: ["FlamespanModel"],
+      path: "Tests/FlamespanTestSupport"),
     .testTarget(
       name: "FlamespanModelTests", dependencies: ["FlamespanModel", "FlamespanTestSupport"]),
     .testTarget(
@@ -81,7 +86,8 @@ let package = Package(
         "FlamespanTestSupport",
       ],
       exclude: ["Fixtures"]),
-    .testTarget(name: "FlamespanProcessTests", dependencies: ["FlamespanProcess"]),
+    .testTarget(
+      name: "FlamespanProcessTests", dependencies: ["FlamespanProcess", "FlamespanTestSupport"]),
     .testTarget(
       name: "FlamespanRuntimesTests",
       dependencies: [
