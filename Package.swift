@@ -75,8 +75,13 @@ let package = Package(
       ]
     ),
     .plugin(name: "BPFCompiler", capability: .buildTool()),
-    // Locating the package, building samples/, running the CLI and gating real-BPF tests on privileges.
-    .target(name: "FlamespanTestSupport", path: "Tests/FlamespanTestSupport"),
+    // The one home of the tests' helpers: locating the package, building samples/, running programs in
+    // the background or to completion, loopback ports, temporary directories, waiting, and the
+    // `.requires(…)` trait that skips a test (or fails it under CI=true) when the machine lacks what it
+    // needs. Also the span profile built in code that the OTLP, export and end-to-end suites share.
+    .target(
+      name: "FlamespanTestSupport", dependencies: ["FlamespanModel"],
+      path: "Tests/FlamespanTestSupport"),
     .testTarget(
       name: "FlamespanModelTests", dependencies: ["FlamespanModel", "FlamespanTestSupport"]),
     .testTarget(
@@ -90,7 +95,8 @@ let package = Package(
       ],
       exclude: ["Fixtures"]),
     .testTarget(
-      name: "FlamespanProcessTests", dependencies: ["FlamespanProcess", "FlamespanELF"]),
+      name: "FlamespanProcessTests",
+      dependencies: ["FlamespanProcess", "FlamespanELF", "FlamespanTestSupport"]),
     .testTarget(
       name: "FlamespanRuntimesTests",
       dependencies: [

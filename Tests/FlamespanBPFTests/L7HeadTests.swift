@@ -5,11 +5,7 @@ import Foundation
 import Testing
 
 /// Python's ThreadingHTTPServer (HTTP/1.1, keep-alive, Content-Length) on loopback, printing its port.
-final class PythonHTTPServer {
-  let process = Process()
-  let port: Int
-  var pid: Int32 { process.processIdentifier }
-
+enum PythonHTTPServer {
   static let script = """
     import http.server, sys
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -27,36 +23,9 @@ final class PythonHTTPServer {
     server.serve_forever()
     """
 
-  init() throws {
-    let output = Pipe()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", "-c", Self.script]
-    process.standardOutput = output
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    var line = Data()
-    let deadline = Date().addingTimeInterval(10)
-    while Date() < deadline, !line.contains(UInt8(ascii: "\n")) {
-      let byte = output.fileHandleForReading.readData(ofLength: 1)
-      if byte.isEmpty { break }
-      line.append(byte)
-    }
-    guard
-      let port = Int(
-        String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
-    else {
-      kill(process.processIdentifier, SIGKILL)
-      throw TestFailure("the Python server did not report its port")
-    }
-    self.port = port
+  static func start() throws -> LoopbackServer {
+    try LoopbackServer(["python3", "-c", script], printingPortAfter: "")
   }
-
-  func stop() {
-    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-    process.waitUntilExit()
-  }
-
-  deinit { stop() }
 }
 
 /// The request head, whole or counted (issue 25, item 1): against Python's ThreadingHTTPServer, with raw
@@ -106,7 +75,7 @@ final class PythonHTTPServer {
   }
 
   static func observe(hooks: L7Hooks, clients: (Int) -> [[String]]) throws -> Observation {
-    let server = try PythonHTTPServer()
+    let server = try PythonHTTPServer.start()
     defer { server.stop() }
     let tracer = try L7Tracer(
       configuration: L7TracerConfiguration(pids: [server.pid], hooks: hooks))
@@ -120,7 +89,7 @@ final class PythonHTTPServer {
       }
     }
     for arguments in clients(server.port) {
-      let client = try BackgroundCommand(arguments)
+      let client = try BackgroundProcess(arguments)
       let deadline = Date().addingTimeInterval(60)
       while client.isRunning && Date() < deadline { try drain(20) }
       let finished = client.finish()
@@ -148,9 +117,8 @@ final class PythonHTTPServer {
     #expect(counters.rejectedTraceparents == 0, sourceLocation: sourceLocation)
   }
 
-  @Test(arguments: L7TracerTests.bothHooks)
+  @Test(.requires(.bpf, .tool("python3")), arguments: L7TracerTests.bothHooks)
   func pipelinedRequestsGetASpanEachInOrder(hooks: L7Hooks) throws {
-    guard realBPFTestCanRun(#function, needing: ["python3"]) else { return }
     let count = 100
     let observation = try Self.observe(hooks: hooks) { port in
       [
@@ -179,9 +147,8 @@ final class PythonHTTPServer {
     Self.expectNothingLost(observation.counters)
   }
 
-  @Test(arguments: L7TracerTests.bothHooks)
+  @Test(.requires(.bpf, .tool("python3")), arguments: L7TracerTests.bothHooks)
   func requestsWrittenAByteAtATimeGetEverySpan(hooks: L7Hooks) throws {
-    guard realBPFTestCanRun(#function, needing: ["python3"]) else { return }
     let observation = try Self.observe(hooks: hooks) { port in
       [
         Self.client(
@@ -212,9 +179,8 @@ final class PythonHTTPServer {
     #expect(observation.counters.headsTooLong == 0)
   }
 
-  @Test(arguments: L7TracerTests.bothHooks)
+  @Test(.requires(.bpf, .tool("python3")), arguments: L7TracerTests.bothHooks)
   func aTraceparentDeepInTheHeadIsFoundUpToTheBoundAndCountedPastIt(hooks: L7Hooks) throws {
-    guard realBPFTestCanRun(#function, needing: ["python3"]) else { return }
     // Cookies push the traceparent to about 1.5, 6 and 9 KB into the head; one connection each.
     let offsets = [1_500, 6_000, 9_000]
     let observation = try Self.observe(hooks: hooks) { port in

@@ -7,14 +7,13 @@ import Testing
 /// online CPU must have every one of its requests read back: a reader that missed one CPU's ring would
 /// lose exactly the spans of the server pinned there.
 @Suite(.serialized) struct L7PerCPURingTests {
-  @Test func everyCPUsRingIsRead() throws {
-    guard realBPFTestCanRun(#function, needing: ["curl", "taskset"]) else { return }
+  @Test(.requires(.bpf, .tool("curl"), .tool("taskset"))) func everyCPUsRingIsRead() throws {
     let cpus = ProcessInfo.processInfo.activeProcessorCount
     let bin = try TestEnvironment.buildSamples(into: TestEnvironment.temporaryDirectory("l7rings"))
-    var servers: [ServerProcess] = []
+    var servers: [LoopbackServer] = []
     defer { for server in servers { server.stop() } }
     for cpu in 0..<cpus {
-      let server = try ServerProcess(httpServerIn: bin)
+      let server = try LoopbackServer.httpServer(in: bin)
       servers.append(server)
       // Threads inherit the affinity of the thread that creates them: the accepting main thread.
       let pinned = try Run.command(["taskset", "-a", "-p", "-c", "\(cpu)", "\(server.pid)"])
@@ -33,7 +32,7 @@ import Testing
       }
     }
     for server in servers {
-      let client = try BackgroundCommand(
+      let client = try BackgroundProcess(
         ["curl", "-s", "-o", "/dev/null"]
           + Array(repeating: "http://127.0.0.1:\(server.port)/light", count: requests))
       while client.isRunning { try drain() }

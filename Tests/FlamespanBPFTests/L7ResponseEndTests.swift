@@ -31,16 +31,15 @@ import Testing
     -> L7TracerTests.Observation
   {
     let bin = try TestEnvironment.buildSamples(into: TestEnvironment.temporaryDirectory("l7end"))
-    let server = try ServerProcess(httpServerIn: bin)
+    let server = try LoopbackServer.httpServer(in: bin)
     defer { server.stop() }
     return try L7TracerTests.observe(
       server: server, hooks: hooks, frequency: 99,
       clients: [Self.pausingClient(port: server.port, pause: pause, paths: paths)])
   }
 
-  @Test(arguments: L7TracerTests.bothHooks)
+  @Test(.requires(.bpf), arguments: L7TracerTests.bothHooks)
   func serverSpansEndWithTheirLastResponseByte(hooks: L7Hooks) throws {
-    guard realBPFTestCanRun(#function) else { return }
     let observation = try Self.observePausingClient(
       hooks: hooks, paths: ["/light", "/chunked?n=40", "/big?kb=256", "/burn?ms=30", "/light"])
     let servers = observation.exchanges.filter { $0.kind == .server }
@@ -68,9 +67,8 @@ import Testing
 
   /// Framing headers in any case, each after a name that the header scan's first pass cannot tell from
   /// it (same first and eighth letters): the spans still end at their last byte.
-  @Test(arguments: L7TracerTests.bothHooks)
+  @Test(.requires(.bpf), arguments: L7TracerTests.bothHooks)
   func framingHeadersAreFoundInAnyCase(hooks: L7Hooks) throws {
-    guard realBPFTestCanRun(#function) else { return }
     let observation = try Self.observePausingClient(
       hooks: hooks, paths: ["/cased", "/cased?chunked=1", "/light"])
     let servers = observation.exchanges.filter { $0.kind == .server }
@@ -92,47 +90,26 @@ import Testing
 
 /// `--pid` covers what a traced process forks later: a server started by a traced shell is traced.
 @Suite(.serialized) struct L7ForkTests {
-  @Test(arguments: L7TracerTests.bothHooks)
+  @Test(.requires(.bpf, .tool("curl")), arguments: L7TracerTests.bothHooks)
   func aServerForkedByATracedProcessIsTraced(hooks: L7Hooks) throws {
-    guard realBPFTestCanRun(#function, needing: ["curl"]) else { return }
     let bin = try TestEnvironment.buildSamples(into: TestEnvironment.temporaryDirectory("l7fork"))
-    let portFile = bin.appendingPathComponent("fork-port")
     let goFile = bin.appendingPathComponent("fork-go")
-    let shell = Process()
-    shell.executableURL = URL(fileURLWithPath: "/bin/sh")
     // "; true" keeps the shell alive, so the server is its forked child rather than an exec of itself. The
     // shell forks only once the tracer is attached and says so: verification alone takes seconds on a
     // machine busy with the rest of the suite, which a fixed sleep did not always cover.
-    shell.arguments = [
-      "-c",
-      "while [ ! -e '\(goFile.path)' ]; do sleep 0.05; done; "
-        + "'\(bin.path)/http_server' 0 > '\(portFile.path)'; true",
-    ]
-    try shell.run()
-    defer {
-      kill(-shell.processIdentifier, SIGKILL)
-      if let children = try? String(
-        contentsOfFile: "/proc/\(shell.processIdentifier)/task/\(shell.processIdentifier)/children",
-        encoding: .utf8)
-      {
-        for child in children.split(separator: " ") { kill(Int32(child) ?? 0, SIGKILL) }
-      }
-      kill(shell.processIdentifier, SIGKILL)
-      shell.waitUntilExit()
-    }
-    let tracer = try L7Tracer(
-      configuration: L7TracerConfiguration(pids: [shell.processIdentifier], hooks: hooks))
+    let shell = try BackgroundProcess([
+      "/bin/sh", "-c",
+      "while [ ! -e '\(goFile.path)' ]; do sleep 0.05; done; '\(bin.path)/http_server' 0; true",
+    ])
+    defer { shell.stop() }
+    let tracer = try L7Tracer(configuration: L7TracerConfiguration(pids: [shell.pid], hooks: hooks))
     defer { tracer.close() }
     #expect(FileManager.default.createFile(atPath: goFile.path, contents: Data()))
-    var port: Int?
-    let deadline = Date().addingTimeInterval(15)
-    while port == nil && Date() < deadline {
-      let text = (try? String(contentsOf: portFile, encoding: .utf8)) ?? ""
-      port = text.hasSuffix("\n") ? Int(text.split(separator: " ").last?.dropLast() ?? "") : nil
-      if port == nil { usleep(20_000) }
-    }
-    let serverPort = try #require(port, "the forked http_server never reported its port")
-    let client = try BackgroundCommand([
+    let listening = try #require(
+      shell.waitForLine(startingWith: "listening ", seconds: 15),
+      "the forked http_server never reported its port")
+    let serverPort = try #require(Int(listening.dropFirst("listening ".count)))
+    let client = try BackgroundProcess([
       "curl", "-s", "-o", "/dev/null", "http://127.0.0.1:\(serverPort)/light",
     ])
     var exchanges: [HTTPExchange] = []
@@ -145,17 +122,16 @@ import Testing
     _ = client.finish()
     let server = exchanges.first { $0.kind == .server }
     #expect(server != nil, "no span from the forked server")
-    #expect(server.map { $0.pid != shell.processIdentifier } == true)
+    #expect(server.map { $0.pid != shell.pid } == true)
     #expect(server.map { L7TracerTests.path($0) } == "/light")
   }
 }
 
 /// A ring buffer too small for a burst loses exchange records, and every lost one is counted.
 @Suite(.serialized) struct L7LostEventTests {
-  @Test func aFullRingBufferIsCountedRecordByRecord() throws {
-    guard realBPFTestCanRun(#function, needing: ["curl"]) else { return }
+  @Test(.requires(.bpf, .tool("curl"))) func aFullRingBufferIsCountedRecordByRecord() throws {
     let bin = try TestEnvironment.buildSamples(into: TestEnvironment.temporaryDirectory("l7lost"))
-    let server = try ServerProcess(httpServerIn: bin)
+    let server = try LoopbackServer.httpServer(in: bin)
     defer { server.stop() }
     let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
     let tracer = try L7Tracer(
@@ -163,7 +139,7 @@ import Testing
     defer { tracer.close() }
     let requests = 200
     // One keep-alive connection, and nobody reads the ring until the client is done.
-    let client = try BackgroundCommand(
+    let client = try BackgroundProcess(
       ["curl", "-s", "-o", "/dev/null"]
         + Array(repeating: "http://127.0.0.1:\(server.port)/light", count: requests))
     _ = client.finish()

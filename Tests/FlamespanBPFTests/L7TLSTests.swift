@@ -6,8 +6,8 @@ import Testing
 
 /// TLS plaintext through the SSL_read/SSL_write uprobes, against Python's http.server over OpenSSL and curl.
 @Suite(.serialized) struct L7TLSTests {
-  @Test func httpsRequestsBecomeSpansWithTheCallersContext() throws {
-    guard realBPFTestCanRun(#function, needing: ["openssl", "python3", "curl"]) else { return }
+  @Test(.requires(.bpf, .tool("openssl"), .tool("python3"), .tool("curl")))
+  func httpsRequestsBecomeSpansWithTheCallersContext() throws {
     let directory = try TestEnvironment.temporaryDirectory("l7tls")
     try Data("hello over tls\n".utf8).write(to: directory.appendingPathComponent("index.html"))
     let key = directory.appendingPathComponent("key.pem").path
@@ -21,44 +21,32 @@ import Testing
 
     // Python's ssl module calls SSL_read_ex/SSL_write_ex (openssl s_server -WWW would not: its BIO
     // calls libssl's internal functions).
-    let port = Int.random(in: 20_000...40_000)
-    let server = Process()
-    server.executableURL = URL(fileURLWithPath: try #require(TestEnvironment.which("python3")))
-    server.arguments = [
-      "-c",
-      """
-      import http.server, ssl, sys
-      server = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), http.server.SimpleHTTPRequestHandler)
-      context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-      context.load_cert_chain(sys.argv[2], sys.argv[3])
-      server.socket = context.wrap_socket(server.socket, server_side=True)
-      server.serve_forever()
-      """,
-      String(port), certificate, key,
-    ]
-    server.currentDirectoryURL = directory
-    server.standardOutput = FileHandle.nullDevice
-    server.standardError = FileHandle.nullDevice
-    try server.run()
-    defer {
-      kill(server.processIdentifier, SIGKILL)
-      server.waitUntilExit()
-    }
-    // Ready (libssl mapped, socket listening) once a TLS handshake works; bounded to 10 s.
-    let deadline = Date().addingTimeInterval(10)
-    var ready = false
-    while !ready && Date() < deadline {
-      ready =
-        (try? Run.command([
-          "curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}",
-          "https://127.0.0.1:\(port)/index.html",
-        ]).stdout) == "200"
-      if !ready { usleep(100_000) }
+    let port = Loopback.freePort()
+    let server = try BackgroundProcess(
+      [
+        "python3", "-c",
+        """
+        import http.server, ssl, sys
+        server = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), http.server.SimpleHTTPRequestHandler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(sys.argv[2], sys.argv[3])
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        server.serve_forever()
+        """,
+        String(port), certificate, key,
+      ], directory: directory)
+    defer { server.stop() }
+    // Ready (libssl mapped, socket listening) once a TLS handshake works.
+    let ready = try waitUntil(seconds: 10) {
+      try Run.command([
+        "curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}",
+        "https://127.0.0.1:\(port)/index.html",
+      ]).stdout == "200"
     }
     #expect(ready, "the TLS server did not answer on port \(port)")
 
     let tracer = try L7Tracer(
-      configuration: L7TracerConfiguration(pids: [server.processIdentifier]))
+      configuration: L7TracerConfiguration(pids: [server.pid]))
     defer { tracer.close() }
     #expect(tracer.tlsLibraries.contains { $0.contains("libssl.so") }, "\(tracer.tlsLibraries)")
     let trace = "0af7651916cd43dd8448eb211c80319c"

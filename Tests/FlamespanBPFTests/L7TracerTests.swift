@@ -17,7 +17,7 @@ import Testing
   }
 
   static func observe(
-    server: ServerProcess, hooks: L7Hooks, frequency: Int = 997, clients: [[String]]
+    server: LoopbackServer, hooks: L7Hooks, frequency: Int = 997, clients: [[String]]
   ) throws -> Observation {
     let tracer = try L7Tracer(
       configuration: L7TracerConfiguration(pids: [server.pid], hooks: hooks))
@@ -37,7 +37,7 @@ import Testing
       }
     }
     for arguments in clients {
-      let client = try BackgroundCommand(arguments)
+      let client = try BackgroundProcess(arguments)
       let deadline = Date().addingTimeInterval(60)
       while client.isRunning && Date() < deadline { try drain(20) }
       _ = client.finish()
@@ -57,11 +57,10 @@ import Testing
   /// Both sets of kernel hooks feed the same state machine; each must hold on its own.
   static let bothHooks: [L7Hooks] = [.socket, .syscalls]
 
-  @Test(arguments: bothHooks)
+  @Test(.requires(.bpf, .tool("curl")), arguments: bothHooks)
   func serverSpansTakeTheCallersTraceAndEverySpanSampleLiesInsideItsSpan(hooks: L7Hooks) throws {
-    guard realBPFTestCanRun(#function, needing: ["curl"]) else { return }
     let bin = try TestEnvironment.buildSamples(into: TestEnvironment.temporaryDirectory("l7bpf"))
-    let server = try ServerProcess(httpServerIn: bin)
+    let server = try LoopbackServer.httpServer(in: bin)
     defer { server.stop() }
     let base = "http://127.0.0.1:\(server.port)"
     let traced = "traceparent: 00-\(Self.traceID)-\(Self.parentID)-01"
@@ -160,11 +159,10 @@ import Testing
     #expect(recall >= 0.95)
   }
 
-  @Test(arguments: bothHooks)
+  @Test(.requires(.bpf, .tool("curl")), arguments: bothHooks)
   func clientRequestsInsideAServerSpanAreItsChildren(hooks: L7Hooks) throws {
-    guard realBPFTestCanRun(#function, needing: ["curl"]) else { return }
     let bin = try TestEnvironment.buildSamples(into: TestEnvironment.temporaryDirectory("l7client"))
-    let server = try ServerProcess(httpServerIn: bin)
+    let server = try LoopbackServer.httpServer(in: bin)
     defer { server.stop() }
     let observation = try Self.observe(
       server: server, hooks: hooks, frequency: 99,

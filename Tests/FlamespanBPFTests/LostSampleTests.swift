@@ -5,8 +5,7 @@ import Testing
 
 /// A ring buffer too small for the sample rate loses samples; every loss must be counted, none silent.
 @Suite(.serialized) struct LostSampleTests {
-  @Test func aFullRingBufferIsCountedNotSilent() throws {
-    guard realBPFTestCanRun(#function) else { return }
+  @Test(.requires(.bpf)) func aFullRingBufferIsCountedNotSilent() throws {
     // One page holds a single 2 KiB sample; at 999 Hz with nobody reading, the rest must overflow.
     let sampler = try CPUSampler(
       configuration: SamplerConfiguration(frequency: 999, pids: [getpid()], ringBufferBytes: 4096))

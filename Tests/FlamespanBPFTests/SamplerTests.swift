@@ -5,8 +5,7 @@ import Testing
 
 /// Loads the real sampler into the running kernel.
 @Suite(.serialized) struct SamplerTests {
-  @Test func samplesABusyThreadOfThisProcessWithBothStacks() throws {
-    guard realBPFTestCanRun(#function) else { return }
+  @Test(.requires(.bpf)) func samplesABusyThreadOfThisProcessWithBothStacks() throws {
     let me = getpid()
     let sampler = try CPUSampler(configuration: SamplerConfiguration(frequency: 199, pids: [me]))
     defer { sampler.close() }
@@ -49,13 +48,10 @@ import Testing
     #expect(samples.allSatisfy { $0.span == nil })
   }
 
-  @Test func refusesWithAClearMessageWithoutPrivileges() throws {
-    // Run the check as an unprivileged child so that root CI exercises the refusal path too.
-    guard TestEnvironment.toolAvailable("setpriv", for: #function) else {
-      #expect(!TestEnvironment.isCI)
-      return
-    }
-    guard geteuid() == 0 else { return }  // without root we cannot drop to another user; covered by the CLI test
+  /// Run as an unprivileged child so that root CI exercises the refusal path too; only root can drop
+  /// to another user (without root, the CLI tests cover the refusal).
+  @Test(.requires(.root, .tool("setpriv")))
+  func refusesWithAClearMessageWithoutPrivileges() throws {
     let result = try Run.command([
       "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
       TestEnvironment.flamespanBinary, "record", "-d", "1", "-o", "/tmp/never.folded",

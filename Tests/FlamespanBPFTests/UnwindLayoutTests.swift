@@ -19,8 +19,7 @@ import Testing
     #expect(SamplerConfiguration.maximumUserStackCopyBytes == 65536)
   }
 
-  @Test func copiesTheUserStackWithTheRegistersOfABusyThread() throws {
-    guard realBPFTestCanRun(#function) else { return }
+  @Test(.requires(.bpf)) func copiesTheUserStackWithTheRegistersOfABusyThread() throws {
     let me = getpid()
     let sampler = try CPUSampler(
       configuration: SamplerConfiguration(frequency: 199, pids: [me], userStackCopyBytes: 8192))
@@ -68,9 +67,8 @@ import Testing
     }
   }
 
-  @Test(arguments: [8, 4096, 65536])
+  @Test(.requires(.bpf), arguments: [8, 4096, 65536])
   func theVerifierAcceptsEveryCopySize(bytes: Int) throws {
-    guard realBPFTestCanRun(#function) else { return }
     // The copy size is a load-time constant, so the verifier checks each size's loop bounds anew.
     let sampler = try CPUSampler(
       configuration: SamplerConfiguration(

@@ -18,17 +18,11 @@ import Testing
   }()
 
   /// Records `name` for 3 s in DWARF mode and returns the folded profile of its own samples.
-  func record(_ name: String, extraArguments: [String] = []) throws -> FoldedProfile? {
-    guard TestEnvironment.bpfAvailable(for: "dwarf record of \(name)") else {
-      #expect(!TestEnvironment.isCI, "CI runs as root, where BPF must work")
-      return nil
-    }
+  func record(_ name: String, extraArguments: [String] = []) throws -> FoldedProfile {
     let binary = try Self.samples.get().appendingPathComponent(name).path
     guard FileManager.default.isExecutableFile(atPath: binary) else {
-      // Only the Rust sample is optional (the Makefile skips it without rustc).
-      #expect(!TestEnvironment.isCI, "\(name) was not built")
-      print("SKIPPED \(name): not built (no compiler for it)")
-      return nil
+      // The Makefile skips only the Rust sample (without rustc), and that test requires rustc.
+      throw TestFailure("\(name) was not built (samples/Makefile)")
     }
     let out = try TestEnvironment.temporaryDirectory("dwarf-\(name)")
     let folded = out.appendingPathComponent("profile.folded")
@@ -63,8 +57,8 @@ import Testing
     return (0...(frames.count - run.count)).contains { Array(frames[$0..<($0 + run.count)]) == run }
   }
 
-  @Test func cppTemplatesReachMain() throws {
-    guard let profile = try record("nofp_templates") else { return }
+  @Test(.requires(.bpf)) func cppTemplatesReachMain() throws {
+    let profile = try record("nofp_templates")
     let mixers = ["Mixer<3>", "Mixer<1>"]
     expectComplete(
       profile,
@@ -89,8 +83,8 @@ import Testing
     }
   }
 
-  @Test func rustReachesTheCratesMainThroughStdsRuntime() throws {
-    guard let profile = try record("nofp_rust") else { return }
+  @Test(.requires(.bpf, .tool("rustc"))) func rustReachesTheCratesMainThroughStdsRuntime() throws {
+    let profile = try record("nofp_rust")
     expectComplete(
       profile, isHot: { $0.contains("nofp_rust::mix") },
       isComplete: { frames in
@@ -106,8 +100,8 @@ import Testing
     }
   }
 
-  @Test func qsortCallbackStacksPassThroughLibcToMain() throws {
-    guard let profile = try record("qsort_callback") else { return }
+  @Test(.requires(.bpf)) func qsortCallbackStacksPassThroughLibcToMain() throws {
+    let profile = try record("qsort_callback")
     expectComplete(
       profile, isHot: { $0.last == "compare_keys" },
       isComplete: { $0.count > 4 && $0[1] == "_start" && $0.contains("main") })
@@ -124,9 +118,8 @@ import Testing
     #expect(Double(exact) >= 0.99 * Double(hot), "\(exact) of \(hot) with the exact libc chain")
   }
 
-  @Test func aCopyTooShortForTheStackIsMarkedTruncatedNeverCompleted() throws {
-    guard let profile = try record("qsort_callback", extraArguments: ["--stack-copy-bytes", "256"])
-    else { return }
+  @Test(.requires(.bpf)) func aCopyTooShortForTheStackIsMarkedTruncatedNeverCompleted() throws {
+    let profile = try record("qsort_callback", extraArguments: ["--stack-copy-bytes", "256"])
     let marker = "[user stack truncated: deeper than the 256-byte copy]"
     let hot = profile.count { $0.last == "compare_keys" || $0.contains("compare_keys") }
     let marked = profile.count { $0.contains(marker) }

@@ -82,11 +82,7 @@ import Testing
 
   /// A file that exists but is not executable is "Permission denied", as the shell says, not "No such
   /// file or directory".
-  @Test func nonExecutableCommandIsPermissionDenied() throws {
-    guard TestEnvironment.bpfAvailable(for: #function) else {
-      #expect(!TestEnvironment.isCI)
-      return
-    }
+  @Test(.requires(.bpf)) func nonExecutableCommandIsPermissionDenied() throws {
     let directory = try TestEnvironment.temporaryDirectory("noexec")
     defer { try? FileManager.default.removeItem(at: directory) }
     let script = directory.appendingPathComponent("script.sh")
@@ -107,11 +103,7 @@ import Testing
   }
 
   /// --pid P also samples the children P had before the recording started.
-  @Test func pidTakesTheDescendantsItAlreadyHas() throws {
-    guard TestEnvironment.bpfAvailable(for: #function) else {
-      #expect(!TestEnvironment.isCI)
-      return
-    }
+  @Test(.requires(.bpf)) func pidTakesTheDescendantsItAlreadyHas() throws {
     let directory = try TestEnvironment.temporaryDirectory("descendants")
     defer { try? FileManager.default.removeItem(at: directory) }
     let samples = try TestEnvironment.buildSamples(into: directory)

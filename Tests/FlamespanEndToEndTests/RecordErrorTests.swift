@@ -8,11 +8,7 @@ import Testing
     try Run.command([TestEnvironment.flamespanBinary, "record"] + arguments)
   }
 
-  @Test func missingPidIsNamed() throws {
-    guard TestEnvironment.bpfAvailable(for: #function) else {
-      #expect(!TestEnvironment.isCI)
-      return
-    }
+  @Test(.requires(.bpf)) func missingPidIsNamed() throws {
     let result = try record(["--pid", "999999", "-d", "1", "-o", "/tmp/flamespan-never.folded"])
     #expect(result.status != 0)
     #expect(result.stderr.contains("no process with pid 999999"), "stderr: \(result.stderr)")

@@ -7,7 +7,7 @@ import Testing
 /// outputs are still written, and record exits with the command's status (128 + N for signal N), as
 /// `time` does. `--pid` processes are never signalled. Real BPF, real binary; each test waits for the
 /// readiness line, never a fixed time.
-@Suite(.serialized) struct RecordSignalTests {
+@Suite(.serialized, .requires(.bpf)) struct RecordSignalTests {
   struct Session {
     var recorder: Process
     var command: Int32
@@ -46,17 +46,8 @@ import Testing
     #expect(pprofSize > 0, "empty pprof: \(session.stderr)")
   }
 
-  func available(_ test: String) -> Bool {
-    guard TestEnvironment.bpfAvailable(for: test) else {
-      #expect(!TestEnvironment.isCI, "CI runs as root, where BPF must work")
-      return false
-    }
-    return true
-  }
-
   @Test(arguments: [(SIGTERM, Int32(143)), (SIGHUP, Int32(129)), (SIGINT, Int32(130))])
   func signalReachesTheCommandAndOutputsAreWritten(signal: Int32, status: Int32) throws {
-    guard available(#function) else { return }
     let session = try start("signal-\(signal)", command: ["sleep", "30"])
     // Its own process group, so a terminal's Ctrl-C reaches it once, through us.
     #expect(getpgid(session.command) == session.command)
@@ -75,7 +66,6 @@ import Testing
 
   /// A command that handles SIGINT and exits 3: record exits 3.
   @Test func theCommandsOwnExitStatusBecomesRecords() throws {
-    guard available(#function) else { return }
     let session = try start(
       "trap-exit", command: ["/bin/sh", "-c", "trap 'exit 3' INT; while :; do sleep 0.05; done"])
     kill(session.recorder.processIdentifier, SIGINT)
@@ -86,7 +76,6 @@ import Testing
 
   /// A command that ignores SIGINT survives the first; the second kills its whole group at once.
   @Test func secondInterruptKillsACommandThatIgnoresTheFirst() throws {
-    guard available(#function) else { return }
     let session = try start(
       "ignore-int", command: ["/bin/sh", "-c", "trap '' INT; while :; do sleep 0.05; done"])
     kill(session.recorder.processIdentifier, SIGINT)
@@ -107,7 +96,6 @@ import Testing
 
   /// A command that ignores SIGTERM is killed when the 5 s grace ends, and the outputs are written.
   @Test func graceEndsInAKill() throws {
-    guard available(#function) else { return }
     let session = try start(
       "ignore-term", command: ["/bin/sh", "-c", "trap '' TERM; while :; do sleep 0.05; done"])
     let sent = Date()
@@ -124,7 +112,6 @@ import Testing
 
   /// With --pid nothing is signalled: the process we did not start keeps running, record exits 0.
   @Test func pidModeNeverSignalsTheProcess() throws {
-    guard available(#function) else { return }
     let target = Process()
     target.executableURL = URL(fileURLWithPath: "/bin/sleep")
     target.arguments = ["30"]

@@ -24,13 +24,9 @@ import Testing
     try Run.command([TestEnvironment.flamespanBinary, "record"] + arguments)
   }
 
-  @Test func hotPathSharesMatchPerfWithinFivePoints() throws {
-    guard TestEnvironment.bpfAvailable(for: #function),
-      TestEnvironment.toolAvailable("perf", for: #function)
-    else {
-      #expect(!TestEnvironment.isCI, "CI runs as root with perf installed")
-      return
-    }
+  /// Needs go as well, for `go tool pprof` in `checkPprofShowsTheInlineChain`.
+  @Test(.requires(.bpf, .tool("perf"), .tool("go")))
+  func hotPathSharesMatchPerfWithinFivePoints() throws {
     let out = try TestEnvironment.temporaryDirectory("hotpaths")
     let folded = out.appendingPathComponent("hot.folded")
     let pprof = out.appendingPathComponent("hot.pb.gz")
@@ -84,10 +80,6 @@ import Testing
   /// go tool pprof reads the recording: the inline helper appears as an inline frame of the hot path, the
   /// summary's hot functions lead -top, and every sample carries pid, tid and thread_name.
   func checkPprofShowsTheInlineChain(_ pprof: URL) throws {
-    guard TestEnvironment.toolAvailable("go", for: #function) else {
-      #expect(!TestEnvironment.isCI)
-      return
-    }
     let environment = [
       "HOME": NSTemporaryDirectory(), "GOCACHE": NSTemporaryDirectory() + "/gocache",
     ]
@@ -123,11 +115,7 @@ import Testing
 
   /// `--kernel-aggregation` counts stacks in kernel maps, the only mode that sizes them for use (the
   /// streaming mode shrinks them to one entry): it must give the same hot functions, whole stacks.
-  @Test func kernelAggregationCountsTheHotPaths() throws {
-    guard TestEnvironment.bpfAvailable(for: #function) else {
-      #expect(!TestEnvironment.isCI, "CI runs as root, where BPF must work")
-      return
-    }
+  @Test(.requires(.bpf)) func kernelAggregationCountsTheHotPaths() throws {
     let out = try TestEnvironment.temporaryDirectory("kernel-aggregation")
     let folded = out.appendingPathComponent("hot.folded")
     let result = try record([
@@ -146,11 +134,7 @@ import Testing
     #expect(Double(heavy) >= 0.6 * Double(ours), "\(heavy) of \(ours) samples under hot_path_heavy")
   }
 
-  @Test func atLeastNinetyFivePercentOfExpectedSamplesArrive() throws {
-    guard TestEnvironment.bpfAvailable(for: #function) else {
-      #expect(!TestEnvironment.isCI)
-      return
-    }
+  @Test(.requires(.bpf)) func atLeastNinetyFivePercentOfExpectedSamplesArrive() throws {
     let out = try TestEnvironment.temporaryDirectory("rate")
     let folded = out.appendingPathComponent("rate.folded")
     // /usr/bin/time reports the CPU time the workload really got, which is what the samples must cover.
@@ -176,11 +160,7 @@ import Testing
 
   /// The same pid runs a shell loop, then execs the workload: each image's samples resolve against the
   /// mappings of that image, never the other's.
-  @Test func processThatExecsKeepsBothImagesApart() throws {
-    guard TestEnvironment.bpfAvailable(for: #function) else {
-      #expect(!TestEnvironment.isCI)
-      return
-    }
+  @Test(.requires(.bpf)) func processThatExecsKeepsBothImagesApart() throws {
     let out = try TestEnvironment.temporaryDirectory("exec")
     let folded = out.appendingPathComponent("exec.folded")
     let script =
@@ -207,11 +187,7 @@ import Testing
       "workload samples after exec were not symbolized")
   }
 
-  @Test func processExitingMidRecordingStillGetsSymbolized() throws {
-    guard TestEnvironment.bpfAvailable(for: #function) else {
-      #expect(!TestEnvironment.isCI)
-      return
-    }
+  @Test(.requires(.bpf)) func processExitingMidRecordingStillGetsSymbolized() throws {
     let out = try TestEnvironment.temporaryDirectory("exit")
     let folded = out.appendingPathComponent("machine.folded")
     let recorder = Process()
@@ -240,11 +216,7 @@ import Testing
       "\(hot) of \(anyHotpaths) samples symbolized to hot_path_heavy")
   }
 
-  @Test func ctrlCStopsEarlyAndStillWritesEveryOutput() throws {
-    guard TestEnvironment.bpfAvailable(for: #function) else {
-      #expect(!TestEnvironment.isCI)
-      return
-    }
+  @Test(.requires(.bpf)) func ctrlCStopsEarlyAndStillWritesEveryOutput() throws {
     let out = try TestEnvironment.temporaryDirectory("sigint")
     let paths = ["a.pb.gz", "a.folded", "a.svg"].map { out.appendingPathComponent($0).path }
     let recorder = Process()

@@ -22,27 +22,15 @@ import Testing
   /// Seconds of sampling at the default 99 Hz: a few hundred samples per busy CPU.
   static let recordSeconds = 4
 
-  /// The sample `name` (a file under the samples' build directory), or nil, printing why, when it was not
-  /// built (its compiler is missing); under CI that is a failure.
-  func sample(_ name: String, _ test: String) throws -> String? {
+  /// The sample `name` (a file under the samples' build directory). The Makefile skips a sample whose
+  /// compiler is missing, so each test requires that compiler: here a missing sample is a failure.
+  func sample(_ name: String) throws -> String {
     let path = try Self.samples.get().appendingPathComponent(name).path
-    if FileManager.default.fileExists(atPath: path) { return path }
-    #expect(!TestEnvironment.isCI, "\(test): \(name) was not built")
-    print("SKIPPED \(test): \(name) was not built (no compiler for it)")
-    return nil
-  }
-
-  /// Privileges and tools: false (after printing why, or failing under CI) if the test cannot run here.
-  func canRun(_ test: String, tools: [String]) -> Bool {
-    guard TestEnvironment.bpfAvailable(for: test) else {
-      #expect(!TestEnvironment.isCI, "CI runs as root, where BPF must work")
-      return false
+    guard FileManager.default.fileExists(atPath: path) else {
+      throw TestFailure(
+        "\(name) was not built although its compiler is installed (samples/Makefile)")
     }
-    for tool in tools where !TestEnvironment.toolAvailable(tool, for: test) {
-      #expect(!TestEnvironment.isCI, "CI installs \(tool) (scripts/setup.sh)")
-      return false
-    }
-    return true
+    return path
   }
 
   /// Starts `command` (a server: it gets port 0 and prints `listening PORT`; otherwise a workload that runs
@@ -127,10 +115,8 @@ import Testing
 
   // MARK: - Native code without frame pointers
 
-  @Test func cppTemplatesWithoutFramePointersReachMain() throws {
-    guard canRun(#function, tools: []),
-      let binary = try sample("nofp_templates", #function)
-    else { return }
+  @Test(.requires(.bpf)) func cppTemplatesWithoutFramePointersReachMain() throws {
+    let binary = try sample("nofp_templates")
     let profile = try record("nofp-templates", command: [binary, "60"], isServer: false)
     expectShare(
       "nofp_templates: hot samples reaching main", of: profile,
@@ -138,10 +124,8 @@ import Testing
       satisfy: { $0.contains("main") }, goal: 0.99)
   }
 
-  @Test func rustWithoutFramePointersReachesMain() throws {
-    guard canRun(#function, tools: []), let binary = try sample("nofp_rust", #function) else {
-      return
-    }
+  @Test(.requires(.bpf, .tool("rustc"))) func rustWithoutFramePointersReachesMain() throws {
+    let binary = try sample("nofp_rust")
     let profile = try record("nofp-rust", command: [binary, "60"], isServer: false)
     expectShare(
       "nofp_rust: hot samples reaching main", of: profile,
@@ -184,8 +168,8 @@ import Testing
     return packages.contains { frame.hasPrefix($0 + ".") || frame.hasPrefix($0 + "/") }
   }
 
-  func checkGo(_ name: String, _ test: String) throws {
-    guard canRun(test, tools: ["wrk"]), let binary = try sample(name, test) else { return }
+  func checkGo(_ name: String) throws {
+    let binary = try sample(name)
     let profile = try record(name, command: [binary])
     expectShare(
       "\(name): hot samples reaching runtime.goexit or main.main", of: profile,
@@ -210,12 +194,14 @@ import Testing
       "\(name): \(unnamed) of \(named + unnamed) Go frames of hot samples unnamed")
   }
 
-  @Test func goStacksReachGoexitThroughTheHandlerChain() throws {
-    try checkGo("go_http", #function)
+  @Test(.requires(.bpf, .tool("wrk"), .tool("go")))
+  func goStacksReachGoexitThroughTheHandlerChain() throws {
+    try checkGo("go_http")
   }
 
-  @Test func strippedGoFramesAreNamedFromPclntab() throws {
-    try checkGo("go_http_stripped", #function)
+  @Test(.requires(.bpf, .tool("wrk"), .tool("go")))
+  func strippedGoFramesAreNamedFromPclntab() throws {
+    try checkGo("go_http_stripped")
   }
 
   // MARK: - JIT code: Node and Java
@@ -232,10 +218,9 @@ import Testing
     return Self.isUnnamed(name) ? nil : name
   }
 
-  @Test func nodeJITSamplesNameTheirJavaScriptFunctions() throws {
-    guard canRun(#function, tools: ["wrk", "node"]),
-      let script = try sample("node_http.js", #function)
-    else { return }
+  @Test(.requires(.bpf, .tool("wrk"), .tool("node")))
+  func nodeJITSamplesNameTheirJavaScriptFunctions() throws {
+    let script = try sample("node_http.js")
     let profile = try record(
       "node", command: ["node", "--perf-basic-prof", script],
       warmUp: { _, port in
@@ -258,10 +243,9 @@ import Testing
       }, goal: 0.75)
   }
 
-  @Test func javaJITSamplesNameTheirMethods() throws {
-    guard canRun(#function, tools: ["wrk", "java", "jcmd"]),
-      try sample("java/JavaHttp.class", #function) != nil
-    else { return }
+  @Test(.requires(.bpf, .tool("wrk"), .tool("java"), .tool("jcmd"), .tool("javac")))
+  func javaJITSamplesNameTheirMethods() throws {
+    _ = try sample("java/JavaHttp.class")
     let classes = try Self.samples.get().appendingPathComponent("java").path
     let profile = try record(
       "java",

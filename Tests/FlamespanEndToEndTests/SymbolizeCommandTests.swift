@@ -4,11 +4,8 @@ import Testing
 
 /// `flamespan symbolize` as a user calls it, including the files it must refuse without crashing.
 @Suite struct SymbolizeCommandTests {
-  @Test func agreesWithLlvmSymbolizerOnTheSampleBinary() throws {
-    guard TestEnvironment.toolAvailable("llvm-symbolizer", for: #function) else {
-      #expect(!TestEnvironment.isCI)
-      return
-    }
+  @Test(.requires(.tool("llvm-symbolizer"))) func agreesWithLlvmSymbolizerOnTheSampleBinary() throws
+  {
     let directory = try TestEnvironment.buildSamples(
       into: try TestEnvironment.temporaryDirectory("sym"))
     let binary = directory.appendingPathComponent("hotpaths").path

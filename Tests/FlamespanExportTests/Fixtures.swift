@@ -1,5 +1,6 @@
 import FlamespanExport
 import FlamespanModel
+import FlamespanTestSupport
 import Foundation
 
 /// A profile whose shape is known exactly: an inline chain, a kernel frame, an unresolved [vdso] frame,
@@ -72,82 +73,22 @@ enum Fixture {
   }
 }
 
-/// A fresh directory for one test, removed when the test ends.
-final class TemporaryDirectory {
-  let path: String
-  init(_ label: String) throws {
-    path =
-      FileManager.default.temporaryDirectory.appendingPathComponent(
-        "flamespan-export-\(label)-\(UUID().uuidString.prefix(8))"
-      ).path
-    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-  }
-  deinit { try? FileManager.default.removeItem(atPath: path) }
-
-  func file(_ name: String) -> String { "\(path)/\(name)" }
-  var contents: [String] { (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [] }
-}
-
+/// The pprof suites' way to reach external tools, kept until they move to `.requires(.tool(…))` and
+/// `Run` (issue 21 rewrites those suites at the same time); both calls go to the shared helpers.
 enum ExternalTool {
-  struct Output {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-  }
+  static var isCI: Bool { TestEnvironment.isCI }
 
-  static var isCI: Bool {
-    let value = ProcessInfo.processInfo.environment["CI"] ?? ""
-    return !value.isEmpty && value != "0" && value.lowercased() != "false"
-  }
-
-  static func find(_ name: String) -> String? {
-    let paths =
-      (ProcessInfo.processInfo.environment["PATH"] ?? "") + ":/usr/bin:/bin:/usr/lib/go/bin"
-    for directory in paths.split(separator: ":")
-    where FileManager.default.isExecutableFile(atPath: "\(directory)/\(name)") {
-      return "\(directory)/\(name)"
-    }
-    return nil
-  }
-
-  /// The tool's path, or nil after printing why the test is skipped. Under CI a missing tool is a failure
-  /// (the caller records it), because CI must run every comparison against the real reader.
+  /// The tool's path, or nil after printing why the test is skipped; the caller fails under CI.
   static func require(_ name: String, for test: String) -> String? {
-    if let path = find(name) { return path }
+    if let path = TestEnvironment.which(name) { return path }
     if !isCI { print("SKIPPED \(test): `\(name)` is not installed") }
     return nil
   }
 
   static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:])
-    throws -> Output
+    throws -> Run.Result
   {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    let outFile = FileManager.default.temporaryDirectory.appendingPathComponent(
-      "fs-out-\(UUID().uuidString)")
-    let errFile = FileManager.default.temporaryDirectory.appendingPathComponent(
-      "fs-err-\(UUID().uuidString)")
-    _ = FileManager.default.createFile(atPath: outFile.path, contents: nil)
-    _ = FileManager.default.createFile(atPath: errFile.path, contents: nil)
-    defer {
-      try? FileManager.default.removeItem(at: outFile)
-      try? FileManager.default.removeItem(at: errFile)
-    }
-    // Files rather than pipes: a chatty tool cannot block on a full pipe while we wait for it.
-    let outHandle = try FileHandle(forWritingTo: outFile)
-    let errHandle = try FileHandle(forWritingTo: errFile)
-    process.standardOutput = outHandle
-    process.standardError = errHandle
-    process.standardInput = FileHandle.nullDevice
-    try process.run()
-    process.waitUntilExit()
-    try outHandle.close()
-    try errHandle.close()
-    return Output(
-      status: process.terminationStatus, stdout: try String(contentsOf: outFile, encoding: .utf8),
-      stderr: try String(contentsOf: errFile, encoding: .utf8))
+    try Run.command([executable] + arguments, environment: environment)
   }
 }
 

@@ -1,5 +1,6 @@
 import FlamespanExport
 import FlamespanModel
+import FlamespanTestSupport
 import Foundation
 import Testing
 
@@ -63,20 +64,18 @@ import Testing
     var cleared: Cleared
   }
 
-  @Test func clickZoomsSearchHighlightsAndResetRestores() throws {
-    guard let chromium = ExternalTool.find("chromium") ?? ExternalTool.find("chromium-browser")
-    else {
-      print("SKIPPED \(#function): chromium is not installed (optional: apt-get install chromium)")
-      return
-    }
+  @Test(.requires(.tool(anyOf: ["chromium", "chromium-browser"])))
+  func clickZoomsSearchHighlightsAndResetRestores() throws {
+    let chromium = try #require(
+      TestEnvironment.which("chromium") ?? TestEnvironment.which("chromium-browser"))
     let directory = try TemporaryDirectory("browser")
     let svg = FlameGraphSVG.render(Fixture.profile(), title: "browser test")
     let inlineSVG = svg.drop(while: { $0 != "\n" }).dropFirst()  // the XML declaration is not HTML
     let page = "<!doctype html><html><body>\(inlineSVG)\(Self.harness)</body></html>"
     try page.write(toFile: directory.file("page.html"), atomically: true, encoding: .utf8)
-    let output = try ExternalTool.run(
-      chromium,
+    let output = try Run.command(
       [
+        chromium,
         "--headless", "--no-sandbox", "--disable-gpu",
         "--user-data-dir=\(directory.file("profile"))",
         "--dump-dom", "file://\(directory.file("page.html"))",

@@ -1,5 +1,5 @@
-import FlamespanTestSupport
 import FlamespanExport
+import FlamespanTestSupport
 import Foundation
 import Testing
 
@@ -17,19 +17,16 @@ import Testing
   }
 
   /// Our output must be ordinary gzip, and ordinary gzip must be readable by us.
-  @Test func interoperatesWithTheGzipTool() throws {
-    guard let gzip = ExternalTool.require("gzip", for: #function) else {
-      #expect(!ExternalTool.isCI)
-      return
-    }
+  @Test(.requires(.tool("gzip"))) func interoperatesWithTheGzipTool() throws {
+    let gzip = "gzip"
     let directory = try TemporaryDirectory("gzip")
     let text = Array(String(repeating: "flamespan gzip interop line\n", count: 5_000).utf8)
     try Data(try Gzip.compress(text)).write(to: URL(fileURLWithPath: directory.file("ours.gz")))
-    let test = try ExternalTool.run(gzip, ["-t", directory.file("ours.gz")])
+    let test = try Run.command([gzip, "-t", directory.file("ours.gz")])
     #expect(test.status == 0, "gzip -t rejected our output: \(test.stderr)")
 
     try Data(text).write(to: URL(fileURLWithPath: directory.file("theirs")))
-    #expect(try ExternalTool.run(gzip, ["-9", directory.file("theirs")]).status == 0)
+    #expect(try Run.command([gzip, "-9", directory.file("theirs")]).status == 0)
     let theirs = try Data(contentsOf: URL(fileURLWithPath: directory.file("theirs.gz")))
     #expect(try Gzip.decompress(Array(theirs)) == text)
   }

@@ -1,5 +1,6 @@
 import FlamespanExport
 import FlamespanModel
+import FlamespanTestSupport
 import Foundation
 import Testing
 

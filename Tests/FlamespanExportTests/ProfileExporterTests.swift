@@ -1,5 +1,6 @@
 import FlamespanExport
 import FlamespanModel
+import FlamespanTestSupport
 import Foundation
 import Testing
 
@@ -70,14 +71,15 @@ import Testing
     try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: false)
     var unmount: (() -> Void)?
     if geteuid() == 0 {
-      guard let mount = ExternalTool.find("mount"), let umount = ExternalTool.find("umount"),
-        try ExternalTool.run(mount, ["--bind", "-o", "ro", target, target]).status == 0
+      guard let mount = TestEnvironment.which("mount"),
+        let umount = TestEnvironment.which("umount"),
+        try Run.command([mount, "--bind", "-o", "ro", target, target]).status == 0
       else {
         print("SKIPPED \(#function): cannot make a read-only bind mount here")
         return
       }
-      _ = try ExternalTool.run(mount, ["-o", "remount,bind,ro", target])
-      unmount = { _ = try? ExternalTool.run(umount, [target]) }
+      _ = try Run.command([mount, "-o", "remount,bind,ro", target])
+      unmount = { _ = try? Run.command([umount, target]) }
     } else {
       try FileManager.default.setAttributes([.posixPermissions: 0o555], ofItemAtPath: target)
     }

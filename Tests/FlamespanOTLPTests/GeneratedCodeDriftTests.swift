@@ -65,19 +65,22 @@ import Testing
     }
   }
 
-  @Test func regeneratingGivesTheCommittedBytes() throws {
-    let test = "regeneratingGivesTheCommittedBytes"
-    let plugin =
-      ProcessInfo.processInfo.environment["PROTOC_GEN_SWIFT"]
-      ?? TestEnvironment.which(
-        "protoc-gen-swift")
-    guard let plugin, TestEnvironment.which("protoc") != nil else {
-      // scripts/test.sh builds the plugin from the resolved swift-protobuf and sets PROTOC_GEN_SWIFT.
-      print(
-        "SKIPPED \(test): protoc and protoc-gen-swift are not both installed (run scripts/test.sh)")
-      #expect(!TestEnvironment.isCI, "CI runs scripts/test.sh, which provides protoc-gen-swift")
-      return
-    }
+  /// scripts/test.sh builds protoc-gen-swift from the resolved swift-protobuf and sets PROTOC_GEN_SWIFT.
+  static var protocGenSwift: String? {
+    ProcessInfo.processInfo.environment["PROTOC_GEN_SWIFT"]
+      ?? TestEnvironment.which("protoc-gen-swift")
+  }
+
+  @Test(
+    .requires(
+      .tool("protoc"),
+      .check {
+        protocGenSwift == nil
+          ? "protoc-gen-swift is neither on PATH nor in PROTOC_GEN_SWIFT (run scripts/test.sh)"
+          : nil
+      }))
+  func regeneratingGivesTheCommittedBytes() throws {
+    let plugin = try #require(Self.protocGenSwift)
     let output = try TestEnvironment.temporaryDirectory("protos")
     defer { try? FileManager.default.removeItem(at: output) }
     let result = try Run.command(
@@ -96,13 +99,8 @@ import Testing
   }
 
   /// Our .proto files restate the v1.10.0 layout; the PyPI descriptors are the reference for it.
-  @Test func protoSourcesMatchTheUpstreamDescriptors() throws {
-    let test = "protoSourcesMatchTheUpstreamDescriptors"
-    guard TestEnvironment.toolAvailable("protoc", for: test) else {
-      #expect(!TestEnvironment.isCI, "CI needs protoc (protobuf-compiler) to check proto/")
-      return
-    }
-    guard PythonOTLP.available(for: test) else { return }
+  @Test(.requires(.tool("protoc"), .pythonOTLP))
+  func protoSourcesMatchTheUpstreamDescriptors() throws {
     let output = try TestEnvironment.temporaryDirectory("descriptors")
     defer { try? FileManager.default.removeItem(at: output) }
     let descriptorSet = output.appendingPathComponent("flamespan.desc").path

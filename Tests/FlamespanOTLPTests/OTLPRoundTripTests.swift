@@ -1,6 +1,7 @@
 import FlamespanExport
 import FlamespanModel
 import FlamespanOTLP
+import FlamespanTestSupport
 import Foundation
 import Testing
 
@@ -194,7 +195,7 @@ import Testing
   @Test func exporterWritesOTLPForTheExtension() throws {
     #expect(try OutputFormat(path: "/tmp/p.otlp.pb") == .otlp)
     #expect(throws: ExportError.self) { try OutputFormat(path: "/tmp/.otlp.pb") }
-    let directory = try ScratchDirectory("exporter")
+    let directory = try TemporaryDirectory("exporter")
     let path = directory.file("profile.otlp.pb")
     try ProfileExporter.write(profile, to: path, title: "unused")
     let read = try ProfileReader.read(from: path)

@@ -1,6 +1,7 @@
 import FlamespanExport
 import FlamespanModel
 import FlamespanOTLP
+import FlamespanTestSupport
 import Foundation
 import Testing
 
@@ -15,11 +16,8 @@ import Testing
     return try #require(json as? [String: Any], "not a JSON object: \(result.stdout)")
   }
 
-  @Test func referenceDecoderReadsSamplesLinksAttributesAndStacks() throws {
-    guard PythonOTLP.available(for: "referenceDecoderReadsSamplesLinksAttributesAndStacks") else {
-      return
-    }
-    let directory = try ScratchDirectory("python")
+  @Test(.requires(.pythonOTLP)) func referenceDecoderReadsSamplesLinksAttributesAndStacks() throws {
+    let directory = try TemporaryDirectory("python")
     let path = directory.file("profile.otlp.pb")
     try ProfileExporter.write(profile, to: path, title: "unused")
     let decoded = try decodeWithPython(path)
@@ -81,9 +79,8 @@ import Testing
   }
 
   /// The same check on the drilled file: only one trace's links survive, and nothing else changed.
-  @Test func drilledOTLPHoldsOnlyTheChosenTrace() throws {
-    guard PythonOTLP.available(for: "drilledOTLPHoldsOnlyTheChosenTrace") else { return }
-    let directory = try ScratchDirectory("python-drill")
+  @Test(.requires(.pythonOTLP)) func drilledOTLPHoldsOnlyTheChosenTrace() throws {
+    let directory = try TemporaryDirectory("python-drill")
     let trace = SpanProfileFixture.checkoutB.traceIDHex
     let filter = try ProfileFilter(traceID: trace)
     let path = directory.file("drilled.otlp.pb")

@@ -42,20 +42,14 @@ enum PythonOTLP {
       && check?.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == version
   }
 
-  /// False (after printing why) when the decoder is missing outside CI; under CI=true that is a failure.
-  static func available(for test: String) -> Bool {
-    guard let problem else { return true }
-    if TestEnvironment.isCI {
-      Issue.record("CI needs the reference decoder for \(test): \(problem)")
-    } else {
-      print("SKIPPED \(test): \(problem)")
-    }
-    return false
-  }
-
   static func run(script: String, _ arguments: [String]) throws -> Run.Result {
     try Run.command(
       ["python3", scripts.appendingPathComponent(script).path] + arguments, environment: environment
     )
   }
+}
+
+extension Need {
+  /// The reference decoder, installed on first use; see `PythonOTLP`.
+  static let pythonOTLP = Need.check { PythonOTLP.problem }
 }

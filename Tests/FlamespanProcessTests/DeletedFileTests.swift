@@ -1,4 +1,5 @@
 import FlamespanModel
+import FlamespanTestSupport
 import Foundation
 import Testing
 
@@ -12,14 +13,11 @@ import Testing
     int main(void) { sleep(5); return 0; }
     """
 
-  private func runningCopy(of binary: String, at path: String) throws -> Process {
+  private func runningCopy(of binary: String, at path: String) throws -> BackgroundProcess {
     try FileManager.default.copyItem(atPath: binary, toPath: path)
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.detachStandardStreams()
-    try process.run()
-    let pid = process.processIdentifier
-    _ = waitUntil(timeout: 3) {
+    let process = try BackgroundProcess([path])
+    let pid = process.pid
+    _ = waitUntil(seconds: 3) {
       (try? ProcessInspector.readMaps(pid: pid))?.mappings.contains { $0.path == path } ?? false
     }
     return process
@@ -32,13 +30,10 @@ import Testing
     let expected = try #require(ELFBuildID.read(path: binary))
     let runningPath = directory.file("running")
     let process = try runningCopy(of: binary, at: runningPath)
-    defer {
-      process.killNow()
-      process.waitUntilExit()
-    }
+    defer { process.stop() }
     try FileManager.default.removeItem(atPath: runningPath)
 
-    let maps = try ProcessInspector.readMaps(pid: process.processIdentifier)
+    let maps = try ProcessInspector.readMaps(pid: process.pid)
     let text = try #require(maps.mappings.first { $0.path == runningPath })
     #expect(text.kind == .deletedFile)
     #expect(text.buildID == expected)
@@ -53,17 +48,14 @@ import Testing
       flags: ["-Wl,--build-id=0x2222222222222222"])
     let runningPath = directory.file("running")
     let process = try runningCopy(of: original, at: runningPath)
-    defer {
-      process.killNow()
-      process.waitUntilExit()
-    }
+    defer { process.stop() }
     // An upgrade: new file renamed over the old path, so the mapping shows " (deleted)" and the path now holds
     // a different image.
     let staged = directory.file("staged")
     try FileManager.default.copyItem(atPath: replacement, toPath: staged)
     #expect(rename(staged, runningPath) == 0)
 
-    let maps = try ProcessInspector.readMaps(pid: process.processIdentifier)
+    let maps = try ProcessInspector.readMaps(pid: process.pid)
     let text = try #require(maps.mappings.first { $0.path == runningPath })
     #expect(text.kind == .deletedFile)
     #expect(text.buildID?.hex == "1111111111111111")

@@ -1,4 +1,5 @@
 import FlamespanModel
+import FlamespanTestSupport
 import Foundation
 import Testing
 
@@ -10,12 +11,9 @@ import Testing
 
 /// A pid that belonged to a process which has exited and been reaped.
 func reapedPID() throws -> Int32 {
-  let process = Process()
-  process.executableURL = URL(fileURLWithPath: "/bin/true")
-  process.detachStandardStreams()
-  try process.run()
-  process.waitUntilExit()
-  return process.processIdentifier
+  let process = try BackgroundProcess(["/bin/true"])
+  _ = process.finish(seconds: 10)
+  return process.pid
 }
 
 @Suite struct ProcessInspectorTests {

@@ -1,4 +1,5 @@
 import FlamespanModel
+import FlamespanTestSupport
 import Foundation
 import Testing
 
@@ -15,23 +16,16 @@ import Testing
   }
 
   @Test func resolvesAgainstTheImageMappedAtSampleTime() throws {
-    let child = Process()
-    child.executableURL = URL(fileURLWithPath: "/bin/sh")
-    child.arguments = ["-c", "sleep 0.3; exec sleep 2"]
-    child.detachStandardStreams()
-    try child.run()
-    defer {
-      if child.isRunning { child.killNow() }
-      child.waitUntilExit()
-    }
-    let pid = child.processIdentifier
+    let child = try BackgroundProcess(["/bin/sh", "-c", "sleep 0.3; exec sleep 2"])
+    defer { child.stop() }
+    let pid = child.pid
     let tracker = ProcessTracker()
 
     let shellPath = try #require(ProcessInspector.executablePath(pid: pid))
     // The spawner resumes as soon as the child's old address space is released, before the kernel has finished
     // mapping the new image, so wait for the shell's text to appear.
     #expect(
-      waitUntil(timeout: 3) {
+      waitUntil(seconds: 3) {
         mapsText(pid: pid).map {
           ProcessInspector.parseMaps($0, pid: pid).mappings.contains { $0.path == shellPath }
         } ?? false
@@ -44,7 +38,7 @@ import Testing
       "the shell exec'd before the first snapshot")
 
     let sleepPath = URL(fileURLWithPath: "/bin/sleep").resolvingSymlinksInPath().path
-    #expect(waitUntil(timeout: 3) { ProcessInspector.executablePath(pid: pid) == sleepPath })
+    #expect(waitUntil(seconds: 3) { ProcessInspector.executablePath(pid: pid) == sleepPath })
     let afterExec = ProcessInspector.monotonicNanos()
     #expect(tracker.snapshot(pid: pid, at: afterExec))
 
@@ -72,8 +66,7 @@ import Testing
         == shellPath)
 
     // After the process is gone its samples still resolve, and a new snapshot reports it gone.
-    child.killNow()
-    child.waitUntilExit()
+    child.stop()
     #expect(tracker.mapping(pid: pid, address: sleepAddress, at: afterExec)?.path == sleepPath)
     #expect(!tracker.snapshot(pid: pid, at: ProcessInspector.monotonicNanos()))
     #expect(tracker.processesGone == 1)

@@ -1,4 +1,5 @@
 import FlamespanModel
+import FlamespanTestSupport
 import Foundation
 import Testing
 
@@ -7,9 +8,8 @@ import Testing
 /// The sample workloads must build and behave as the README and benchmarks describe them.
 @Suite(.serialized) struct SampleWorkloadTests {
   private func buildSamples() throws -> TemporaryDirectory {
-    let directory = try TemporaryDirectory()
-    try runChecked(
-      "/usr/bin/make", ["-s", "-C", "\(repositoryRoot())/samples", "BIN=\(directory.path)"])
+    let directory = try TemporaryDirectory("process-samples")
+    _ = try TestEnvironment.buildSamples(into: directory.url)
     return directory
   }
 
@@ -17,7 +17,7 @@ import Testing
     let directory = try buildSamples()
     let binary = directory.file("hotpaths")
     let started = Date()
-    let output = try runChecked(binary, ["1", "2"])
+    let output = try Run.checked([binary, "1", "2"])
     let elapsed = Date().timeIntervalSince(started)
     #expect(elapsed >= 1.0 && elapsed < 10)
     let fields = Dictionary(
@@ -33,7 +33,7 @@ import Testing
     #expect(fields["light_units"].flatMap { Int($0) } == rounds)
 
     // The frames the profiler tests look for must exist under their own names, with a build id.
-    let symbols = try runChecked("/usr/bin/nm", [binary])
+    let symbols = try Run.checked(["/usr/bin/nm", binary])
     for name in ["main", "run_workload", "hot_path_heavy", "hot_path_light"] {
       #expect(symbols.contains(" T \(name)\n"), "\(name)")
     }
@@ -45,18 +45,18 @@ import Testing
 
   @Test func hotpathsRejectsBadArguments() throws {
     let directory = try buildSamples()
-    let result = try runCommand(directory.file("hotpaths"), ["0"])
+    let result = try Run.command([directory.file("hotpaths"), "0"])
     #expect(result.status == 2)
-    #expect(result.errorOutput.contains("usage"))
+    #expect(result.stderr.contains("usage"))
   }
 
   @Test func spinDoesFixedWorkAndExits() throws {
     let directory = try buildSamples()
-    let output = try runChecked(directory.file("spin"), ["1000000", "2"])
+    let output = try Run.checked([directory.file("spin"), "1000000", "2"])
     #expect(output.hasPrefix("spin: iterations=1000000 threads=2 elapsed="))
     // Fixed work is deterministic: the same arguments give the same checksum.
-    let again = try runChecked(directory.file("spin"), ["1000000", "2"])
+    let again = try Run.checked([directory.file("spin"), "1000000", "2"])
     #expect(output.split(separator: " ").last == again.split(separator: " ").last)
-    #expect(try runCommand(directory.file("spin"), []).status == 2)
+    #expect(try Run.command([directory.file("spin")]).status == 2)
   }
 }

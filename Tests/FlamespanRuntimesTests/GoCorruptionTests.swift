@@ -45,8 +45,8 @@ import Testing
     return pcs.filter { exercise(bytes, pcs: [$0]) == (1, 0) }
   }
 
-  @Test func truncatedTablesFailCleanly() throws {
-    guard let fixture = try GoFixture.require(#function) else { return }
+  @Test(.requires(.tool("go"))) func truncatedTablesFailCleanly() throws {
+    let fixture = try GoFixture.shared.get()
     let bytes = try GoFixture.tableBytes(fixture.stripped)
     let pcs = try Self.pcs(bytes)
     #expect(pcs.count >= 40)
@@ -59,8 +59,8 @@ import Testing
     #expect(errors >= 80)
   }
 
-  @Test func mutatedTablesNeverCrashOrHang() throws {
-    guard let fixture = try GoFixture.require(#function) else { return }
+  @Test(.requires(.tool("go"))) func mutatedTablesNeverCrashOrHang() throws {
+    let fixture = try GoFixture.shared.get()
     let original = try GoFixture.tableBytes(fixture.stripped)
     let funcData = try GoFixture.loadBinary(fixture.stripped).funcData
     #expect(funcData != nil)

@@ -12,17 +12,8 @@ struct GoFixture: Sendable {
   let stripped: String
   let pie: String
 
-  /// nil when `go` is missing outside CI (the test is skipped with a printed reason); under CI=true a
-  /// missing `go` records a failure.
-  static func require(_ test: String) throws -> GoFixture? {
-    guard TestEnvironment.toolAvailable("go", for: test) else {
-      #expect(!TestEnvironment.isCI, "go is required under CI")
-      return nil
-    }
-    return try shared.get()
-  }
-
-  private static let shared: Result<GoFixture, TestFailure> = {
+  /// Built on first use; the tests that use it require go (`.requires(.tool("go"))`).
+  static let shared: Result<GoFixture, TestFailure> = {
     do { return .success(try build()) } catch let error as TestFailure {
       return .failure(error)
     } catch { return .failure(TestFailure("\(error)")) }

@@ -21,11 +21,9 @@ import Testing
   /// Every instruction of the functions above, symbolized through the plug-in from `build`, against
   /// llvm-symbolizer on the DWARF of the unstripped build (the stripped one has the same code at the
   /// same addresses); and the innermost file:line against `go tool addr2line`.
-  @Test(arguments: ["plain", "stripped", "pie"])
+  @Test(.requires(.tool("go"), .tool("llvm-symbolizer")), arguments: ["plain", "stripped", "pie"])
   func inlineChainsMatchDWARF(build: String) throws {
-    guard let fixture = try GoFixture.require(#function),
-      TestEnvironment.toolAvailable("llvm-symbolizer", for: #function)
-    else { return }
+    let fixture = try GoFixture.shared.get()
     let path = ["plain": fixture.plain, "stripped": fixture.stripped, "pie": fixture.pie][build]!
     let dwarfBinary = build == "pie" ? fixture.pie : fixture.plain
     let base: UInt64 = build == "pie" ? 0x5555_5555_4000 : 0x40_0000
@@ -59,8 +57,8 @@ import Testing
 
   /// The two-level chain checked by hand against spin.go: `x*x + 7` (line 61) in innerInline, called
   /// at line 65 in outerInline, called at line 72 in nestedInline.
-  @Test func nestedChainIsHandChecked() throws {
-    guard let fixture = try GoFixture.require(#function) else { return }
+  @Test(.requires(.tool("go"))) func nestedChainIsHandChecked() throws {
+    let fixture = try GoFixture.shared.get()
     let body = try fixture.disassemble(fixture.plain, "^main\\.nestedInline$")
     let multiply = try #require(body.first { $0.instruction.hasPrefix("IMULQ") })
     let process = try #require(GoRuntimeTests.attach(GoRuntime(), fixture.stripped))
@@ -81,8 +79,8 @@ import Testing
   /// Go 1.20+ records no call site in its inline entries: the caller's position is that of the
   /// instruction at parentPc. Go 1.19 records both, so over the whole fixture binary the 1.20 rule
   /// must give exactly the recorded call sites.
-  @Test func parentPCRuleMatchesRecordedCallSites() throws {
-    guard let fixture = try GoFixture.require(#function) else { return }
+  @Test(.requires(.tool("go"))) func parentPCRuleMatchesRecordedCallSites() throws {
+    let fixture = try GoFixture.shared.get()
     let binary = try GoFixture.loadBinary(fixture.stripped)
     let table = binary.table
     let funcData = try #require(binary.funcData)
@@ -107,9 +105,9 @@ import Testing
   }
 
   /// The module data is found by content, with no symbol table: gofunc is the `go.func.*` symbol.
-  @Test(arguments: ["plain", "stripped", "pie"])
+  @Test(.requires(.tool("go")), arguments: ["plain", "stripped", "pie"])
   func moduleDataIsFoundWithoutSymbols(build: String) throws {
-    guard let fixture = try GoFixture.require(#function) else { return }
+    let fixture = try GoFixture.shared.get()
     let path = ["plain": fixture.plain, "stripped": fixture.stripped, "pie": fixture.pie][build]!
     let binary = try GoFixture.loadBinary(path)
     #expect(binary.funcDataProblem == nil)
@@ -123,8 +121,8 @@ import Testing
   /// Mutated inline trees, a wrong gofunc and looping entries: every answer is an error or a chain that
   /// ends in the real function and is no deeper than the bound; the process falls back to the
   /// function alone.
-  @Test func corruptInlineDataFailsCleanly() throws {
-    guard let fixture = try GoFixture.require(#function) else { return }
+  @Test(.requires(.tool("go"))) func corruptInlineDataFailsCleanly() throws {
+    let fixture = try GoFixture.shared.get()
     let binary = try GoFixture.loadBinary(fixture.stripped)
     let table = binary.table
     let funcData = try #require(binary.funcData)

@@ -20,9 +20,9 @@ import Testing
     return addresses
   }
 
-  @Test(arguments: ["plain", "stripped"])
+  @Test(.requires(.tool("go")), arguments: ["plain", "stripped"])
   func namesFilesAndLinesMatchAddr2line(build: String) throws {
-    guard let fixture = try GoFixture.require(#function) else { return }
+    let fixture = try GoFixture.shared.get()
     let binary = try GoFixture.loadBinary(build == "plain" ? fixture.plain : fixture.stripped)
     let addresses = try Self.sampleAddresses(fixture)
     #expect(addresses.count > 100)
@@ -42,8 +42,8 @@ import Testing
     #expect(mismatches.isEmpty, "\(mismatches.prefix(10))")
   }
 
-  @Test func functionBoundsMatchTheSymbolTable() throws {
-    guard let fixture = try GoFixture.require(#function) else { return }
+  @Test(.requires(.tool("go"))) func functionBoundsMatchTheSymbolTable() throws {
+    let fixture = try GoFixture.shared.get()
     let binary = try GoFixture.loadBinary(fixture.stripped)
     let symbols = try fixture.textSymbols(fixture.plain)
     let middle = try #require(symbols["main.middleFrame"])
@@ -61,8 +61,8 @@ import Testing
 
   /// The SP delta after the prologue is the `SUBQ $n, SP` objdump shows; 0 at the entry, and in a
   /// function without a frame.
-  @Test func spDeltasMatchObjdumpPrologues() throws {
-    guard let fixture = try GoFixture.require(#function) else { return }
+  @Test(.requires(.tool("go"))) func spDeltasMatchObjdumpPrologues() throws {
+    let fixture = try GoFixture.shared.get()
     let binary = try GoFixture.loadBinary(fixture.stripped)
     let pattern =
       "^(main\\.(leafAdd|middleFrame|hashLoop|main)|runtime\\.(main|goexit1)|crypto/sha256\\.block\\.abi0)$"
@@ -107,8 +107,8 @@ import Testing
     #expect(checkedFrames >= 5)
   }
 
-  @Test func topFrameFlagsTheOutermostFunctions() throws {
-    guard let fixture = try GoFixture.require(#function) else { return }
+  @Test(.requires(.tool("go"))) func topFrameFlagsTheOutermostFunctions() throws {
+    let fixture = try GoFixture.shared.get()
     let binary = try GoFixture.loadBinary(fixture.stripped)
     let symbols = try fixture.textSymbols(fixture.plain)
     for name in ["runtime.goexit.abi0", "runtime.mstart.abi0", "runtime.rt0_go.abi0"] {

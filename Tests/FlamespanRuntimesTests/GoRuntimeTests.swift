@@ -46,9 +46,9 @@ import Testing
     #expect(runtime.attach(pid: 1, maps: ProcessMaps(pid: 1, mappings: [anonymous])) == nil)
   }
 
-  @Test(arguments: ["plain", "stripped", "pie"])
+  @Test(.requires(.tool("go")), arguments: ["plain", "stripped", "pie"])
   func ownsAndNamesGoText(build: String) throws {
-    guard let fixture = try GoFixture.require(#function) else { return }
+    let fixture = try GoFixture.shared.get()
     let path = [
       "plain": fixture.plain, "stripped": fixture.stripped, "pie": fixture.pie,
     ][build]!
@@ -73,8 +73,8 @@ import Testing
 
   /// A stack as the fixture's running program lays it out: main.leafAdd ← main.middleFrame ← main.main
   /// ← runtime.main ← runtime.goexit, return addresses and frame sizes taken from objdump.
-  @Test func walksAHandBuiltStackToGoexit() throws {
-    guard let fixture = try GoFixture.require(#function) else { return }
+  @Test(.requires(.tool("go"))) func walksAHandBuiltStackToGoexit() throws {
+    let fixture = try GoFixture.shared.get()
     let symbols = try fixture.textSymbols(fixture.plain)
     let process = try #require(Self.attach(GoRuntime(), fixture.stripped))
     let middle = try Self.callSite(
@@ -134,8 +134,8 @@ import Testing
 
   /// crypto/sha256.block uses BP as a scratch register; the walk out of it uses its SP delta and the
   /// BP its prologue saved, not the register.
-  @Test func stepsOutOfAssemblyThatClobbersBP() throws {
-    guard let fixture = try GoFixture.require(#function) else { return }
+  @Test(.requires(.tool("go"))) func stepsOutOfAssemblyThatClobbersBP() throws {
+    let fixture = try GoFixture.shared.get()
     let process = try #require(Self.attach(GoRuntime(), fixture.stripped))
     let block = try fixture.disassemble(fixture.plain, "^crypto/sha256\\.block\\.abi0$")
     let scratch = try #require(block.first { $0.instruction.hasPrefix("MOVL 0(BP)") })
@@ -173,24 +173,17 @@ import Testing
     #expect(reason == .copyTooShort)
   }
 
-  @Test func attachesToARunningGoProgram() throws {
-    guard let fixture = try GoFixture.require(#function) else { return }
-    let child = Process()
-    child.executableURL = URL(fileURLWithPath: fixture.stripped)
-    child.arguments = ["forever"]
-    child.standardOutput = FileHandle.nullDevice
-    try child.run()
-    defer {
-      child.terminate()
-      child.waitUntilExit()
-    }
+  @Test(.requires(.tool("go"))) func attachesToARunningGoProgram() throws {
+    let fixture = try GoFixture.shared.get()
+    let child = try BackgroundProcess([fixture.stripped, "forever"])
+    defer { child.stop() }
     // Until the child has exec'd, its maps are not the Go program's.
-    var maps = try ProcessInspector.readMaps(pid: child.processIdentifier)
-    for _ in 0..<200 where !maps.mappings.contains(where: { $0.path == fixture.stripped }) {
-      usleep(10_000)
-      maps = try ProcessInspector.readMaps(pid: child.processIdentifier)
+    var maps = try ProcessInspector.readMaps(pid: child.pid)
+    _ = try waitUntil(seconds: 2) {
+      maps = try ProcessInspector.readMaps(pid: child.pid)
+      return maps.mappings.contains { $0.path == fixture.stripped }
     }
-    let process = try #require(GoRuntime().attach(pid: child.processIdentifier, maps: maps))
+    let process = try #require(GoRuntime().attach(pid: child.pid, maps: maps))
     let main = try #require(try fixture.textSymbols(fixture.plain)["main.main"])
     #expect(process.owns(pc: main, mapping: maps.mapping(containing: main)))
     #expect(process.symbolize(address: main, mapping: nil)?.frames.first?.function == "main.main")

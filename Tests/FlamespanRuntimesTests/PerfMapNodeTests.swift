@@ -33,13 +33,8 @@ import Testing
     process.stdin.on("end", () => process.exit(0));
     """
 
-  @Test func findsTheHotFunctionInNodesMap() throws {
-    guard TestEnvironment.toolAvailable("node", for: #function),
-      let node = TestEnvironment.which("node")
-    else {
-      #expect(!TestEnvironment.isCI, "CI installs node")
-      return
-    }
+  @Test(.requires(.tool("node"))) func findsTheHotFunctionInNodesMap() throws {
+    let node = try #require(TestEnvironment.which("node"))
     let directory = try TestEnvironment.temporaryDirectory("perfmap-node")
     defer { try? FileManager.default.removeItem(at: directory) }
     let scriptURL = directory.appendingPathComponent("hot.js")

@@ -1,4 +1,5 @@
 import FlamespanModel
+import FlamespanTestSupport
 import Foundation
 import Testing
 
@@ -20,10 +21,10 @@ import Testing
     }
   }
 
-  @Test("every output line is one valid JSON object with the documented fields")
+  @Test(
+    "every output line is one valid JSON object with the documented fields", .requires(.systemLibc))
   func json() throws {
-    let binary = "/lib/x86_64-linux-gnu/libc.so.6"
-    guard FileManager.default.fileExists(atPath: binary) else { return }
+    let binary = systemLibc
     let symbols = try functionSymbols(of: binary, dynamic: true)
     let addresses =
       randomAddresses(in: Array(symbols.prefix(200)), perSymbol: 2, seed: 3) + [0xffff_ffff_ffff]

@@ -1,4 +1,5 @@
 import FlamespanModel
+import FlamespanTestSupport
 import Foundation
 import Testing
 
@@ -38,9 +39,8 @@ struct Agreement {
     -> String
   {
     let output = directory.appendingPathComponent(name).path
-    _ = try run(
-      compiler,
-      flags + [
+    _ = try Run.checked(
+      [compiler] + flags + [
         "-g", fixturesDirectory.appendingPathComponent("inline_chains.c").path, "-o", output,
       ])
     return output
@@ -62,12 +62,13 @@ struct Agreement {
 
   @Test(
     "C fixture with inline chains agrees with llvm-symbolizer",
+    .requires(.llvmSymbolizer, .tool("cc"), .tool("clang")),
     arguments: [
       ("cc", ["-O2"]), ("cc", ["-O0"]), ("clang", ["-O2"]), ("cc", ["-O2", "-gdwarf-4"]),
     ])
   func cFixture(compiler: String, flags: [String]) throws {
-    guard llvmSymbolizer != nil, let compilerPath = findTool(compiler) else { return }
-    let directory = try makeTemporaryDirectory()
+    let compilerPath = try #require(TestEnvironment.which(compiler))
+    let directory = try TestEnvironment.temporaryDirectory("sym")
     defer { try? FileManager.default.removeItem(at: directory) }
     let binary = try Self.compile(compilerPath, flags: flags, into: directory, name: "fixture")
     let agreement = try Self.agreement(binary: binary, perSymbol: 200)
@@ -76,10 +77,10 @@ struct Agreement {
       agreement.ratio >= 0.99, "\(agreement.agreeing)/\(agreement.total): \(agreement.examples)")
   }
 
-  @Test("inline frames are reported innermost first with call-site lines")
+  @Test("inline frames are reported innermost first with call-site lines", .requires(.tool("cc")))
   func inlineChainShape() throws {
-    guard let cc = findTool("cc") else { return }
-    let directory = try makeTemporaryDirectory()
+    let cc = "cc"
+    let directory = try TestEnvironment.temporaryDirectory("sym")
     defer { try? FileManager.default.removeItem(at: directory) }
     let binary = try Self.compile(cc, flags: ["-O2"], into: directory, name: "fixture")
     let symbols = try functionSymbols(of: binary)
@@ -98,10 +99,11 @@ struct Agreement {
     }
   }
 
-  @Test("libc without debug info: symbol table names agree with llvm-symbolizer")
+  @Test(
+    "libc without debug info: symbol table names agree with llvm-symbolizer",
+    .requires(.llvmSymbolizer, .systemLibc))
   func libc() throws {
-    let libc = "/lib/x86_64-linux-gnu/libc.so.6"
-    guard llvmSymbolizer != nil, FileManager.default.fileExists(atPath: libc) else { return }
+    let libc = systemLibc
     let agreement = try Self.agreement(binary: libc, perSymbol: 3, dynamic: true)
     #expect(agreement.total > 3000)
     #expect(

@@ -1,3 +1,4 @@
+import FlamespanTestSupport
 import Foundation
 import Testing
 
@@ -5,7 +6,7 @@ import Testing
 
 /// The symbolizer's cache bounded by the bytes its parsed files hold, not only by their number.
 @Suite struct CacheBudgetTests {
-  static let libc = "/lib/x86_64-linux-gnu/libc.so.6"
+  static let libc = systemLibc
   static let libm = "/lib/x86_64-linux-gnu/libm.so.6"
 
   final class Sized {
@@ -56,9 +57,8 @@ import Testing
     #expect(cache.totalCost(\.bytes) == 0)
   }
 
-  @Test("a parsed file's estimate covers its symbol entries")
+  @Test("a parsed file's estimate covers its symbol entries", .requires(.systemLibc, .tool("nm")))
   func estimateCoversSymbols() throws {
-    guard FileManager.default.fileExists(atPath: Self.libc), findTool("nm") != nil else { return }
     let file = try ObjectFile(
       path: Self.libc, configuration: DwflConfiguration(debugDirectories: []))
     let exported = try functionSymbols(of: Self.libc, dynamic: true)
@@ -69,9 +69,9 @@ import Testing
   }
 
   @Test(
-    "names read on lookup: the frames name the function, and the estimate counts the names read")
+    "names read on lookup: the frames name the function, and the estimate counts the names read",
+    .requires(.systemLibc, .tool("nm")))
   func namesReadOnLookup() throws {
-    guard FileManager.default.fileExists(atPath: Self.libc), findTool("nm") != nil else { return }
     let file = try ObjectFile(
       path: Self.libc, configuration: DwflConfiguration(debugDirectories: []))
     let probe = try #require(
@@ -84,14 +84,15 @@ import Testing
     #expect(file.estimatedBytes > before)
   }
 
-  @Test("using a file's DWARF grows its estimate")
+  @Test("using a file's DWARF grows its estimate", .requires(.tool("cc")))
   func estimateGrowsWithDwarf() throws {
-    guard let cc = findTool("cc") else { return }
-    let directory = try makeTemporaryDirectory()
+    let cc = "cc"
+    let directory = try TestEnvironment.temporaryDirectory("sym")
     let binary = directory.appendingPathComponent("inline_chains").path
-    _ = try run(
-      cc,
-      ["-O2", "-g", fixturesDirectory.appendingPathComponent("inline_chains.c").path, "-o", binary])
+    _ = try Run.checked(
+      [cc] + [
+        "-O2", "-g", fixturesDirectory.appendingPathComponent("inline_chains.c").path, "-o", binary,
+      ])
     let probe = try #require(try functionSymbols(of: binary).first { $0.name == "classify" })
     let file = try ObjectFile(path: binary, configuration: DwflConfiguration(debugDirectories: []))
     let before = file.estimatedBytes
@@ -99,11 +100,10 @@ import Testing
     #expect(file.estimatedBytes > before)
   }
 
-  @Test("a byte budget evicts parsed files between lookups and trims to nothing between batches")
+  @Test(
+    "a byte budget evicts parsed files between lookups and trims to nothing between batches",
+    .requires(.systemLibc, .file(Self.libm)))
   func symbolizerByteBudget() throws {
-    guard FileManager.default.fileExists(atPath: Self.libc),
-      FileManager.default.fileExists(atPath: Self.libm)
-    else { return }
     let unbounded = Symbolizer(options: .init(maxCachedFiles: 8))
     _ = try unbounded.symbolize(binary: Self.libc, virtualAddresses: [0x30000])
     let libcBytes = unbounded.statistics.cachedBytes

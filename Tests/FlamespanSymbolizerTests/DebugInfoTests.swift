@@ -1,4 +1,5 @@
 import FlamespanModel
+import FlamespanTestSupport
 import Foundation
 import Testing
 
@@ -14,18 +15,21 @@ import Testing
     var probe: SizedSymbol
   }
 
-  static func prepare() throws -> Prepared? {
-    guard let cc = findTool("cc"), let objcopy = findTool("objcopy") else { return nil }
-    let directory = try makeTemporaryDirectory()
+  /// Needs cc and objcopy: the tests that call it require both.
+  static func prepare() throws -> Prepared {
+    let cc = "cc"
+    let objcopy = "objcopy"
+    let directory = try TestEnvironment.temporaryDirectory("sym")
     let full = directory.appendingPathComponent("full").path
-    _ = try run(
-      cc,
-      ["-O2", "-g", fixturesDirectory.appendingPathComponent("inline_chains.c").path, "-o", full])
+    _ = try Run.checked(
+      [cc] + [
+        "-O2", "-g", fixturesDirectory.appendingPathComponent("inline_chains.c").path, "-o", full,
+      ])
     // Not `app.debug`: libdwfl also tries BINARY.debug next to the binary without any debuglink.
     let debug = directory.appendingPathComponent("separate-symbols.dbg").path
     let stripped = directory.appendingPathComponent("app").path
-    _ = try run(objcopy, ["--only-keep-debug", full, debug])
-    _ = try run(objcopy, ["--strip-debug", full, stripped])
+    _ = try Run.checked([objcopy] + ["--only-keep-debug", full, debug])
+    _ = try Run.checked([objcopy] + ["--strip-debug", full, stripped])
     let probe = try #require(try functionSymbols(of: full).first { $0.name == "classify" })
     return Prepared(
       directory: directory, full: full, stripped: stripped, debug: debug, probe: probe)
@@ -35,9 +39,11 @@ import Testing
     Array(stride(from: symbol.address, to: symbol.address + symbol.size, by: 3))
   }
 
-  @Test("without debug info: function names from the symbol table, no file or line")
+  @Test(
+    "without debug info: function names from the symbol table, no file or line",
+    .requires(.tool("cc"), .tool("objcopy")))
   func symbolTableOnly() throws {
-    guard let prepared = try Self.prepare() else { return }
+    let prepared = try Self.prepare()
     defer { try? FileManager.default.removeItem(at: prepared.directory) }
     let locations = try Symbolizer(options: .init(debugDirectories: [])).symbolize(
       binary: prepared.stripped, virtualAddresses: addresses(prepared.probe))
@@ -48,11 +54,14 @@ import Testing
     }
   }
 
-  @Test("debug file next to the binary through .gnu_debuglink")
+  @Test(
+    "debug file next to the binary through .gnu_debuglink",
+    .requires(.tool("cc"), .tool("objcopy")))
   func debugLink() throws {
-    guard let prepared = try Self.prepare(), let objcopy = findTool("objcopy") else { return }
+    let prepared = try Self.prepare()
+    let objcopy = "objcopy"
     defer { try? FileManager.default.removeItem(at: prepared.directory) }
-    _ = try run(objcopy, ["--add-gnu-debuglink=" + prepared.debug, prepared.stripped])
+    _ = try Run.checked([objcopy] + ["--add-gnu-debuglink=" + prepared.debug, prepared.stripped])
     let withLink = try Symbolizer(options: .init(debugDirectories: [])).symbolize(
       binary: prepared.stripped, virtualAddresses: addresses(prepared.probe))
     let reference = try Symbolizer().symbolize(
@@ -61,9 +70,9 @@ import Testing
     #expect(withLink.contains { $0.frames.count > 1 })
   }
 
-  @Test("debug file under DIR/.build-id/xx/rest.debug")
+  @Test("debug file under DIR/.build-id/xx/rest.debug", .requires(.tool("cc"), .tool("objcopy")))
   func buildID() throws {
-    guard let prepared = try Self.prepare() else { return }
+    let prepared = try Self.prepare()
     defer { try? FileManager.default.removeItem(at: prepared.directory) }
     let root = prepared.directory.appendingPathComponent("debug-root")
     let hex = try #require(try buildIDOf(prepared.stripped)).hex
@@ -87,7 +96,7 @@ import Testing
 
 /// The build id as `readelf -n` prints it.
 func buildIDOf(_ path: String) throws -> BuildID? {
-  let text = try run(findTool("readelf") ?? "/usr/bin/readelf", ["-n", path])
+  let text = try Run.checked(["readelf"] + ["-n", path])
   guard let line = text.split(separator: "\n").first(where: { $0.contains("Build ID:") }),
     let hex = line.split(separator: " ").last
   else { return nil }

@@ -1,3 +1,4 @@
+import FlamespanTestSupport
 import Foundation
 import Testing
 
@@ -11,8 +12,7 @@ import Testing
   ) throws
     -> [String]
   {
-    let text = try run(
-      findTool("nm") ?? "/usr/bin/nm", (dynamic ? ["-D"] : []) + ["--defined-only", binary])
+    let text = try Run.checked(["nm"] + (dynamic ? ["-D"] : []) + ["--defined-only", binary])
     let names = text.split(separator: "\n").compactMap { line -> String? in
       guard let name = line.split(separator: " ").last, name.hasPrefix(prefix) else { return nil }
       return String(name)
@@ -22,29 +22,35 @@ import Testing
 
   /// Runs a filter tool that reads names on stdin and prints one demangled name per line.
   static func reference(_ tool: String, _ arguments: [String], names: [String]) throws -> [String] {
-    let output = try run(tool, arguments, input: names.joined(separator: "\n") + "\n")
+    let output = try Run.checked([tool] + arguments, input: names.joined(separator: "\n") + "\n")
     return output.split(separator: "\n", omittingEmptySubsequences: false).prefix(names.count).map(
       String.init)
   }
 
-  static func compileRust(_ mangling: String, into directory: URL) throws -> String? {
-    guard let rustc = findTool("rustc", preferring: [NSHomeDirectory() + "/.cargo/bin"]) else {
-      return nil
-    }
+  static let rustc = TestEnvironment.which("rustc", preferring: [NSHomeDirectory() + "/.cargo/bin"])
+  static let rustcNeed = Need.check {
+    rustc == nil
+      ? "rustc is neither on PATH nor in ~/.cargo/bin (scripts/setup.sh installs it)" : nil
+  }
+
+  static func compileRust(_ mangling: String, into directory: URL) throws -> String {
+    let rustc = try #require(Self.rustc)
     let output = directory.appendingPathComponent("rust-\(mangling)").path
     let source = fixturesDirectory.appendingPathComponent("shapes.rs").path
     // Legacy is stable rustc's default; asking for it by name needs -Z unstable-options.
     let mangling = mangling == "legacy" ? [] : ["-C", "symbol-mangling-version=\(mangling)"]
-    _ = try run(rustc, ["-C", "debuginfo=2", "-O"] + mangling + [source, "-o", output])
+    _ = try Run.checked([rustc] + ["-C", "debuginfo=2", "-O"] + mangling + [source, "-o", output])
     return output
   }
 
-  @Test("Rust v0 names from rustc agree with c++filt (crate hashes aside)")
+  @Test(
+    "Rust v0 names from rustc agree with c++filt (crate hashes aside)",
+    .requires(.tool("c++filt"), rustcNeed))
   func rustV0() throws {
-    guard let cxxfilt = findTool("c++filt") else { return }
-    let directory = try makeTemporaryDirectory()
+    let cxxfilt = "c++filt"
+    let directory = try TestEnvironment.temporaryDirectory("sym")
     defer { try? FileManager.default.removeItem(at: directory) }
-    guard let binary = try Self.compileRust("v0", into: directory) else { return }
+    let binary = try Self.compileRust("v0", into: directory)
     let names = try Self.mangledNames(in: binary, prefix: "_R")
     #expect(names.count > 100)
     let expected = try Self.reference(cxxfilt, [], names: names).map { removeCrateHashes($0) }
@@ -61,12 +67,14 @@ import Testing
     #expect(names.contains { Demangler.demangle($0) == "<shapes::Square as shapes::Shape>::area" })
   }
 
-  @Test("Rust legacy names drop the hash and agree with c++filt otherwise")
+  @Test(
+    "Rust legacy names drop the hash and agree with c++filt otherwise",
+    .requires(.tool("c++filt"), rustcNeed))
   func rustLegacy() throws {
-    guard let cxxfilt = findTool("c++filt") else { return }
-    let directory = try makeTemporaryDirectory()
+    let cxxfilt = "c++filt"
+    let directory = try TestEnvironment.temporaryDirectory("sym")
     defer { try? FileManager.default.removeItem(at: directory) }
-    guard let binary = try Self.compileRust("legacy", into: directory) else { return }
+    let binary = try Self.compileRust("legacy", into: directory)
     // Only the fixture's own crate is legacy-mangled; the standard library ships with v0 names.
     let names = try Self.mangledNames(in: binary, prefix: "_ZN").filter {
       $0.range(of: "17h") != nil
@@ -86,15 +94,17 @@ import Testing
     #expect(names.contains { Demangler.demangle($0) == "shapes::count_words" })
   }
 
-  @Test("C++ names from g++ agree with c++filt")
+  @Test("C++ names from g++ agree with c++filt", .requires(.tool("c++filt"), .tool("g++")))
   func cxx() throws {
-    guard let cxxfilt = findTool("c++filt"), let gxx = findTool("g++") else { return }
-    let directory = try makeTemporaryDirectory()
+    let cxxfilt = "c++filt"
+    let gxx = "g++"
+    let directory = try TestEnvironment.temporaryDirectory("sym")
     defer { try? FileManager.default.removeItem(at: directory) }
     let binary = directory.appendingPathComponent("cxx").path
-    _ = try run(
-      gxx,
-      ["-O2", "-g", fixturesDirectory.appendingPathComponent("templates.cpp").path, "-o", binary])
+    _ = try Run.checked(
+      [gxx] + [
+        "-O2", "-g", fixturesDirectory.appendingPathComponent("templates.cpp").path, "-o", binary,
+      ])
     let names = try Self.mangledNames(in: binary, prefix: "_Z")
     #expect(names.count > 10)
     // c++filt writes `> >` and `[clone .cold]`; we follow llvm-symbolizer's `>>` and `(.cold)`.
@@ -107,16 +117,17 @@ import Testing
     #expect(names.contains { Demangler.demangle($0) == "geometry::Grid<double>::area() const" })
   }
 
-  @Test("Swift names from libswiftCore agree with swift-demangle --no-sugar (the runtime's form)")
+  @Test(
+    "Swift names from libswiftCore agree with swift-demangle --no-sugar (the runtime's form)",
+    .requires(.tool("swift-demangle"), .tool("swift")))
   func swift() throws {
-    guard let swiftDemangle = findTool("swift-demangle"), let swift = findTool("swift") else {
-      return
-    }
+    let swiftDemangle = "swift-demangle"
+    let swift = try #require(TestEnvironment.which("swift"))
     let toolchain = URL(fileURLWithPath: swift).resolvingSymlinksInPath()
       .deletingLastPathComponent()
       .deletingLastPathComponent()
     let library = toolchain.appendingPathComponent("lib/swift/linux/libswiftCore.so").path
-    guard FileManager.default.fileExists(atPath: library) else { return }
+    try #require(FileManager.default.fileExists(atPath: library), "no \(library) next to swift")
     let names = try Self.mangledNames(in: library, prefix: "$s", dynamic: true, limit: 500)
     #expect(names.count > 100)
     let expected = try Self.reference(swiftDemangle, ["--compact", "--no-sugar"], names: names)

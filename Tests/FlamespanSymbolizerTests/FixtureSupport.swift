@@ -1,71 +1,23 @@
 import FlamespanTestSupport
 import Foundation
 
-/// Runs a tool and returns its standard output; throws with its standard error when it fails.
-func run(_ executable: String, _ arguments: [String], input: String? = nil) throws -> String {
-  let process = Process()
-  process.executableURL = URL(fileURLWithPath: executable)
-  process.arguments = arguments
-  let output = Pipe()
-  let errors = Pipe()
-  process.standardOutput = output
-  process.standardError = errors
-  let inputPipe = Pipe()
-  if input != nil { process.standardInput = inputPipe }
-  try process.run()
-  if let input {
-    // Write from another thread: a large batch would fill the pipe while the tool's output is unread.
-    let data = Data(input.utf8)
-    let writer = Thread {
-      inputPipe.fileHandleForWriting.write(data)
-      try? inputPipe.fileHandleForWriting.close()
-    }
-    writer.start()
-  }
-  let data = output.fileHandleForReading.readDataToEndOfFile()
-  let errorData = errors.fileHandleForReading.readDataToEndOfFile()
-  process.waitUntilExit()
-  guard process.terminationStatus == 0 else {
-    throw ToolFailure(
-      command: ([executable] + arguments).joined(separator: " "),
-      stderr: String(decoding: errorData, as: UTF8.self))
-  }
-  return String(decoding: data, as: UTF8.self)
-}
-
-struct ToolFailure: Error, CustomStringConvertible {
-  var command: String
-  var stderr: String
-  var description: String { "\(command) failed: \(stderr)" }
-}
-
-/// Finds a tool on PATH (or a fixed list of places), nil when absent.
-func findTool(_ name: String, preferring directories: [String] = []) -> String? {
-  let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-  for directory in directories + path.split(separator: ":").map(String.init) {
-    let candidate = directory + "/" + name
-    if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-  }
-  return nil
-}
-
 /// The reference: llvm-symbolizer, preferring the one shipped with the Swift toolchain.
 let llvmSymbolizer: String? = {
-  var preferred: [String] = []
-  if let swift = findTool("swift") {
-    let resolved = URL(fileURLWithPath: swift).resolvingSymlinksInPath().deletingLastPathComponent()
-      .path
-    preferred.append(resolved)
+  let toolchain = TestEnvironment.which("swift").map {
+    URL(fileURLWithPath: $0).resolvingSymlinksInPath().deletingLastPathComponent().path
   }
-  return findTool("llvm-symbolizer", preferring: preferred)
+  return TestEnvironment.which("llvm-symbolizer", preferring: toolchain.map { [$0] } ?? [])
 }()
 
-/// A fresh directory under the system temporary directory, removed by the caller.
-func makeTemporaryDirectory() throws -> URL {
-  let url = FileManager.default.temporaryDirectory.appendingPathComponent(
-    "flamespan-sym-\(UUID().uuidString)")
-  try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-  return url
+/// The system's C library, which several suites symbolize as a large real binary without debug info.
+let systemLibc = "/lib/x86_64-linux-gnu/libc.so.6"
+
+extension Need {
+  static let llvmSymbolizer = Need.check {
+    FlamespanSymbolizerTests.llvmSymbolizer == nil
+      ? "llvm-symbolizer is not installed (scripts/setup.sh installs it)" : nil
+  }
+  static let systemLibc = Need.file(FlamespanSymbolizerTests.systemLibc)
 }
 
 /// The fixture sources live with the benchmark, which builds the same programs.
@@ -80,8 +32,7 @@ struct SizedSymbol {
 
 /// Code symbols with a size, from `nm -S --defined-only`.
 func functionSymbols(of binary: String, dynamic: Bool = false) throws -> [SizedSymbol] {
-  let nm = findTool("nm") ?? "/usr/bin/nm"
-  let text = try run(nm, (dynamic ? ["-D"] : []) + ["-S", "--defined-only", binary])
+  let text = try Run.checked(["nm"] + (dynamic ? ["-D"] : []) + ["-S", "--defined-only", binary])
   return text.split(separator: "\n").compactMap { line in
     let fields = line.split(separator: " ")
     guard fields.count == 4, "tTwWiI".contains(fields[2]),
@@ -115,11 +66,9 @@ struct ReferenceFrame: Equatable, CustomStringConvertible {
 /// Runs llvm-symbolizer on a batch and splits its default output (name line, file:line:column line, per
 /// frame; a blank line between addresses).
 func referenceSymbolize(binary: String, addresses: [UInt64]) throws -> [[ReferenceFrame]] {
-  guard let llvmSymbolizer else {
-    throw ToolFailure(command: "llvm-symbolizer", stderr: "not installed")
-  }
+  guard let llvmSymbolizer else { throw TestFailure("llvm-symbolizer is not installed") }
   let input = addresses.map { "0x" + String($0, radix: 16) }.joined(separator: "\n") + "\n"
-  let output = try run(llvmSymbolizer, ["--obj=" + binary], input: input)
+  let output = try Run.checked([llvmSymbolizer, "--obj=" + binary], input: input)
   var blocks: [[ReferenceFrame]] = []
   var lines: [Substring] = []
   for line in output.split(separator: "\n", omittingEmptySubsequences: false) {

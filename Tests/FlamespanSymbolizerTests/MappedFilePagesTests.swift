@@ -1,3 +1,4 @@
+import FlamespanTestSupport
 import Foundation
 import Testing
 
@@ -32,7 +33,7 @@ import Testing
 
   @Test("pages of a read-only private file mapping are dropped from RSS and read back intact")
   func fileMapping() throws {
-    let directory = try makeTemporaryDirectory()
+    let directory = try TestEnvironment.temporaryDirectory("sym")
     let path = directory.appendingPathComponent("data").path
     let bytes = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7) }
     try Data(bytes).write(to: URL(fileURLWithPath: path))
@@ -69,7 +70,7 @@ import Testing
         == 0)
     #expect(heap.load(fromByteOffset: count / 2, as: UInt8.self) == 0xA5)
 
-    let directory = try makeTemporaryDirectory()
+    let directory = try TestEnvironment.temporaryDirectory("sym")
     let path = directory.appendingPathComponent("written").path
     try Data(repeating: 1, count: count).write(to: URL(fileURLWithPath: path))
     let descriptor = open(path, O_RDONLY)
@@ -106,10 +107,10 @@ import Testing
   }
 
   @Test(
-    "after a trim no page read from a symbolized file or its separate debug file stays resident")
+    "after a trim no page read from a symbolized file or its separate debug file stays resident",
+    .requires(.systemLibc, .tool("nm")))
   func trimGivesBackFilePages() throws {
-    let libc = "/lib/x86_64-linux-gnu/libc.so.6"
-    guard FileManager.default.fileExists(atPath: libc), findTool("nm") != nil else { return }
+    let libc = systemLibc
     let symbolizer = Symbolizer(options: .init(maxCachedFiles: 8, maxCachedBytes: 64 << 20))
     let exported = try functionSymbols(of: libc, dynamic: true).prefix(200)
     _ = try symbolizer.symbolize(binary: libc, virtualAddresses: exported.map(\.address))
@@ -119,11 +120,12 @@ import Testing
     #expect(resident.isEmpty, "\(resident.count) files, such as \(resident.prefix(3))")
   }
 
-  @Test("a Swift binary's clang module skeleton units do not get their .pcm files opened")
+  @Test(
+    "a Swift binary's clang module skeleton units do not get their .pcm files opened",
+    .requires(.tool("nm")))
   func swiftSkeletonUnits() throws {
     let executable = try #require(
       try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
-    guard findTool("nm") != nil else { return }
     let symbols = try functionSymbols(of: executable).filter { $0.name.hasPrefix("$s") }.prefix(100)
     try #require(!symbols.isEmpty)
     let symbolizer = Symbolizer(options: .init(maxCachedFiles: 8, maxCachedBytes: 256 << 20))

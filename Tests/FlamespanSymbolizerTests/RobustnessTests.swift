@@ -1,5 +1,5 @@
-import FlamespanTestSupport
 import FlamespanModel
+import FlamespanTestSupport
 import Foundation
 import Testing
 
@@ -9,9 +9,10 @@ import Testing
 @Suite struct RobustnessTests {
   static func fixture(in directory: URL) throws -> String {
     let output = directory.appendingPathComponent("fixture").path
-    _ = try run(
-      findTool("cc") ?? "/usr/bin/cc",
-      ["-O2", "-g", fixturesDirectory.appendingPathComponent("inline_chains.c").path, "-o", output])
+    _ = try Run.checked(
+      ["cc"] + [
+        "-O2", "-g", fixturesDirectory.appendingPathComponent("inline_chains.c").path, "-o", output,
+      ])
     return output
   }
 
@@ -28,7 +29,7 @@ import Testing
 
   @Test("missing file, directory, non-ELF and empty file are told apart")
   func wrongKindsOfFile() throws {
-    let directory = try makeTemporaryDirectory()
+    let directory = try TestEnvironment.temporaryDirectory("sym")
     defer { try? FileManager.default.removeItem(at: directory) }
     expectError(.fileNotFound, path: directory.appendingPathComponent("missing").path)
     expectError(.notRegularFile, path: directory.path)
@@ -42,7 +43,7 @@ import Testing
 
   @Test("truncated ELF files at many lengths fail cleanly or resolve, never crash")
   func truncated() throws {
-    let directory = try makeTemporaryDirectory()
+    let directory = try TestEnvironment.temporaryDirectory("sym")
     defer { try? FileManager.default.removeItem(at: directory) }
     let original = try Data(contentsOf: URL(fileURLWithPath: try Self.fixture(in: directory)))
     let header = original.prefix(40)
@@ -70,7 +71,7 @@ import Testing
 
   @Test("garbage after a valid ELF header and flipped bytes never crash")
   func garbage() throws {
-    let directory = try makeTemporaryDirectory()
+    let directory = try TestEnvironment.temporaryDirectory("sym")
     defer { try? FileManager.default.removeItem(at: directory) }
     let original = try Data(contentsOf: URL(fileURLWithPath: try Self.fixture(in: directory)))
     var generator = SplitMix(seed: 42)
@@ -100,7 +101,7 @@ import Testing
 
   @Test("addresses outside any function give a reason, and do not spoil the batch")
   func badAddresses() throws {
-    let directory = try makeTemporaryDirectory()
+    let directory = try TestEnvironment.temporaryDirectory("sym")
     defer { try? FileManager.default.removeItem(at: directory) }
     let binary = try Self.fixture(in: directory)
     let main = try #require(try functionSymbols(of: binary).first { $0.name == "main" })

@@ -12,7 +12,9 @@ public enum ReadyLine {
     while true {
       let running = process.isRunning
       let text = (try? String(contentsOf: file, encoding: .utf8)) ?? ""
-      if let line = text.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }) {
+      // Only whole lines: a line still being written could show half a port number.
+      let lines = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+      if let line = lines.first(where: { $0.hasPrefix(prefix) }) {
         return String(line)
       }
       if !running || Date() >= deadline { return nil }

@@ -42,7 +42,8 @@ public enum RecorderReadiness {
     try captureStderr(of: recorder, into: stderrFile)
     try recorder.run()
     guard wait(for: recorder, stderrFile: stderrFile, seconds: seconds) else {
-      if recorder.isRunning { recorder.terminate() }
+      if recorder.isRunning { kill(recorder.processIdentifier, SIGKILL) }
+      recorder.waitUntilExit()
       throw TestFailure("flamespan record never started: \(text(of: stderrFile))")
     }
     return recorder

@@ -19,35 +19,33 @@ public enum TestEnvironment {
     return !value.isEmpty && value != "0" && value.lowercased() != "false"
   }
 
-  /// True when this process may load BPF. Outside CI a test without privileges is skipped with a printed
-  /// reason; under CI=true the caller must fail instead, since CI runs as root where BPF works.
+  /// True when this process may load BPF; otherwise prints why and returns false, and the caller must
+  /// fail under CI. New tests say `@Test(.requires(.bpf))` instead, which applies the same rule.
   public static func bpfAvailable(for test: String) -> Bool {
-    if geteuid() == 0 { return true }
-    let reason = "\(test): needs root (or CAP_BPF+CAP_PERFMON) to load BPF programs"
-    if isCI {
-      FileHandle.standardError.write(Data("FAIL under CI: \(reason)\n".utf8))
-      return false
-    }
-    print("SKIPPED \(reason); run the suite as root to include it")
-    return false
+    available(.bpf, for: test)
   }
 
-  /// Same rule for an external tool the test compares against.
+  /// Same rule for an external tool; new tests say `.requires(.tool(name))`.
   public static func toolAvailable(_ name: String, for test: String) -> Bool {
-    if which(name) != nil { return true }
+    available(.tool(name), for: test)
+  }
+
+  private static func available(_ need: Need, for test: String) -> Bool {
+    guard let problem = need.problem() else { return true }
     if isCI {
-      FileHandle.standardError.write(
-        Data("FAIL under CI: \(test): \(name) is not installed\n".utf8))
-      return false
+      FileHandle.standardError.write(Data("FAIL under CI: \(test): \(problem)\n".utf8))
+    } else {
+      print("SKIPPED \(test): \(problem)")
     }
-    print("SKIPPED \(test): \(name) is not installed (scripts/setup.sh installs it)")
     return false
   }
 
-  public static func which(_ name: String) -> String? {
-    let paths =
-      (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin") + ":/usr/sbin:/sbin"
-    for directory in paths.split(separator: ":") {
+  /// The path of program `name`: in `directories` first, then on PATH, then in /usr/sbin and /sbin.
+  public static func which(_ name: String, preferring directories: [String] = []) -> String? {
+    let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+    for directory in directories + path.split(separator: ":").map(String.init) + [
+      "/usr/sbin", "/sbin",
+    ] {
       let candidate = "\(directory)/\(name)"
       if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
     }

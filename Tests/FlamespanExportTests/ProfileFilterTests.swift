@@ -1,6 +1,7 @@
 import FlamespanExport
 import FlamespanModel
 import FlamespanOTLP
+import FlamespanTestSupport
 import Foundation
 import Testing
 
@@ -35,7 +36,7 @@ import Testing
   /// the original profile that carry the chosen ids, found here by comparing the model directly.
   @Test(arguments: ["profile.pb.gz", "profile.otlp.pb"])
   func drillKeepsExactlyTheMatchingSamples(fileName: String) throws {
-    let directory = try ScratchDirectory("filter")
+    let directory = try TemporaryDirectory("filter")
     let path = directory.file(fileName)
     try ProfileExporter.write(profile, to: path, title: "unused")
     let readBack = try ProfileReader.read(from: path)
@@ -82,7 +83,7 @@ import Testing
 
   /// A drilled profile written in each output format and read back still holds only its span.
   @Test func drilledProfilesRoundTripThroughBothReadableFormats() throws {
-    let directory = try ScratchDirectory("filter-out")
+    let directory = try TemporaryDirectory("filter-out")
     let filter = try ProfileFilter(spanID: SpanProfileFixture.paymentA.spanIDHex)
     let drilled = filter.apply(to: profile)
     for name in ["d.pb.gz", "d.otlp.pb", "d.folded", "d.svg"] {

@@ -11,19 +11,11 @@ import Testing
     HexCoding.encode((0..<bytes).map { _ in UInt8.random(in: 1...255) })
   }
 
-  static func available(_ test: String, tools: [String]) -> Bool {
-    guard TestEnvironment.bpfAvailable(for: test) else { return false }
-    return tools.allSatisfy { TestEnvironment.toolAvailable($0, for: test) }
-  }
-
-  @Test func sampleServerSpansFollowCallersAndLabelTheirSamples() throws {
-    guard Self.available(#function, tools: ["curl", "wrk"]) else {
-      #expect(!TestEnvironment.isCI, "CI runs as root with curl and wrk installed")
-      return
-    }
+  @Test(.requires(.bpf, .tool("curl"), .tool("wrk")))
+  func sampleServerSpansFollowCallersAndLabelTheirSamples() throws {
     let bin = try TestEnvironment.buildSamples(into: TestEnvironment.temporaryDirectory("l7e2e"))
     let port = Loopback.freePort()
-    let server = try PeerServer(
+    let server = try LoopbackServer(
       [bin.appendingPathComponent("http_server").path, String(port)], port: port)
     defer { server.stop() }
     let recording = try Recording(pid: server.pid, seconds: 10)
@@ -114,16 +106,13 @@ import Testing
     }
   }
 
-  @Test func pythonHTTPServerThroughRecvfromAndSendto() throws {
-    guard Self.available(#function, tools: ["curl", "python3"]) else {
-      #expect(!TestEnvironment.isCI)
-      return
-    }
+  @Test(.requires(.bpf, .tool("curl"), .tool("python3")))
+  func pythonHTTPServerThroughRecvfromAndSendto() throws {
     let root = try TestEnvironment.temporaryDirectory("l7python")
     try Data("hello\n".utf8).write(to: root.appendingPathComponent("index.html"))
     let port = Loopback.freePort()
     let python = try #require(TestEnvironment.which("python3"))
-    let server = try PeerServer(
+    let server = try LoopbackServer(
       [python, "-m", "http.server", String(port), "--bind", "127.0.0.1"], port: port,
       directory: root)
     defer { server.stop() }
@@ -169,11 +158,8 @@ import Testing
     }
   }
 
-  @Test func nginxThroughWritevAndSendfile() throws {
-    guard Self.available(#function, tools: ["curl", "nginx"]) else {
-      #expect(!TestEnvironment.isCI)
-      return
-    }
+  @Test(.requires(.bpf, .tool("curl"), .tool("nginx")))
+  func nginxThroughWritevAndSendfile() throws {
     let root = try TestEnvironment.temporaryDirectory("l7nginx")
     let html = root.appendingPathComponent("html")
     try FileManager.default.createDirectory(at: html, withIntermediateDirectories: true)
@@ -203,7 +189,8 @@ import Testing
     let configurationPath = root.appendingPathComponent("nginx.conf")
     try Data(configuration.utf8).write(to: configurationPath)
     let nginx = try #require(TestEnvironment.which("nginx"))
-    let server = try PeerServer([nginx, "-c", configurationPath.path, "-p", root.path], port: port)
+    let server = try LoopbackServer(
+      [nginx, "-c", configurationPath.path, "-p", root.path], port: port)
     defer { server.stop() }
     // --pid covers the processes a target forks from now on; the worker exists already, so name it too.
     let workers = try String(

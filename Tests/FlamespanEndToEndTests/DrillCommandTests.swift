@@ -8,31 +8,9 @@ import Testing
 @Suite struct DrillCommandTests {
   let profile = SpanProfileFixture.profile()
 
-  /// The binary built next to this test bundle (same scratch path), else $FLAMESPAN_BIN or .build.
-  static var flamespan: String? {
-    if let path = ProcessInfo.processInfo.environment["FLAMESPAN_BIN"], !path.isEmpty {
-      return path
-    }
-    let sibling = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-      .appendingPathComponent("flamespan").path
-    for candidate in [sibling, TestEnvironment.flamespanBinary]
-    where FileManager.default.isExecutableFile(atPath: candidate) {
-      return candidate
-    }
-    return nil
-  }
+  let flamespan = TestEnvironment.flamespanBinary
 
-  static func requireBinary(for test: String) -> String? {
-    if let flamespan { return flamespan }
-    if TestEnvironment.isCI {
-      Issue.record("\(test): the flamespan binary is not built")
-    } else {
-      print("SKIPPED \(test): build the flamespan product first (swift build)")
-    }
-    return nil
-  }
-
-  static func goPprof(_ arguments: [String], home: ScratchDirectory) throws -> Run.Result {
+  static func goPprof(_ arguments: [String], home: TemporaryDirectory) throws -> Run.Result {
     try Run.command(
       ["go", "tool", "pprof"] + arguments,
       environment: [
@@ -67,14 +45,8 @@ import Testing
     return Double(line[start.upperBound...].prefix { $0 != "," })
   }
 
-  @Test func drillByTraceMatchesWhatPprofTagfocusSelects() throws {
-    let test = "drillByTraceMatchesWhatPprofTagfocusSelects"
-    guard let flamespan = Self.requireBinary(for: test) else { return }
-    guard TestEnvironment.toolAvailable("go", for: test) else {
-      #expect(!TestEnvironment.isCI, "CI needs go (golang-go) for go tool pprof")
-      return
-    }
-    let directory = try ScratchDirectory("drill-cli")
+  @Test(.requires(.tool("go"))) func drillByTraceMatchesWhatPprofTagfocusSelects() throws {
+    let directory = try TemporaryDirectory("drill-cli")
     let input = directory.file("all.pb.gz")
     try ProfileExporter.write(profile, to: input, title: "unused")
     let trace = SpanProfileFixture.checkoutA.traceIDHex
@@ -112,10 +84,7 @@ import Testing
   }
 
   @Test func drillWithoutFilterConvertsOTLPToPprof() throws {
-    guard let flamespan = Self.requireBinary(for: "drillWithoutFilterConvertsOTLPToPprof") else {
-      return
-    }
-    let directory = try ScratchDirectory("drill-convert")
+    let directory = try TemporaryDirectory("drill-convert")
     let input = directory.file("all.otlp.pb")
     try ProfileExporter.write(profile, to: input, title: "unused")
     let result = try Run.command([
@@ -127,8 +96,7 @@ import Testing
   }
 
   @Test func badIdsAndBadInputsFailCleanly() throws {
-    guard let flamespan = Self.requireBinary(for: "badIdsAndBadInputsFailCleanly") else { return }
-    let directory = try ScratchDirectory("drill-bad")
+    let directory = try TemporaryDirectory("drill-bad")
     let out = directory.file("out.pb.gz")
     let badTrace = try Run.command([flamespan, "drill", "--trace", "1234", "x.pb.gz", "-o", out])
     #expect(badTrace.status != 0)
@@ -163,10 +131,7 @@ import Testing
   }
 
   @Test func spansListsHeaviestFirstAsTableAndJSON() throws {
-    guard let flamespan = Self.requireBinary(for: "spansListsHeaviestFirstAsTableAndJSON") else {
-      return
-    }
-    let directory = try ScratchDirectory("spans-cli")
+    let directory = try TemporaryDirectory("spans-cli")
     for name in ["p.pb.gz", "p.otlp.pb"] {
       let input = directory.file(name)
       try ProfileExporter.write(profile, to: input, title: "unused")
