@@ -1,5 +1,6 @@
 import FlamespanModel
 import FlamespanOTLP
+import FlamespanTestSupport
 import Foundation
 import Testing
 
@@ -81,7 +82,7 @@ import Testing
   }
 
   func decode(_ form: String, _ bytes: [UInt8]) throws -> [String: Any] {
-    let directory = try ScratchDirectory("traces")
+    let directory = try TemporaryDirectory("traces")
     let path = directory.file("traces.\(form)")
     try Data(bytes).write(to: URL(fileURLWithPath: path))
     let result = try PythonOTLP.run(script: "decode_traces.py", [form, path])
@@ -90,8 +91,7 @@ import Testing
     return try #require(json as? [String: Any], "not a JSON object: \(result.stdout)")
   }
 
-  @Test func theReferenceDecoderReadsBothFormsAlike() throws {
-    guard PythonOTLP.available(for: "theReferenceDecoderReadsBothFormsAlike") else { return }
+  @Test(.requires(.pythonOTLP)) func theReferenceDecoderReadsBothFormsAlike() throws {
     let protobuf = try decode(
       "protobuf", OTLPTraceEncoder.protobuf(Self.groups, scopeVersion: "0.1.0"))
     let json = try decode(
@@ -133,7 +133,7 @@ import Testing
   }
 
   @Test func writesTheJSONFileAtomically() throws {
-    let directory = try ScratchDirectory("traces-file")
+    let directory = try TemporaryDirectory("traces-file")
     let path = directory.file("spans.json")
     try OTLPTraceEncoder.writeJSON(Self.groups, to: path)
     let written = try String(contentsOfFile: path, encoding: .utf8)
