@@ -57,12 +57,19 @@ let package = Package(
       exclude: ["Generated/proto-manifest.sha256"]
     ),
     .target(name: "FlamespanExport", dependencies: ["FlamespanModel", "FlamespanOTLP", "CZlib"]),
+    // The continuous agent: export queue and journal, local store, UI/API server, typed configuration.
+    .target(
+      name: "FlamespanAgent",
+      dependencies: [
+        "FlamespanModel", "FlamespanRecorder", "FlamespanExport", "FlamespanOTLP", "FlamespanBPF",
+        "FlamespanRuntimes",
+      ]),
     .executableTarget(
       name: "FlamespanCLI",
       dependencies: [
         "FlamespanModel", "FlamespanProcess", "FlamespanSymbolizer", "FlamespanBPF",
         "FlamespanRecorder", "FlamespanL7", "FlamespanRuntimes",
-        "FlamespanExport",
+        "FlamespanExport", "FlamespanAgent",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),
@@ -105,10 +112,9 @@ let package = Package(
       dependencies: ["FlamespanBPF", "CFlamespanABI", "FlamespanTestSupport"]),
     .testTarget(
       name: "FlamespanEndToEndTests",
-      // FlamespanCLI for the agent's store and export journal, tested as units (@testable import).
       dependencies: [
         "FlamespanModel", "FlamespanExport", "FlamespanProcess", "FlamespanTestSupport",
-        "FlamespanCLI",
+        "FlamespanAgent",
       ]
     ),
   ],

@@ -3,7 +3,7 @@ import FlamespanTestSupport
 import Foundation
 import Testing
 
-@testable import FlamespanCLI
+@testable import FlamespanAgent
 
 /// The agent's local store and export journal as units: eviction order and counting (the size cap and a
 /// full disk), temporary files, and journal replay with damaged entries. No privileges needed, but for the

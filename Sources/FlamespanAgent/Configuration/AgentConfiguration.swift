@@ -5,7 +5,7 @@ import Glibc
 
 /// Everything the agent runs with, merged from flags, then the standard OTEL_* environment variables,
 /// then the config file, then defaults (the first that sets a value wins).
-struct AgentConfiguration: Sendable {
+public struct AgentConfiguration: Sendable {
   var frequency = 19
   var exportIntervalNanos: UInt64 = 10_000_000_000
   var traceHTTP = true
@@ -48,11 +48,11 @@ struct AgentConfiguration: Sendable {
   var unwinding: UserStackUnwinding = .automatic
 }
 
-struct ConfigurationError: Error, CustomStringConvertible {
+public struct ConfigurationError: Error, CustomStringConvertible {
   var source: String
   var message: String
   /// A message that starts with the flag it is about is whole; any other names its file or variable.
-  var description: String { message.hasPrefix(source) ? message : "\(source): \(message)" }
+  public var description: String { message.hasPrefix(source) ? message : "\(source): \(message)" }
 }
 
 /// The allowed range of every number the agent takes, on the command line and in --config alike.
@@ -75,7 +75,7 @@ enum AgentLimits {
 }
 
 /// The raw settings, all as text, keyed by the config-file names (which are the long flag names).
-struct AgentSettings {
+public struct AgentSettings {
   static let keys: Set<String> = [
     "frequency", "export-interval", "endpoint", "profiles-endpoint", "traces-endpoint", "headers",
     "resource-attributes", "service-name", "host-name", "gzip", "pyroscope", "pyroscope-app",
@@ -137,7 +137,7 @@ struct AgentSettings {
     return pairs
   }
 
-  func resolve() throws(ConfigurationError) -> AgentConfiguration {
+  public func resolve() throws(ConfigurationError) -> AgentConfiguration {
     var configuration = AgentConfiguration()
     func text(_ key: String) -> (value: String, source: String)? { values[key] }
     func endpoint(_ key: String) throws(ConfigurationError) -> HTTPEndpoint? {

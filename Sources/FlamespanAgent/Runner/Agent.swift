@@ -345,6 +345,8 @@ enum Log {
     let stamp = ISO8601DateFormatter.string(
       from: Date(timeIntervalSince1970: seconds), timeZone: TimeZone(identifier: "UTC")!,
       formatOptions: [.withInternetDateTime])
-    Console.error("\(stamp) flamespan-agent: \(text)")
+    // Unbuffered, one write per line, so lines from several threads never interleave mid-line.
+    try? FileHandle.standardError.write(
+      contentsOf: Data("\(stamp) flamespan-agent: \(text)\n".utf8))
   }
 }
