@@ -2,6 +2,7 @@ import FlamespanModel
 import FlamespanRecorder
 import Foundation
 import Glibc
+import NIOSSL
 
 /// Everything the agent runs with, merged from flags, then the standard OTEL_* environment variables,
 /// then the config file, then defaults (the first that sets a value wins).
@@ -11,6 +12,14 @@ public struct AgentConfiguration: Sendable {
   var traceHTTP = true
   var profilesEndpoint: HTTPEndpoint?
   var tracesEndpoint: HTTPEndpoint?
+  /// TLS settings of the OTLP destinations ("otlp-profiles", "otlp-traces") that name PEM files of
+  /// their own; https without them verifies against the system's CA bundle.
+  var tlsByDestination: [String: TLSConfiguration] = [:]
+  /// OTEL_EXPORTER_OTLP_PROTOCOL (or --protocol) when it asks for grpc or http/json, which the agent
+  /// does not speak: it exports http/protobuf anyway, and says so at start.
+  var unsupportedProtocol: String?
+  /// The only OTLP protocol the agent speaks (docs/agent.md: why not gRPC).
+  static let exportedProtocol = "http/protobuf"
   var headers: [(String, String)] = []
   var resourceAttributes: [(String, String)] = []
   /// service.name for processes that do not set their own OTEL_SERVICE_NAME (else the executable name).
@@ -82,8 +91,14 @@ public struct AgentSettings {
     "store", "retention", "store-max-bytes", "listen", "queue-windows", "queue-bytes",
     "retry-max-backoff", "trace-http", "status-lines", "memory-budget", "max-spans",
     "symbolizer-cache", "unwind", "allowed-hosts", "api-token-file", "insecure-listen",
-    "max-query-range", "query-budget",
-  ]
+    "max-query-range", "query-budget", "protocol",
+  ].union(tlsKeys)
+
+  /// The TLS files: for both OTLP signals, then for each on its own (which wins over the shared one).
+  static let tlsKeys: Set<String> = Set(
+    ["", "profiles-", "traces-"].flatMap { signal in
+      ["certificate", "client-certificate", "client-key"].map { signal + $0 }
+    })
 
   var values: [String: (value: String, source: String)] = [:]
 
@@ -196,6 +211,21 @@ public struct AgentSettings {
       try endpoint("profiles-endpoint") ?? base?.appendingPath("/v1development/profiles")
     configuration.tracesEndpoint =
       try endpoint("traces-endpoint") ?? base?.appendingPath("/v1/traces")
+    for (destination, signal) in [("otlp-profiles", "profiles-"), ("otlp-traces", "traces-")] {
+      if let tls = try tlsConfiguration(signal: signal) {
+        configuration.tlsByDestination[destination] = tls
+      }
+    }
+    if let (value, source) = text("protocol") {
+      switch value {
+      case AgentConfiguration.exportedProtocol: break
+      case "grpc", "http/json": configuration.unsupportedProtocol = value
+      default:
+        throw ConfigurationError(
+          source: source,
+          message: "\(name("protocol", source)): expected \(AgentConfiguration.exportedProtocol) (grpc and http/json are accepted with a warning), got \"\(value)\"")
+      }
+    }
     if let (value, source) = text("headers") {
       configuration.headers = try Self.parseList(value, source: source)
     }
@@ -276,6 +306,31 @@ public struct AgentSettings {
       configuration.unwinding = mode
     }
     return configuration
+  }
+
+  /// The TLS settings of one OTLP signal ("profiles-" or "traces-"), each file from the signal's own
+  /// key else the shared one; nil when neither names any file.
+  func tlsConfiguration(signal: String) throws(ConfigurationError) -> TLSConfiguration? {
+    func setting(_ name: String) -> (value: String, source: String)? {
+      for key in [signal + name, name] {
+        if let found = values[key], !found.value.isEmpty { return found }
+      }
+      return nil
+    }
+    let certificate = setting("certificate")
+    let clientCertificate = setting("client-certificate")
+    let clientKey = setting("client-key")
+    let files = ExportTLSFiles(
+      certificate: certificate?.value, clientCertificate: clientCertificate?.value,
+      clientKey: clientKey?.value)
+    guard !files.isEmpty else { return nil }
+    do { return try files.configuration() } catch {
+      let source =
+        [certificate, clientCertificate, clientKey].compactMap { $0 }.first {
+          $0.value == error.path
+        }?.source ?? "certificate"
+      throw ConfigurationError(source: source, message: error.description)
+    }
   }
 
   /// True when the host of `listen` ("host:port") is a loopback address: 127.0.0.0/8 or ::1.

@@ -9,6 +9,16 @@ extension AgentSettings {
     ("headers", "OTEL_EXPORTER_OTLP_HEADERS"),
     ("resource-attributes", "OTEL_RESOURCE_ATTRIBUTES"),
     ("service-name", "OTEL_SERVICE_NAME"),
+    ("protocol", "OTEL_EXPORTER_OTLP_PROTOCOL"),
+    ("certificate", "OTEL_EXPORTER_OTLP_CERTIFICATE"),
+    ("client-certificate", "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"),
+    ("client-key", "OTEL_EXPORTER_OTLP_CLIENT_KEY"),
+    ("profiles-certificate", "OTEL_EXPORTER_OTLP_PROFILES_CERTIFICATE"),
+    ("profiles-client-certificate", "OTEL_EXPORTER_OTLP_PROFILES_CLIENT_CERTIFICATE"),
+    ("profiles-client-key", "OTEL_EXPORTER_OTLP_PROFILES_CLIENT_KEY"),
+    ("traces-certificate", "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE"),
+    ("traces-client-certificate", "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE"),
+    ("traces-client-key", "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY"),
   ]
 
   /// The settings in their order of precedence: flags (keyed by their long names, nil when not given),
@@ -49,6 +59,10 @@ public func configurationText(_ configuration: AgentConfiguration, _ settings: A
     ),
     ("service-name", configuration.serviceName ?? ""),
     ("gzip", String(configuration.gzip)),
+    ("protocol", configuration.unsupportedProtocol ?? AgentConfiguration.exportedProtocol),
+    ("certificate", settings.values["certificate"]?.value ?? ""),
+    ("client-certificate", settings.values["client-certificate"]?.value ?? ""),
+    ("client-key", settings.values["client-key"]?.value ?? ""),
     ("pyroscope", configuration.pyroscopeEndpoint?.description ?? ""),
     ("store", configuration.storeDirectory ?? ""),
     ("retention", "\(Double(configuration.retentionNanos) / 1e9)s"),
@@ -101,6 +115,7 @@ extension AgentConfiguration {
     case "frequency": return String(defaults.frequency)
     case "export-interval": return duration(defaults.exportIntervalNanos)
     case "gzip": return String(defaults.gzip)
+    case "protocol": return exportedProtocol
     case "pyroscope-app": return defaults.pyroscopeApplication
     case "store": return defaults.storeDirectory ?? ""
     case "retention": return duration(UInt64(defaults.retentionNanos))

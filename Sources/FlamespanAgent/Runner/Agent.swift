@@ -44,7 +44,10 @@ final class Agent: @unchecked Sendable {
           "the export queue is in memory only: cannot use \(store.directory.path)/queue: \(error)")
       }
     }
-    queue = ExportQueue(limits: configuration.queueLimits, journal: journal, log: { Log.info($0) })
+    queue = ExportQueue(
+      limits: configuration.queueLimits, journal: journal,
+      client: ExportHTTPClient(tlsByDestination: configuration.tlsByDestination),
+      log: { Log.info($0) })
     self.store = store
     metadata = ProcessMetadataCache(fallbackServiceName: configuration.serviceName)
     hostName = configuration.hostName ?? ProcessMetadataCache.hostName()

@@ -59,6 +59,13 @@ public enum AgentRunner {
         "warning: --insecure-listen: the UI and API on \(address) are open to anyone who can reach it, without a token"
       )
     }
+    if let requested = configuration.unsupportedProtocol {
+      Log.info(
+        "warning: OTLP protocol \(requested) was asked for, but this agent exports OTLP over HTTP "
+          + "(http/protobuf) only (see docs/agent.md): point the endpoint at the collector's OTLP/HTTP "
+          + "receiver (port 4318 by default), not its \(requested == "grpc" ? "gRPC one (4317)" : "JSON one")"
+      )
+    }
     agent.queue.start()
     Log.info(
       "sampling every CPU at \(configuration.frequency) Hz, windows of \(Double(configuration.exportIntervalNanos) / 1e9)s"

@@ -19,9 +19,11 @@ struct AgentCommand: ParsableCommand {
     discussion: """
       Samples every CPU (\(defaultOf("frequency")) Hz by default) and traces HTTP/1.x requests, cuts a window every --export-interval, symbolizes it on a second thread and then, for each window: sends OTLP profiles (protobuf, layout v1.10.0, samples linked to spans) to {endpoint}/v1development/profiles and the spans to {endpoint}/v1/traces, optionally pushes pprof to Pyroscope, and writes it to the local store that the UI and API on --listen read. Failed exports are retried with backoff from a bounded queue; past its bound the oldest windows are dropped and counted in /metrics. SIGINT or SIGTERM exports the last window, detaches every BPF program and exits 0. SIGHUP is ignored, with a log line: the configuration is read at start only, so restart the agent to apply a changed --config.
 
-      Settings come from flags, then OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROFILES_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_HEADERS, OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME, then --config FILE (lines of `key = value`, the keys being the long flag names without dashes in front, e.g. `endpoint = http://collector:4318`), then defaults.
+      Settings come from flags, then OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROFILES_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_HEADERS, OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_EXPORTER_OTLP_CERTIFICATE, OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE, OTEL_EXPORTER_OTLP_CLIENT_KEY (each of these three also as OTEL_EXPORTER_OTLP_PROFILES_… and OTEL_EXPORTER_OTLP_TRACES_…, which win for their signal; config keys profiles-certificate, traces-client-key, …), OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME, then --config FILE (lines of `key = value`, the keys being the long flag names without dashes in front, e.g. `endpoint = http://collector:4318`), then defaults.
 
       The UI and API on --listen (loopback by default) are bounded so that no client can take them down: a request head must arrive within 10 s, slow connections give way to new ones past 64 per client address, /api/ queries run on their own two threads (503 when 8 more wait), so /metrics, / and /healthz always answer; one query reads at most --max-query-range (413 past it) within --query-budget (503 past it). Only Host headers naming the agent are answered (403 otherwise; --allowed-hosts adds names), --api-token-file requires a bearer token (401 without), and listening beyond loopback without a token is refused unless --insecure-listen. /healthz answers 200 to anyone.
+
+      Endpoints may be http:// or https://; https verifies the collector against the system's CA bundle (or --certificate), keeps connections open between windows, and sends gzip bodies unless --gzip false. Only OTLP over HTTP (http/protobuf) is exported: OTEL_EXPORTER_OTLP_PROTOCOL=grpc is accepted with a warning at start (docs/agent.md says why).
 
       Each process is its own OTLP resource: host.name, process.pid, process.executable.name and .path, container.id (from /proc/PID/cgroup) and service.name (the process's own OTEL_SERVICE_NAME, else --service-name, else the executable name). Command lines are never read.
 
@@ -48,6 +50,23 @@ struct AgentCommand: ParsableCommand {
   var profilesEndpoint: String?
   @Option(help: ArgumentHelp("Full URL for traces, used as is.", valueName: "url"))
   var tracesEndpoint: String?
+  @Option(
+    help: ArgumentHelp(
+      "PEM file of the CA certificates that https endpoints are verified against, instead of the system's bundle.",
+      valueName: "path"))
+  var certificate: String?
+  @Option(
+    help: ArgumentHelp(
+      "PEM client certificate for collectors that require mutual TLS (with --client-key).",
+      valueName: "path"))
+  var clientCertificate: String?
+  @Option(help: ArgumentHelp("PEM private key of --client-certificate.", valueName: "path"))
+  var clientKey: String?
+  @Option(
+    help: ArgumentHelp(
+      "OTLP protocol (default \(defaultOf("protocol"))); grpc and http/json are accepted with a warning and http/protobuf is sent.",
+      valueName: "name"))
+  var `protocol`: String?
   @Option(help: ArgumentHelp("Extra request headers: k1=v1,k2=v2.", valueName: "list"))
   var headers: String?
   @Option(help: ArgumentHelp("Extra resource attributes: k1=v1,k2=v2.", valueName: "list"))
@@ -166,7 +185,9 @@ struct AgentCommand: ParsableCommand {
       ("max-spans", maxSpans), ("symbolizer-cache", symbolizerCache), ("unwind", sampling.unwind),
       ("allowed-hosts", allowedHosts), ("api-token-file", apiTokenFile),
       ("insecure-listen", insecureListen ? "true" : nil), ("max-query-range", maxQueryRange),
-      ("query-budget", queryBudget),
+      ("query-budget", queryBudget), ("certificate", certificate),
+      ("client-certificate", clientCertificate), ("client-key", clientKey),
+      ("protocol", `protocol`),
     ]
   }
 
