@@ -25,7 +25,8 @@ import Testing
       agent = Agent(configuration: configuration, store: store)
       let counters = HTTPServerCounters()
       let api = AgentAPI(agent: agent, counters: counters)
-      server = try HTTPServer(address: "127.0.0.1:0", counters: counters) { [api] in api.handle($0) }
+      server = try HTTPServer(address: "127.0.0.1:0", counters: counters) { [api] in api.handle($0)
+      }
       server.start()
     }
 
@@ -49,7 +50,9 @@ import Testing
           connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
         }
       }
-      guard connected == 0 else { throw TestFailure("connect: \(String(cString: strerror(errno)))") }
+      guard connected == 0 else {
+        throw TestFailure("connect: \(String(cString: strerror(errno)))")
+      }
       let bytes = Array(raw.utf8)
       _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
       var answer: [UInt8] = []
@@ -107,7 +110,10 @@ import Testing
       ("GET /metrics HTTP/1.1\r\n\(host)Content-Length: 5\r\n\r\nhello", 413),
       ("GET /metrics HTTP/1.1\r\n\(host)Transfer-Encoding: chunked\r\n\r\n", 413),
       ("GET /metrics HTTP/1.1\r\nHost: attacker.example\r\n\r\n", 403),
-      ("GET /metrics HTTP/1.1\r\n\(host)X-Fill: \(String(repeating: "x", count: 70_000))\r\n\r\n", 431),
+      (
+        "GET /metrics HTTP/1.1\r\n\(host)X-Fill: \(String(repeating: "x", count: 70_000))\r\n\r\n",
+        431
+      ),
     ]
     for item in cases {
       let (status, body) = try fixture.exchange(item.raw)

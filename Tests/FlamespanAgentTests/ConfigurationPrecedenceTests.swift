@@ -40,7 +40,8 @@ import Testing
     #expect(configuration.retentionNanos == 2 * 3600 * 1_000_000_000)
     #expect(configuration.headers.map { "\($0.0)=\($0.1)" } == ["x-api-key=abc def"])
     // Nothing set the queue: AgentConfiguration's defaults, which the help quotes.
-    #expect(configuration.queueLimits.maximumWindows == AgentConfiguration().queueLimits.maximumWindows)
+    #expect(
+      configuration.queueLimits.maximumWindows == AgentConfiguration().queueLimits.maximumWindows)
     #expect(settings.values["queue-windows"] == nil)
     #expect(AgentConfiguration.defaultText("queue-windows") == "60")
     #expect(AgentConfiguration.defaultText("retention") == "24h")

@@ -26,12 +26,14 @@ import Testing
   @Test func aFailedRequestIsRetriedWithDoublingBackoffUntilDelivered() throws {
     // 503, 500, 429, 408, 503, then 200: five failures, each retried after a longer wait.
     let statuses = [503, 500, 429, 408, 503]
-    let server = try LoopbackHTTPServer { index, _ in index < statuses.count ? statuses[index] : 200 }
+    let server = try LoopbackHTTPServer { index, _ in index < statuses.count ? statuses[index] : 200
+    }
     let queue = ExportQueue(limits: Self.fastLimits(), log: { _ in })
     queue.start()
     queue.enqueue(
       ExportBatch(
-        sequence: 1, requests: [Self.request("otlp-traces", port: server.port, path: "/v1/traces")]))
+        sequence: 1, requests: [Self.request("otlp-traces", port: server.port, path: "/v1/traces")])
+    )
     let received = server.waitForRequests(6, seconds: 30)
     #expect(eventually(seconds: 10) { queue.snapshot.windowsExported == 1 })
     #expect(queue.drain(until: Monotonic.now()) == 0)
@@ -90,12 +92,15 @@ import Testing
   @Test func overTheWindowBoundTheOldestWindowsAreDroppedAndCounted() {
     var limits = Self.fastLimits()
     limits.maximumWindows = 3
-    var logged: [String] = []
-    let lock = NSLock()
+    final class Lines: @unchecked Sendable {
+      let lock = NSLock()
+      var lines: [String] = []
+    }
+    let logged = Lines()
     // Not started: nothing is sent, so the queue's contents are exactly what the bound left.
     let queue = ExportQueue(
       limits: limits,
-      log: { line in lock.withLock { logged.append(line) } })
+      log: { line in logged.lock.withLock { logged.lines.append(line) } })
     for sequence in 1...5 {
       queue.enqueue(
         ExportBatch(
@@ -107,7 +112,7 @@ import Testing
     #expect(counters.windowsDropped == 2 && counters.windowsQueued == 3)
     #expect(counters.windowsEnqueued == 5)
     #expect(counters.bytesQueued == 3 * 16)
-    #expect(lock.withLock { logged.count } == 2)
+    #expect(logged.lock.withLock { logged.lines.count } == 2)
     #expect(queue.drain(until: Monotonic.now()) == 3)
   }
 
@@ -148,7 +153,8 @@ import Testing
     }
     #expect(queue.drain(until: Monotonic.now()) == 0)
     #expect(server.received.count == 5)
-    #expect(server.connectionsAccepted == 1, "keep-alive: \(server.connectionsAccepted) connections")
+    #expect(
+      server.connectionsAccepted == 1, "keep-alive: \(server.connectionsAccepted) connections")
   }
 
   @Test func anUnreachableCollectorIsRetriedAndTheErrorNamesTheURLAndErrno() throws {
@@ -172,7 +178,9 @@ import Testing
   @Test func urlsParseWithTheirSchemeAndDefaultPorts() throws {
     let secure = try HTTPEndpoint(parsing: "https://collector.example/otlp")
     #expect(secure.secure && secure.port == 443 && secure.target == "/otlp")
-    #expect(secure.appendingPath("/v1/traces").description == "https://collector.example:443/otlp/v1/traces")
+    #expect(
+      secure.appendingPath("/v1/traces").description
+        == "https://collector.example:443/otlp/v1/traces")
     let plain = try HTTPEndpoint(parsing: "http://[::1]:4318")
     #expect(!plain.secure && plain.host == "::1" && plain.port == 4318 && plain.target == "/")
     #expect(throws: ExportTransportError.self) { try HTTPEndpoint(parsing: "ftp://x") }

@@ -85,14 +85,14 @@ enum AgentLimits {
 
 /// The raw settings, all as text, keyed by the config-file names (which are the long flag names).
 public struct AgentSettings {
-  static let keys: Set<String> = [
+  static let keys = Set([
     "frequency", "export-interval", "endpoint", "profiles-endpoint", "traces-endpoint", "headers",
     "resource-attributes", "service-name", "host-name", "gzip", "pyroscope", "pyroscope-app",
     "store", "retention", "store-max-bytes", "listen", "queue-windows", "queue-bytes",
     "retry-max-backoff", "trace-http", "status-lines", "memory-budget", "max-spans",
     "symbolizer-cache", "unwind", "allowed-hosts", "api-token-file", "insecure-listen",
     "max-query-range", "query-budget", "protocol",
-  ].union(tlsKeys)
+  ]).union(tlsKeys)
 
   /// The TLS files: for both OTLP signals, then for each on its own (which wins over the shared one).
   static let tlsKeys: Set<String> = Set(
@@ -223,7 +223,9 @@ public struct AgentSettings {
       default:
         throw ConfigurationError(
           source: source,
-          message: "\(name("protocol", source)): expected \(AgentConfiguration.exportedProtocol) (grpc and http/json are accepted with a warning), got \"\(value)\"")
+          message:
+            "\(name("protocol", source)): expected \(AgentConfiguration.exportedProtocol) (grpc and http/json are accepted with a warning), got \"\(value)\""
+        )
       }
     }
     if let (value, source) = text("headers") {

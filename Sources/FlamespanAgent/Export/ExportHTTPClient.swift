@@ -60,7 +60,8 @@ struct ExportTLSFiles: Sendable, Equatable {
     }
     for path in [certificate, clientCertificate, clientKey].compactMap({ $0 })
     where access(path, R_OK) != 0 {
-      throw ExportTLSFileError(path: path, what: "cannot be read: \(String(cString: strerror(errno)))")
+      throw ExportTLSFileError(
+        path: path, what: "cannot be read: \(String(cString: strerror(errno)))")
     }
     var tls = TLSConfiguration.makeClientConfiguration()
     if let certificate {
@@ -73,7 +74,8 @@ struct ExportTLSFiles: Sendable, Equatable {
       } catch let error as ExportTLSFileError {
         throw error
       } catch {
-        throw ExportTLSFileError(path: certificate, what: "is not a PEM certificate file (\(error))")
+        throw ExportTLSFileError(
+          path: certificate, what: "is not a PEM certificate file (\(error))")
       }
     }
     switch (clientCertificate, clientKey) {
@@ -192,7 +194,8 @@ final class ExportHTTPClient: @unchecked Sendable {
           code: .certificateVerify, url: url,
           message:
             "certificate verify failed: the collector's certificate is not signed by a trusted CA; set "
-            + "OTEL_EXPORTER_OTLP_CERTIFICATE (or --certificate) to a PEM file of the CA that signed it")
+            + "OTEL_EXPORTER_OTLP_CERTIFICATE (or --certificate) to a PEM file of the CA that signed it"
+        )
       }
       return ExportTransportError(
         code: .tls, url: url,
@@ -220,7 +223,8 @@ final class ExportHTTPClient: @unchecked Sendable {
       return ExportTransportError(
         code: .resolve, url: url,
         message:
-          "cannot resolve \(endpoint.host): \(error.dnsAError.map { "\($0)" } ?? error.dnsAAAAError.map { "\($0)" } ?? "no address")")
+          "cannot resolve \(endpoint.host): \(error.dnsAError.map { "\($0)" } ?? error.dnsAAAAError.map { "\($0)" } ?? "no address")"
+      )
     case let error as HTTPClientError:
       switch error {
       case .connectTimeout, .deadlineExceeded, .readTimeout, .writeTimeout:

@@ -27,24 +27,26 @@ final class LoopbackHTTPServer: @unchecked Sendable {
   private var openFDs: Set<Int32> = []
   private var stopped = false
 
-  init(respond: @escaping @Sendable (_ index: Int, _ path: String) -> Int = { _, _ in 200 }) throws {
+  init(respond: @escaping @Sendable (_ index: Int, _ path: String) -> Int = { _, _ in 200 }) throws
+  {
     self.respond = respond
-    listenFD = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-    guard listenFD >= 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
     let bound = withUnsafeMutablePointer(to: &address) {
       $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-        bind(listenFD, $0, length) == 0 && getsockname(listenFD, $0, &length) == 0
+        bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
       }
     }
-    guard bound, listen(listenFD, 16) == 0 else {
+    guard bound, listen(fd, 16) == 0 else {
       let code = errno
-      close(listenFD)
+      close(fd)
       throw POSIXError(.init(rawValue: code) ?? .EIO)
     }
+    listenFD = fd
     port = UInt16(bigEndian: address.sin_port)
     let thread = Thread { [self] in acceptLoop() }
     thread.start()
@@ -89,7 +91,7 @@ final class LoopbackHTTPServer: @unchecked Sendable {
 
   private func acceptLoop() {
     while true {
-      let fd = accept4(listenFD, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
+      let fd = accept(listenFD, nil, nil)
       if fd < 0 {
         if errno == EINTR { continue }
         return
@@ -158,8 +160,9 @@ final class LoopbackHTTPServer: @unchecked Sendable {
       condition.broadcast()
       condition.unlock()
       let answer = Array("HTTP/1.1 \(status) Test\r\nContent-Length: 0\r\n\r\n".utf8)
-      guard answer.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) })
-        == answer.count
+      guard
+        answer.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) })
+          == answer.count
       else { return }
       if headers["connection"]?.lowercased() == "close" { return }
     }

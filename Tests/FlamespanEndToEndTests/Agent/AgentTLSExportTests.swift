@@ -18,7 +18,9 @@ import Testing
       return false
     }
     if let problem = AgentHarness.pythonProblem {
-      if TestEnvironment.isCI { Issue.record("\(test): \(problem)") } else {
+      if TestEnvironment.isCI {
+        Issue.record("\(test): \(problem)")
+      } else {
         print("SKIPPED \(test): \(problem)")
       }
       return false
@@ -69,7 +71,8 @@ import Testing
     let queue = try Self.queue(trusting: certificates.caCertificate)
     queue.start()
     for sequence in 1...3 {
-      queue.enqueue(ExportBatch(sequence: sequence, requests: [try Self.profilesRequest(endpoint: endpoint)]))
+      queue.enqueue(
+        ExportBatch(sequence: sequence, requests: [try Self.profilesRequest(endpoint: endpoint)]))
       #expect(AgentHarness.waitUntil(seconds: 30) { queue.snapshot.windowsExported == sequence })
     }
     #expect(queue.drain(until: Monotonic.now()) == 0)
@@ -100,7 +103,8 @@ import Testing
       let queue = try Self.queue(trusting: trusted)
       queue.start()
       queue.enqueue(
-        ExportBatch(sequence: 1, requests: [try Self.profilesRequest(endpoint: endpoint)], name: "w1"))
+        ExportBatch(
+          sequence: 1, requests: [try Self.profilesRequest(endpoint: endpoint)], name: "w1"))
       #expect(
         AgentHarness.waitUntil(seconds: 30) {
           (queue.snapshot.exportErrors["otlp-profiles"] ?? 0) >= 2
@@ -110,7 +114,8 @@ import Testing
       #expect(counters.windowsQueued == 1 && counters.windowsExported == 0)
       let error = counters.lastError ?? ""
       #expect(error.contains("certificate verify failed"), "\(error)")
-      #expect(error.contains("https://127.0.0.1:\(receiver.port)/v1development/profiles"), "\(error)")
+      #expect(
+        error.contains("https://127.0.0.1:\(receiver.port)/v1development/profiles"), "\(error)")
       #expect(error.contains("OTEL_EXPORTER_OTLP_CERTIFICATE"), "\(error)")
     }
     #expect(receiver.entries.isEmpty, "nothing crossed an unverified connection")
@@ -143,8 +148,11 @@ import Testing
     let entries = receiver.entries(path: "/v1development/profiles")
     #expect(entries.allSatisfy { $0["error"] == nil && $0["status"] as? Int == 200 }, "\(entries)")
     #expect(entries.allSatisfy { ($0["samples"] as? Int ?? 0) > 0 }, "\(entries)")
-    #expect(Set(entries.compactMap { $0["clientPort"] as? Int }).count == 1, "keep-alive: \(entries)")
-    #expect(agent.stderr.contains("profiles to https://127.0.0.1:\(receiver.port)/v1development/profiles"))
+    #expect(
+      Set(entries.compactMap { $0["clientPort"] as? Int }).count == 1, "keep-alive: \(entries)")
+    #expect(
+      agent.stderr.contains("profiles to https://127.0.0.1:\(receiver.port)/v1development/profiles")
+    )
     #expect(agent.stderr.contains("warning: OTLP protocol grpc"), "\(agent.stderr)")
   }
 }

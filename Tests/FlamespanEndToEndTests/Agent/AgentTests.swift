@@ -287,7 +287,8 @@ func number(_ value: Any?) -> Double? { (value as? NSNumber)?.doubleValue }
     #expect(
       backlog.count == bound
         && backlog.allSatisfy { (number($0["startUnixNanos"]) ?? .infinity) / 1e9 < recovered },
-      "backlog delivered first: \(backlog.map { number($0["startUnixNanos"]) ?? -1 }), recovered at \(recovered)")
+      "backlog delivered first: \(backlog.map { number($0["startUnixNanos"]) ?? -1 }), recovered at \(recovered)"
+    )
     // The dropped windows are the oldest: the first delivered window started well after the agent did.
     let firstStart = (received.compactMap { number($0["startUnixNanos"]) }.min() ?? 0) / 1e9
     #expect(
