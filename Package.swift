@@ -2,7 +2,8 @@
 import PackageDescription
 
 // Each C library has exactly one owner module: libbpf → FlamespanBPF, libdw/libelf → FlamespanSymbolizer,
-// zlib → FlamespanExport. Nothing above those modules sees a C type.
+// zlib → FlamespanExport, BoringSSL (through swift-nio-ssl and AsyncHTTPClient) → FlamespanAgent. Nothing above
+// those modules sees a C type.
 let package = Package(
   name: "Flamespan",
   platforms: [.macOS(.v13)],
@@ -13,6 +14,10 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     // Runtime for the OTLP profiles and pprof code generated from proto/ (scripts/generate-protos.sh).
     .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0"),
+    // The agent's export client: HTTP/1.1 and HTTP/2 with keep-alive, TLS through swift-nio-ssl.
+    .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+    .package(url: "https://github.com/apple/swift-nio", from: "2.100.0"),
+    .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.30.0"),
   ],
   targets: [
     // Structs carried by the ring buffers, shared byte for byte with bpf/*.bpf.c.
@@ -65,12 +70,24 @@ let package = Package(
         "FlamespanModel", "FlamespanOTLP", "CZlib",
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
       ]),
+    // The continuous agent: export queue and journal, local store, UI/API server, typed configuration.
+    .target(
+      name: "FlamespanAgent",
+      dependencies: [
+        "FlamespanModel", "FlamespanRecorder", "FlamespanExport", "FlamespanOTLP", "FlamespanBPF",
+        "FlamespanRuntimes",
+        .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+        .product(name: "NIOSSL", package: "swift-nio-ssl"),
+      ]),
     .executableTarget(
       name: "FlamespanCLI",
       dependencies: [
         "FlamespanModel", "FlamespanProcess", "FlamespanSymbolizer", "FlamespanBPF",
         "FlamespanRecorder", "FlamespanL7", "FlamespanRuntimes",
-        "FlamespanExport", "FlamespanOTLP",
+        "FlamespanExport", "FlamespanOTLP", "FlamespanAgent",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),
@@ -118,12 +135,17 @@ let package = Package(
     .testTarget(
       name: "FlamespanBPFTests",
       dependencies: ["FlamespanBPF", "CFlamespanABI", "FlamespanTestSupport"]),
+    // The agent's queue, journal, store, configuration, server and exporter as units, on real files and
+    // real loopback sockets.
+    .testTarget(
+      name: "FlamespanAgentTests",
+      dependencies: ["FlamespanAgent", "FlamespanModel", "FlamespanTestSupport"]),
     .testTarget(
       name: "FlamespanEndToEndTests",
-      // FlamespanCLI for the agent's store and export journal, tested as units (@testable import).
+      // FlamespanAgent for the TLS export tests, which drive the exporter directly.
       dependencies: [
         "FlamespanModel", "FlamespanExport", "FlamespanProcess", "FlamespanTestSupport",
-        "FlamespanCLI",
+        "FlamespanAgent",
       ]
     ),
   ],

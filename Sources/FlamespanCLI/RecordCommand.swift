@@ -7,6 +7,13 @@ import FlamespanOTLP
 import FlamespanRecorder
 import Glibc
 
+enum RecordSamplingDefaults: SamplingDefaults {
+  static let frequencyHz = 99
+  static var frequency: String { String(frequencyHz) }
+  static let unwind = "auto"
+  static let unwindNote = " With --kernel-aggregation, auto means fp."
+}
+
 struct RecordCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "record",
@@ -36,10 +43,9 @@ struct RecordCommand: ParsableCommand {
       valueName: "pid"))
   var pid: [Int32] = []
 
-  @Option(
-    name: [.customShort("F"), .long],
-    help: ArgumentHelp("Samples per second on each CPU.", valueName: "hz"))
-  var frequency: Int = 99
+  @OptionGroup var sampling: SamplingOptions<RecordSamplingDefaults>
+  var frequency: Int { sampling.frequency ?? RecordSamplingDefaults.frequencyHz }
+  var unwind: String { sampling.unwind ?? RecordSamplingDefaults.unwind }
 
   @Option(
     name: [.short, .long],
@@ -80,12 +86,6 @@ struct RecordCommand: ParsableCommand {
       "Write the HTTP spans seen during the recording as one OTLP/JSON ExportTraceServiceRequest.",
       valueName: "path"))
   var spansOutput: String?
-
-  @Option(
-    help: ArgumentHelp(
-      "How to walk user stacks. auto (the default): copy the top of each user stack and unwind each frame as its code needs: Go from its .gopclntab, JIT code (Node --perf-basic-prof, Java with a perf map) on frame pointers and named from /tmp/perf-PID.map, native code with DWARF CFI, and frame pointers where there is no CFI. dwarf: DWARF CFI only. fp: the kernel's frame-pointer walk, no stack copy (cheapest; stacks stop early in code built without frame pointers, such as Debian's libc). With --kernel-aggregation, auto means fp.",
-      valueName: "auto|dwarf|fp"))
-  var unwind: String = "auto"
 
   @Option(
     help: ArgumentHelp(

@@ -3,11 +3,14 @@
 opentelemetry-proto bindings (1.44.0, profiles layout v1.10.0) and appends one JSON line per request to a
 log, so a test can check what arrived. Pyroscope /ingest pushes are recorded by size and query.
 
-usage: receiver.py PORT LOGFILE      (PORT 0 picks one; the chosen port is printed on stdout)
+usage: receiver.py PORT LOGFILE [--tls CERT KEY]
+  PORT 0 picks one; the chosen port is printed on stdout. With --tls it serves HTTPS with that PEM
+  certificate chain and key. Each log line names the client's port, so keep-alive shows as one port.
 """
 import gzip
 import json
 import socketserver
+import ssl
 import sys
 import time
 import urllib.parse
@@ -96,6 +99,7 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length", "0"))
         body = self.rfile.read(length)
         entry = {"path": self.path, "time": time.time(), "bytes": len(body),
+                 "clientPort": self.client_address[1],
                  "encoding": self.headers.get("Content-Encoding", ""),
                  "contentType": self.headers.get("Content-Type", "")}
         status = 200
@@ -134,6 +138,10 @@ def main():
     port, log_path = int(sys.argv[1]), sys.argv[2]
     server = Server(("127.0.0.1", port), Handler)
     server.log_path = log_path
+    if sys.argv[3:4] == ["--tls"]:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(sys.argv[4], sys.argv[5])
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     print(server.server_address[1], flush=True)
     server.serve_forever()
 

@@ -175,13 +175,18 @@ final class OTLPReceiver {
   let log: URL
   let port: Int
 
-  init(port: Int, directory: URL, label: String = "receiver") throws {
+  /// With `tls` it serves HTTPS with that PEM certificate chain and key.
+  init(
+    port: Int, directory: URL, label: String = "receiver",
+    tls: (certificate: String, key: String)? = nil
+  ) throws {
     log = directory.appendingPathComponent("\(label).jsonl")
     if !FileManager.default.fileExists(atPath: log.path) {
       FileManager.default.createFile(atPath: log.path, contents: nil)
     }
     let server = try BackgroundProcess(
-      ["/usr/bin/env", "python3", AgentHarness.receiverScript, String(port), log.path],
+      ["/usr/bin/env", "python3", AgentHarness.receiverScript, String(port), log.path]
+        + (tls.map { ["--tls", $0.certificate, $0.key] } ?? []),
       environment: ["PYTHONPATH": AgentHarness.pythonPath, "PYTHONDONTWRITEBYTECODE": "1"],
       logs: directory, label: label)
     let listening = AgentHarness.waitUntil(seconds: 20) { !server.stdout.isEmpty }

@@ -2,15 +2,24 @@ import FlamespanModel
 import FlamespanRecorder
 import Foundation
 import Glibc
+import NIOSSL
 
 /// Everything the agent runs with, merged from flags, then the standard OTEL_* environment variables,
 /// then the config file, then defaults (the first that sets a value wins).
-struct AgentConfiguration: Sendable {
+public struct AgentConfiguration: Sendable {
   var frequency = 19
   var exportIntervalNanos: UInt64 = 10_000_000_000
   var traceHTTP = true
   var profilesEndpoint: HTTPEndpoint?
   var tracesEndpoint: HTTPEndpoint?
+  /// TLS settings of the OTLP destinations ("otlp-profiles", "otlp-traces") that name PEM files of
+  /// their own; https without them verifies against the system's CA bundle.
+  var tlsByDestination: [String: TLSConfiguration] = [:]
+  /// OTEL_EXPORTER_OTLP_PROTOCOL (or --protocol) when it asks for grpc or http/json, which the agent
+  /// does not speak: it exports http/protobuf anyway, and says so at start.
+  var unsupportedProtocol: String?
+  /// The only OTLP protocol the agent speaks (docs/agent.md: why not gRPC).
+  static let exportedProtocol = "http/protobuf"
   var headers: [(String, String)] = []
   var resourceAttributes: [(String, String)] = []
   /// service.name for processes that do not set their own OTEL_SERVICE_NAME (else the executable name).
@@ -48,11 +57,11 @@ struct AgentConfiguration: Sendable {
   var unwinding: UserStackUnwinding = .automatic
 }
 
-struct ConfigurationError: Error, CustomStringConvertible {
+public struct ConfigurationError: Error, CustomStringConvertible {
   var source: String
   var message: String
   /// A message that starts with the flag it is about is whole; any other names its file or variable.
-  var description: String { message.hasPrefix(source) ? message : "\(source): \(message)" }
+  public var description: String { message.hasPrefix(source) ? message : "\(source): \(message)" }
 }
 
 /// The allowed range of every number the agent takes, on the command line and in --config alike.
@@ -75,15 +84,21 @@ enum AgentLimits {
 }
 
 /// The raw settings, all as text, keyed by the config-file names (which are the long flag names).
-struct AgentSettings {
-  static let keys: Set<String> = [
+public struct AgentSettings {
+  static let keys = Set([
     "frequency", "export-interval", "endpoint", "profiles-endpoint", "traces-endpoint", "headers",
     "resource-attributes", "service-name", "host-name", "gzip", "pyroscope", "pyroscope-app",
     "store", "retention", "store-max-bytes", "listen", "queue-windows", "queue-bytes",
     "retry-max-backoff", "trace-http", "status-lines", "memory-budget", "max-spans",
     "symbolizer-cache", "unwind", "allowed-hosts", "api-token-file", "insecure-listen",
-    "max-query-range", "query-budget",
-  ]
+    "max-query-range", "query-budget", "protocol",
+  ]).union(tlsKeys)
+
+  /// The TLS files: for both OTLP signals, then for each on its own (which wins over the shared one).
+  static let tlsKeys: Set<String> = Set(
+    ["", "profiles-", "traces-"].flatMap { signal in
+      ["certificate", "client-certificate", "client-key"].map { signal + $0 }
+    })
 
   var values: [String: (value: String, source: String)] = [:]
 
@@ -137,7 +152,7 @@ struct AgentSettings {
     return pairs
   }
 
-  func resolve() throws(ConfigurationError) -> AgentConfiguration {
+  public func resolve() throws(ConfigurationError) -> AgentConfiguration {
     var configuration = AgentConfiguration()
     func text(_ key: String) -> (value: String, source: String)? { values[key] }
     func endpoint(_ key: String) throws(ConfigurationError) -> HTTPEndpoint? {
@@ -196,6 +211,23 @@ struct AgentSettings {
       try endpoint("profiles-endpoint") ?? base?.appendingPath("/v1development/profiles")
     configuration.tracesEndpoint =
       try endpoint("traces-endpoint") ?? base?.appendingPath("/v1/traces")
+    for (destination, signal) in [("otlp-profiles", "profiles-"), ("otlp-traces", "traces-")] {
+      if let tls = try tlsConfiguration(signal: signal) {
+        configuration.tlsByDestination[destination] = tls
+      }
+    }
+    if let (value, source) = text("protocol") {
+      switch value {
+      case AgentConfiguration.exportedProtocol: break
+      case "grpc", "http/json": configuration.unsupportedProtocol = value
+      default:
+        throw ConfigurationError(
+          source: source,
+          message:
+            "\(name("protocol", source)): expected \(AgentConfiguration.exportedProtocol) (grpc and http/json are accepted with a warning), got \"\(value)\""
+        )
+      }
+    }
     if let (value, source) = text("headers") {
       configuration.headers = try Self.parseList(value, source: source)
     }
@@ -276,6 +308,31 @@ struct AgentSettings {
       configuration.unwinding = mode
     }
     return configuration
+  }
+
+  /// The TLS settings of one OTLP signal ("profiles-" or "traces-"), each file from the signal's own
+  /// key else the shared one; nil when neither names any file.
+  func tlsConfiguration(signal: String) throws(ConfigurationError) -> TLSConfiguration? {
+    func setting(_ name: String) -> (value: String, source: String)? {
+      for key in [signal + name, name] {
+        if let found = values[key], !found.value.isEmpty { return found }
+      }
+      return nil
+    }
+    let certificate = setting("certificate")
+    let clientCertificate = setting("client-certificate")
+    let clientKey = setting("client-key")
+    let files = ExportTLSFiles(
+      certificate: certificate?.value, clientCertificate: clientCertificate?.value,
+      clientKey: clientKey?.value)
+    guard !files.isEmpty else { return nil }
+    do { return try files.configuration() } catch {
+      let source =
+        [certificate, clientCertificate, clientKey].compactMap { $0 }.first {
+          $0.value == error.path
+        }?.source ?? "certificate"
+      throw ConfigurationError(source: source, message: error.description)
+    }
   }
 
   /// True when the host of `listen` ("host:port") is a loopback address: 127.0.0.0/8 or ::1.

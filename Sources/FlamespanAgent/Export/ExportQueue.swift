@@ -73,6 +73,8 @@ struct ExportCounters: Sendable {
 final class ExportQueue: @unchecked Sendable {
   let limits: ExportQueueLimits
   let journal: ExportJournal?
+  /// One client for the queue's life, so connections stay open between windows; shut down by drain().
+  private let client: ExportHTTPClient
   private let condition = NSCondition()
   private var batches: [ExportBatch] = []
   private var counters = ExportCounters()
@@ -85,10 +87,12 @@ final class ExportQueue: @unchecked Sendable {
 
   init(
     limits: ExportQueueLimits, journal: ExportJournal? = nil,
+    client: ExportHTTPClient = ExportHTTPClient(),
     log: @escaping @Sendable (String) -> Void
   ) {
     self.limits = limits
     self.journal = journal
+    self.client = client
     self.log = log
   }
 
@@ -171,7 +175,7 @@ final class ExportQueue: @unchecked Sendable {
   }
 
   /// Sends what is queued until it is empty or `deadlineNanos` (CLOCK_MONOTONIC) passes, then stops the
-  /// sender. Returns the windows still queued, which are lost.
+  /// sender and closes the connections. Returns the windows still queued, which are lost.
   func drain(until deadlineNanos: UInt64) -> Int {
     condition.lock()
     stopping = true
@@ -180,6 +184,7 @@ final class ExportQueue: @unchecked Sendable {
     while started && !senderDone { condition.wait() }
     let left = batches.count
     condition.unlock()
+    client.shutdown()
     return left
   }
 
@@ -274,9 +279,9 @@ final class ExportQueue: @unchecked Sendable {
   private func send(_ request: ExportRequest, timeoutSeconds: Int) -> Outcome {
     let outcome: Outcome
     do {
-      let response = try HTTPClient.post(
-        request.endpoint, headers: request.headers, body: request.body,
-        timeoutSeconds: timeoutSeconds)
+      let response = try client.post(
+        request.endpoint, destination: request.destination, headers: request.headers,
+        body: request.body, timeoutSeconds: timeoutSeconds)
       switch response.status {
       case 200..<300: outcome = .delivered
       case 408, 429, 500...599:

@@ -44,7 +44,10 @@ final class Agent: @unchecked Sendable {
           "the export queue is in memory only: cannot use \(store.directory.path)/queue: \(error)")
       }
     }
-    queue = ExportQueue(limits: configuration.queueLimits, journal: journal, log: { Log.info($0) })
+    queue = ExportQueue(
+      limits: configuration.queueLimits, journal: journal,
+      client: ExportHTTPClient(tlsByDestination: configuration.tlsByDestination),
+      log: { Log.info($0) })
     self.store = store
     metadata = ProcessMetadataCache(fallbackServiceName: configuration.serviceName)
     hostName = configuration.hostName ?? HostName.current() ?? "unknown"
@@ -337,6 +340,8 @@ enum Log {
     let stamp = ISO8601DateFormatter.string(
       from: Date(timeIntervalSince1970: seconds), timeZone: TimeZone(identifier: "UTC")!,
       formatOptions: [.withInternetDateTime])
-    Console.error("\(stamp) flamespan-agent: \(text)")
+    // Unbuffered, one write per line, so lines from several threads never interleave mid-line.
+    try? FileHandle.standardError.write(
+      contentsOf: Data("\(stamp) flamespan-agent: \(text)\n".utf8))
   }
 }

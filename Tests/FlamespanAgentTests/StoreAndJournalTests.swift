@@ -3,12 +3,12 @@ import FlamespanTestSupport
 import Foundation
 import Testing
 
-@testable import FlamespanCLI
+@testable import FlamespanAgent
 
 /// The agent's local store and export journal as units: eviction order and counting (the size cap and a
 /// full disk), temporary files, and journal replay with damaged entries. No privileges needed, but for the
 /// one test that mounts a small tmpfs to fill a real disk.
-struct AgentStoreTests {
+struct StoreAndJournalTests {
   /// A window of `functions` distinct random function names, so its gzipped pprof has a predictable size.
   static func window(startSeconds: Int64, functions: Int = 40) -> Profile {
     var generator = SystemRandomNumberGenerator()
@@ -345,36 +345,13 @@ struct AgentStoreTests {
       Self.files(directory, "") == names.suffix(3).map { "\($0).q" }, "dropped entries deleted")
   }
 
-  /// A loopback backend that answers 200 under /ok/ and 503 elsewhere, and prints each path it is sent.
-  static let backendScript = """
-    import sys
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-    class H(BaseHTTPRequestHandler):
-        def log_message(self, *a): pass
-        def do_POST(self):
-            self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            print(self.path, flush=True)
-            self.send_response(200 if self.path.startswith("/ok/") else 503)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-    s = HTTPServer(("127.0.0.1", 0), H)
-    print(s.server_address[1], flush=True)
-    s.serve_forever()
-    """
-
   /// One window for two destinations: profiles delivered, traces failing. The journal's marker remembers
   /// the delivered one, so after a stop and a restore only the traces are sent, once.
   @Test func aHalfDeliveredWindowSendsOnlyWhatIsLeftAfterARestart() throws {
-    guard TestEnvironment.which("python3") != nil else {
-      print("SKIPPED \(#function): python3 is not installed")
-      return
-    }
     let directory = try TestEnvironment.temporaryDirectory("journal-half")
-    let backend = try BackgroundProcess(
-      ["/usr/bin/env", "python3", "-c", Self.backendScript], logs: directory, label: "backend")
-    defer { _ = backend.stop(signal: SIGKILL) }
-    #expect(AgentHarness.waitUntil(seconds: 20) { backend.stdout.contains("\n") })
-    let port = try #require(UInt16(backend.stdout.split(separator: "\n").first ?? ""))
+    // 200 under /ok/, 503 elsewhere.
+    let backend = try LoopbackHTTPServer { _, path in path.hasPrefix("/ok/") ? 200 : 503 }
+    let port = backend.port
     func endpoint(_ path: String) -> HTTPEndpoint {
       HTTPEndpoint(host: "127.0.0.1", port: port, target: path)
     }
@@ -391,7 +368,7 @@ struct AgentStoreTests {
     var traces = Self.request("otlp-traces", [4, 5])
     traces.endpoint = endpoint("/down/traces")
     queue.enqueue(ExportBatch(sequence: 1, requests: [profiles, traces], name: "1000-2000-a"))
-    let halfway = AgentHarness.waitUntil(seconds: 20) {
+    let halfway = eventually(seconds: 20) {
       let counters = queue.snapshot
       return counters.requestsSent["otlp-profiles"] == 1
         && (counters.exportErrors["otlp-traces"] ?? 0) >= 2
@@ -412,12 +389,10 @@ struct AgentStoreTests {
     let restarted = ExportQueue(limits: limits, journal: journal, log: { _ in })
     restarted.restore(batches)
     restarted.start()
-    #expect(AgentHarness.waitUntil(seconds: 20) { restarted.snapshot.windowsExported == 1 })
+    #expect(eventually(seconds: 20) { restarted.snapshot.windowsExported == 1 })
     #expect(restarted.drain(until: KernelClock.monotonicNanos()) == 0)
     #expect(Self.files(queueDirectory, "").isEmpty, "a settled window leaves no journal entry")
-    let delivered = backend.stdout.split(separator: "\n").dropFirst().filter {
-      $0.hasPrefix("/ok/")
-    }
+    let delivered = backend.received.map(\.path).filter { $0.hasPrefix("/ok/") }
     #expect(delivered == ["/ok/profiles", "/ok/traces"], "each destination once: \(delivered)")
   }
 
