@@ -6,16 +6,7 @@ import Testing
 /// stacks must reach `main` (and the process's entry point) in at least 99 % of samples, with the exact
 /// caller chain of each sample's source. Serialized: each one wants the CPU to itself.
 @Suite(.serialized) struct DwarfUnwindRecordTests {
-  static let samples: Result<URL, TestFailure> = {
-    do {
-      let directory = try TestEnvironment.temporaryDirectory("nofp-samples")
-      return .success(try TestEnvironment.buildSamples(into: directory))
-    } catch let failure as TestFailure {
-      return .failure(failure)
-    } catch {
-      return .failure(TestFailure("\(error)"))
-    }
-  }()
+  static let samples = TestEnvironment.sharedSamples
 
   /// Records `name` for 3 s in DWARF mode and returns the folded profile of its own samples.
   func record(_ name: String, extraArguments: [String] = []) throws -> FoldedProfile {

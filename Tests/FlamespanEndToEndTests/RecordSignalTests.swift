@@ -64,10 +64,31 @@ import Testing
     expectOutputsWritten(session)
   }
 
+  /// Waits until the shell of `session` has run its `trap` for `signal`: record says it is ready once
+  /// its programs are attached, which on a loaded machine can come before the shell reached its first
+  /// line, and a signal sent then ends the shell by the default action.
+  func waitForTrap(of signal: Int32, in session: Session) {
+    let trapped = waitUntil(seconds: 10) {
+      guard
+        let status = try? String(contentsOfFile: "/proc/\(session.command)/status", encoding: .utf8)
+      else { return false }
+      let bit = UInt64(1) << UInt64(signal - 1)
+      return status.split(separator: "\n").contains { line in
+        let fields = line.split(separator: "\t")
+        guard fields.count == 2, fields[0] == "SigIgn:" || fields[0] == "SigCgt:",
+          let mask = UInt64(fields[1], radix: 16)
+        else { return false }
+        return mask & bit != 0
+      }
+    }
+    #expect(trapped, "the command never trapped signal \(signal)")
+  }
+
   /// A command that handles SIGINT and exits 3: record exits 3.
   @Test func theCommandsOwnExitStatusBecomesRecords() throws {
     let session = try start(
       "trap-exit", command: ["/bin/sh", "-c", "trap 'exit 3' INT; while :; do sleep 0.05; done"])
+    waitForTrap(of: SIGINT, in: session)
     kill(session.recorder.processIdentifier, SIGINT)
     #expect(RecorderReadiness.waitForExit(of: session.recorder, seconds: 30))
     #expect(session.recorder.terminationStatus == 3, "\(session.stderr)")
@@ -78,6 +99,7 @@ import Testing
   @Test func secondInterruptKillsACommandThatIgnoresTheFirst() throws {
     let session = try start(
       "ignore-int", command: ["/bin/sh", "-c", "trap '' INT; while :; do sleep 0.05; done"])
+    waitForTrap(of: SIGINT, in: session)
     kill(session.recorder.processIdentifier, SIGINT)
     // The first SIGINT must not have ended it: checked for a moment, well inside the 5 s grace.
     #expect(RecorderReadiness.waitUntilGone(pid: session.command, seconds: 0.5) == nil)
@@ -98,6 +120,7 @@ import Testing
   @Test func graceEndsInAKill() throws {
     let session = try start(
       "ignore-term", command: ["/bin/sh", "-c", "trap '' TERM; while :; do sleep 0.05; done"])
+    waitForTrap(of: SIGTERM, in: session)
     let sent = Date()
     kill(session.recorder.processIdentifier, SIGTERM)
     #expect(RecorderReadiness.waitForExit(of: session.recorder, seconds: 30))

@@ -5,16 +5,7 @@ import Testing
 /// `flamespan record` run as a user would run it, on the real kernel, against workloads built from
 /// samples/. Serialized: they measure CPU shares, so they must not compete with each other for the cores.
 @Suite(.serialized) struct RecordTests {
-  static let samples: Result<URL, TestFailure> = {
-    do {
-      let directory = try TestEnvironment.temporaryDirectory("samples")
-      return .success(try TestEnvironment.buildSamples(into: directory))
-    } catch let failure as TestFailure {
-      return .failure(failure)
-    } catch {
-      return .failure(TestFailure("\(error)"))
-    }
-  }()
+  static let samples = TestEnvironment.sharedSamples
 
   func sample(_ name: String) throws -> String {
     try Self.samples.get().appendingPathComponent(name).path

@@ -8,16 +8,7 @@ import Testing
 /// goals are those of bench/runtimes/stacks.sh, which also gives perf's figures for the same workloads.
 /// Serialized: each wants the CPUs to itself.
 @Suite(.serialized) struct RuntimeStacksTests {
-  static let samples: Result<URL, TestFailure> = {
-    do {
-      let directory = try TestEnvironment.temporaryDirectory("runtime-samples")
-      return .success(try TestEnvironment.buildSamples(into: directory))
-    } catch let failure as TestFailure {
-      return .failure(failure)
-    } catch {
-      return .failure(TestFailure("\(error)"))
-    }
-  }()
+  static let samples = TestEnvironment.sharedSamples
 
   /// Seconds of sampling at the default 99 Hz: a few hundred samples per busy CPU.
   static let recordSeconds = 4

@@ -72,6 +72,18 @@ public enum TestEnvironment {
     return url
   }
 
+  /// samples/ built once per test process, for every suite that only runs them; the result, so that a
+  /// failed build fails each test that needs it with the build's message.
+  public static let sharedSamples: Result<URL, TestFailure> = {
+    do {
+      return .success(try buildSamples(into: temporaryDirectory("samples")))
+    } catch let failure as TestFailure {
+      return .failure(failure)
+    } catch {
+      return .failure(TestFailure("\(error)"))
+    }
+  }()
+
   /// Builds samples/ into `directory` with its Makefile and returns the directory.
   public static func buildSamples(into directory: URL) throws -> URL {
     let result = try Run.command(
