@@ -94,10 +94,22 @@ struct AgentConfigurationTests {
     #expect(
       tooShort.status == 64
         && tooShort.stderr.contains("--export-interval must be between 100ms and 1d (got '10ms')"))
-    let tls = try printConfig(
-      [], environment: ["OTEL_EXPORTER_OTLP_ENDPOINT": "https://collector:4318"])
-    #expect(tls.status == 64 && tls.stderr.contains("OTEL_EXPORTER_OTLP_ENDPOINT"))
-    #expect(tls.stderr.contains("https is not supported"))
+    let scheme = try printConfig(
+      [], environment: ["OTEL_EXPORTER_OTLP_ENDPOINT": "grpc://collector:4317"])
+    #expect(scheme.status == 64 && scheme.stderr.contains("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    #expect(scheme.stderr.contains("expected http[s]://host[:port][/path]"), "\(scheme.stderr)")
+    let https = try printConfig(
+      [], environment: ["OTEL_EXPORTER_OTLP_ENDPOINT": "https://collector"])
+    #expect(https.status == 0, "\(https.stderr)")
+    #expect(
+      https.stdout.contains("profiles-endpoint = https://collector:443/v1development/profiles"))
+    let missingCA = try printConfig(
+      [], environment: ["OTEL_EXPORTER_OTLP_CERTIFICATE": "/nonexistent/ca.pem"])
+    #expect(
+      missingCA.status == 64
+        && missingCA.stderr.contains(
+          "OTEL_EXPORTER_OTLP_CERTIFICATE: /nonexistent/ca.pem cannot be read"),
+      "\(missingCA.stderr)")
     let badList = try printConfig([], environment: ["OTEL_EXPORTER_OTLP_HEADERS": "novalue"])
     #expect(badList.status == 64 && badList.stderr.contains("expected key=value"))
     let missing = try printConfig([

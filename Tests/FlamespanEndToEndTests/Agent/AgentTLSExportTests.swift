@@ -143,7 +143,9 @@ import Testing
       receiver.entries(path: "/v1development/profiles").count >= 2
     }
     #expect(arrived, "\(agent.stderr)")
-    let (status, _) = agent.stop(signal: SIGTERM, within: 10)
+    // A clean exit is the point here, not its speed (AgentTests times it): a loaded machine may take
+    // long to symbolize the window cut at shutdown.
+    let (status, _) = agent.stop(signal: SIGTERM, within: 120)
     #expect(status == 0, "\(agent.stderr)")
     let entries = receiver.entries(path: "/v1development/profiles")
     #expect(entries.allSatisfy { $0["error"] == nil && $0["status"] as? Int == 200 }, "\(entries)")
