@@ -26,6 +26,21 @@ import Testing
   /// The client's pause after each response: a span that ended at the next request would last this long.
   static let pause = 0.4
 
+  /// The client sleeps `pause` after reading each whole response, so a span that ends with its last byte
+  /// ends at least that long before the next request starts; one that waited for the next request would
+  /// leave no gap. Comparing the gap rather than the span's length keeps the check true on a loaded
+  /// machine, where writing a 256 KiB response can itself take longer than the pause.
+  static func expectTheClientsPauseBetween(_ servers: [HTTPExchange]) {
+    let ordered = servers.sorted { $0.startMonotonicNanos < $1.startMonotonicNanos }
+    for (span, next) in zip(ordered, ordered.dropFirst()) {
+      let gap = (Double(next.startMonotonicNanos) - Double(span.endMonotonicNanos)) / 1e9
+      #expect(
+        gap >= pause * 0.9,
+        "\(L7TracerTests.path(span)) ended \(gap) s before the next request, not after the client's \(pause) s pause"
+      )
+    }
+  }
+
   /// The sample server traced with `hooks` while a pausing client fetches `paths`.
   static func observePausingClient(hooks: L7Hooks, paths: [String]) throws
     -> L7TracerTests.Observation
@@ -46,13 +61,10 @@ import Testing
     #expect(servers.count == 5, "\(servers.map { L7TracerTests.path($0) })")
     for exchange in servers {
       let path = L7TracerTests.path(exchange)
-      let seconds = Double(exchange.endMonotonicNanos - exchange.startMonotonicNanos) / 1e9
-      // Each response is written in well under the client's pause; ending at the next request would
-      // add the whole pause.
-      #expect(seconds < Self.pause / 2, "\(path) lasted \(seconds) s")
       #expect(exchange.endReason == .complete, "\(path) ended by \(exchange.endReason)")
       #expect(exchange.status == 200)
     }
+    Self.expectTheClientsPauseBetween(servers)
     let chunked = servers.first { L7TracerTests.path($0) == "/chunked" }
     let head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n"
     // The span did not end before the zero-length chunk: every byte up to it is counted.
@@ -74,12 +86,11 @@ import Testing
     let servers = observation.exchanges.filter { $0.kind == .server }
     #expect(servers.map { L7TracerTests.path($0) } == ["/cased", "/cased", "/light"])
     for exchange in servers {
-      let seconds = Double(exchange.endMonotonicNanos - exchange.startMonotonicNanos) / 1e9
       #expect(
         exchange.endReason == .complete,
         "\(L7TracerTests.path(exchange)) ended by \(exchange.endReason)")
-      #expect(seconds < Self.pause / 2, "\(L7TracerTests.path(exchange)) lasted \(seconds) s")
     }
+    Self.expectTheClientsPauseBetween(servers)
     let lengthHead = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nCONTENT-LENGTH: 6\r\n\r\n"
     let chunkedHead =
       "HTTP/1.1 200 OK\r\ntransport-note: not framing\r\ntRANSFER-eNCODING: chunked\r\n\r\n"
