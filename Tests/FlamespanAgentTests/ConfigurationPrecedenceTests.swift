@@ -98,7 +98,7 @@ import Testing
     }
   }
 
-  @Test func tlsFilesAreReadAtStartAndTheSignalsOwnWin() throws {
+  @Test func missingTLSFilesAreRefusedAtStart() throws {
     let missing = try AgentSettings.layered(
       flags: [],
       environment: ["OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE": "/nonexistent/ca.pem"],
@@ -116,10 +116,9 @@ import Testing
     } throws: { error in
       "\(error)".contains("set the client key too")
     }
-    guard TestEnvironment.toolAvailable("openssl", for: #function) else {
-      #expect(!TestEnvironment.isCI, "openssl is part of CI's image")
-      return
-    }
+  }
+
+  @Test(.requires(.tool("openssl"))) func eachSignalsOwnTLSFileWinsOverTheSharedOne() throws {
     let authority = try TestCertificates.make(label: "config-tls")
     let shared = try AgentSettings.layered(
       flags: [("certificate", authority.caCertificate)],

@@ -1,4 +1,5 @@
 import FlamespanModel
+import FlamespanTestSupport
 import Foundation
 import Testing
 
@@ -36,7 +37,7 @@ import Testing
         sequence: 1, requests: [Self.request("otlp-traces", port: server.port, path: "/v1/traces")])
     )
     let received = server.waitForRequests(6, seconds: 30)
-    #expect(eventually(seconds: 10) { queue.snapshot.windowsExported == 1 })
+    #expect(waitUntil(seconds: 10) { queue.snapshot.windowsExported == 1 })
     #expect(queue.drain(until: KernelClock.monotonicNanos()) == 0)
     try #require(received.count == 6, "\(received.count) requests arrived")
     let counters = queue.snapshot
@@ -65,7 +66,7 @@ import Testing
           Self.request("otlp-profiles", port: server.port, path: "/bad/profiles"),
           Self.request("otlp-traces", port: server.port, path: "/ok/traces"),
         ]))
-    #expect(eventually(seconds: 20) { queue.snapshot.windowsExported == 1 })
+    #expect(waitUntil(seconds: 20) { queue.snapshot.windowsExported == 1 })
     #expect(queue.drain(until: KernelClock.monotonicNanos()) == 0)
     let counters = queue.snapshot
     #expect(counters.requestsRejected["otlp-profiles"] == 1)
@@ -85,7 +86,7 @@ import Testing
           requests: [Self.request("otlp-traces", port: server.port, path: "/w\(sequence)")]))
     }
     let received = server.waitForRequests(5, seconds: 30)
-    #expect(eventually(seconds: 10) { queue.snapshot.windowsExported == 3 })
+    #expect(waitUntil(seconds: 10) { queue.snapshot.windowsExported == 3 })
     #expect(queue.drain(until: KernelClock.monotonicNanos()) == 0)
     #expect(received.map(\.path) == ["/w1", "/w1", "/w1", "/w2", "/w3"])
   }
@@ -150,7 +151,7 @@ import Testing
           sequence: sequence,
           requests: [Self.request("otlp-traces", port: server.port, path: "/v1/traces")]))
       // One at a time, as windows come: each finds the connection the last one left open.
-      #expect(eventually(seconds: 20) { queue.snapshot.windowsExported == sequence })
+      #expect(waitUntil(seconds: 20) { queue.snapshot.windowsExported == sequence })
     }
     #expect(queue.drain(until: KernelClock.monotonicNanos()) == 0)
     #expect(server.received.count == 5)
@@ -167,7 +168,7 @@ import Testing
       ExportBatch(
         sequence: 1, requests: [Self.request("otlp-traces", port: server.port, path: "/v1/traces")]
       ))
-    #expect(eventually(seconds: 20) { (queue.snapshot.exportErrors["otlp-traces"] ?? 0) >= 2 })
+    #expect(waitUntil(seconds: 20) { (queue.snapshot.exportErrors["otlp-traces"] ?? 0) >= 2 })
     let began = KernelClock.monotonicNanos()
     #expect(queue.drain(until: began + 300_000_000) == 1, "the window stays queued")
     #expect(KernelClock.monotonicNanos() - began < 5_000_000_000, "drain keeps to its deadline")

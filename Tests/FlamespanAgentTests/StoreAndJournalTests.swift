@@ -368,7 +368,7 @@ struct StoreAndJournalTests {
     var traces = Self.request("otlp-traces", [4, 5])
     traces.endpoint = endpoint("/down/traces")
     queue.enqueue(ExportBatch(sequence: 1, requests: [profiles, traces], name: "1000-2000-a"))
-    let halfway = eventually(seconds: 20) {
+    let halfway = waitUntil(seconds: 20) {
       let counters = queue.snapshot
       return counters.requestsSent["otlp-profiles"] == 1
         && (counters.exportErrors["otlp-traces"] ?? 0) >= 2
@@ -389,7 +389,7 @@ struct StoreAndJournalTests {
     let restarted = ExportQueue(limits: limits, journal: journal, log: { _ in })
     restarted.restore(batches)
     restarted.start()
-    #expect(eventually(seconds: 20) { restarted.snapshot.windowsExported == 1 })
+    #expect(waitUntil(seconds: 20) { restarted.snapshot.windowsExported == 1 })
     #expect(restarted.drain(until: KernelClock.monotonicNanos()) == 0)
     #expect(Self.files(queueDirectory, "").isEmpty, "a settled window leaves no journal entry")
     let delivered = backend.received.map(\.path).filter { $0.hasPrefix("/ok/") }

@@ -19,27 +19,6 @@ public enum TestEnvironment {
     return !value.isEmpty && value != "0" && value.lowercased() != "false"
   }
 
-  /// True when this process may load BPF; otherwise prints why and returns false, and the caller must
-  /// fail under CI. New tests say `@Test(.requires(.bpf))` instead, which applies the same rule.
-  public static func bpfAvailable(for test: String) -> Bool {
-    available(.bpf, for: test)
-  }
-
-  /// Same rule for an external tool; new tests say `.requires(.tool(name))`.
-  public static func toolAvailable(_ name: String, for test: String) -> Bool {
-    available(.tool(name), for: test)
-  }
-
-  private static func available(_ need: Need, for test: String) -> Bool {
-    guard let problem = need.problem() else { return true }
-    if isCI {
-      FileHandle.standardError.write(Data("FAIL under CI: \(test): \(problem)\n".utf8))
-    } else {
-      print("SKIPPED \(test): \(problem)")
-    }
-    return false
-  }
-
   /// The path of program `name`: in `directories` first, then on PATH, then in /usr/sbin and /sbin.
   public static func which(_ name: String, preferring directories: [String] = []) -> String? {
     let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"

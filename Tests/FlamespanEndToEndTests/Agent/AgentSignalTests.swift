@@ -5,11 +5,7 @@ import Testing
 /// SIGHUP (a closed SSH session, `systemctl reload`) must not take the agent down: it is ignored, with a
 /// log line saying so, and SIGTERM still stops it cleanly.
 @Suite struct AgentSignalTests {
-  @Test func hangUpIsIgnoredWithALogLine() throws {
-    guard TestEnvironment.bpfAvailable(for: #function) else {
-      #expect(!TestEnvironment.isCI, "CI runs as root, where BPF must work")
-      return
-    }
+  @Test(.requires(.bpf)) func hangUpIsIgnoredWithALogLine() throws {
     let directory = try TestEnvironment.temporaryDirectory("agent-sighup")
     defer { try? FileManager.default.removeItem(at: directory) }
     let agent = try BackgroundProcess(
@@ -18,12 +14,12 @@ import Testing
         "--trace-http", "false",
       ], logs: directory, label: "agent")
     defer { _ = agent.stop(signal: SIGKILL) }
-    let sampling = AgentHarness.waitUntil(seconds: 60) {
+    let sampling = waitUntil(seconds: 60, every: 0.2) {
       agent.stderr.contains("sampling every CPU")
     }
     #expect(sampling, "the agent never started: \(agent.stderr)")
     kill(agent.pid, SIGHUP)
-    let logged = AgentHarness.waitUntil(seconds: 10) { agent.stderr.contains("SIGHUP ignored") }
+    let logged = waitUntil(seconds: 10, every: 0.2) { agent.stderr.contains("SIGHUP ignored") }
     #expect(logged, "no log line for SIGHUP: \(agent.stderr)")
     #expect(agent.process.isRunning, "SIGHUP stopped the agent: \(agent.stderr)")
     let (status, _) = agent.stop(signal: SIGTERM, within: 20)

@@ -12,23 +12,6 @@ import Testing
 /// and what an untrusted one costs (a clear error, the window kept). The exporter tests need no root; the
 /// last test runs the whole agent, which does.
 @Suite(.serialized) struct AgentTLSExportTests {
-  static func ready(_ test: String) -> Bool {
-    for tool in ["openssl", "python3"] where !TestEnvironment.toolAvailable(tool, for: test) {
-      if TestEnvironment.isCI { Issue.record("\(test) needs \(tool) under CI") }
-      return false
-    }
-    if let problem = AgentHarness.pythonProblem {
-      if TestEnvironment.isCI {
-        Issue.record("\(test): \(problem)")
-      } else {
-        print("SKIPPED \(test): \(problem)")
-      }
-      return false
-    }
-    return true
-  }
-
-  /// One window's OTLP profiles request, gzipped as the agent sends it.
   static func profilesRequest(endpoint: HTTPEndpoint) throws -> ExportRequest {
     let profile = Profile(
       samples: (0..<3).map { index in
@@ -59,8 +42,8 @@ import Testing
     return ExportQueue(limits: limits, client: try ExportHTTPClient(tlsFiles: files), log: { _ in })
   }
 
-  @Test func aTrustedCollectorReceivesAndDecodesTheWindowOverHTTPS() throws {
-    guard Self.ready(#function) else { return }
+  @Test(.requires(.tool("openssl"), .pythonOTLP))
+  func aTrustedCollectorReceivesAndDecodesTheWindowOverHTTPS() throws {
     let certificates = try TestCertificates.make(label: "tls-trusted")
     let receiver = try OTLPReceiver(
       port: 0, directory: certificates.directory,
@@ -73,7 +56,7 @@ import Testing
     for sequence in 1...3 {
       queue.enqueue(
         ExportBatch(sequence: sequence, requests: [try Self.profilesRequest(endpoint: endpoint)]))
-      #expect(AgentHarness.waitUntil(seconds: 30) { queue.snapshot.windowsExported == sequence })
+      #expect(waitUntil(seconds: 30, every: 0.2) { queue.snapshot.windowsExported == sequence })
     }
     #expect(queue.drain(until: KernelClock.monotonicNanos()) == 0)
     let entries = receiver.entries(path: "/v1development/profiles")
@@ -89,8 +72,8 @@ import Testing
     #expect(Set(entries.compactMap { $0["clientPort"] as? Int }).count == 1, "\(entries)")
   }
 
-  @Test func anUntrustedCertificateFailsClearlyAndTheWindowStaysQueued() throws {
-    guard Self.ready(#function) else { return }
+  @Test(.requires(.tool("openssl"), .pythonOTLP))
+  func anUntrustedCertificateFailsClearlyAndTheWindowStaysQueued() throws {
     let certificates = try TestCertificates.make(label: "tls-untrusted")
     let receiver = try OTLPReceiver(
       port: 0, directory: certificates.directory,
@@ -106,7 +89,7 @@ import Testing
         ExportBatch(
           sequence: 1, requests: [try Self.profilesRequest(endpoint: endpoint)], name: "w1"))
       #expect(
-        AgentHarness.waitUntil(seconds: 30) {
+        waitUntil(seconds: 30, every: 0.2) {
           (queue.snapshot.exportErrors["otlp-profiles"] ?? 0) >= 2
         })
       #expect(queue.drain(until: KernelClock.monotonicNanos()) == 1, "the window stays queued")
@@ -121,8 +104,8 @@ import Testing
     #expect(receiver.entries.isEmpty, "nothing crossed an unverified connection")
   }
 
-  @Test func theAgentExportsOverHTTPSWithTheCertificateFromTheEnvironment() throws {
-    guard AgentHarness.ready(for: #function, tools: ["openssl"]) else { return }
+  @Test(.requires(.bpf, .tool("openssl"), .pythonOTLP))
+  func theAgentExportsOverHTTPSWithTheCertificateFromTheEnvironment() throws {
     let certificates = try TestCertificates.make(label: "tls-agent")
     let receiver = try OTLPReceiver(
       port: 0, directory: certificates.directory,
@@ -139,7 +122,7 @@ import Testing
         "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
       ], logs: certificates.directory, label: "agent")
     defer { _ = agent.stop(signal: SIGKILL) }
-    let arrived = AgentHarness.waitUntil(seconds: 120) {
+    let arrived = waitUntil(seconds: 120, every: 0.2) {
       receiver.entries(path: "/v1development/profiles").count >= 2
     }
     #expect(arrived, "\(agent.stderr)")

@@ -26,8 +26,8 @@ func number(_ value: Any?) -> Double? { (value as? NSNumber)?.doubleValue }
     return traceIDs
   }
 
-  @Test func exportsEachIntervalWithLinkedSpansServesTheUIAndExitsCleanOnSIGTERM() throws {
-    guard AgentHarness.ready(for: #function, tools: ["curl", "bpftool", "chromium"]) else { return }
+  @Test(.requires(.bpf, .tool("curl"), .tool("bpftool"), .tool("chromium"), .pythonOTLP))
+  func exportsEachIntervalWithLinkedSpansServesTheUIAndExitsCleanOnSIGTERM() throws {
     let directory = try TestEnvironment.temporaryDirectory("agent")
     let bin = try AgentHarness.samples.get()
     let receiver = try OTLPReceiver(port: 0, directory: directory)
@@ -36,12 +36,12 @@ func number(_ value: Any?) -> Double? { (value as? NSNumber)?.doubleValue }
       [bin.appendingPathComponent("http_server").path, "0"],
       environment: ["OTEL_SERVICE_NAME": "checkout-under-test"], logs: directory, label: "http")
     defer { _ = server.stop(signal: SIGKILL) }
-    #expect(AgentHarness.waitUntil(seconds: 10) { server.stdout.hasSuffix("\n") })
+    #expect(waitUntil(seconds: 10, every: 0.2) { server.stdout.hasSuffix("\n") })
     let serverPort = try #require(
       Int(
         server.stdout.split(separator: " ").last?.trimmingCharacters(in: .whitespacesAndNewlines)
           ?? ""))
-    let uiPort = AgentHarness.freePort()
+    let uiPort = Loopback.freePort()
     let interval = 2.0
     let agent = try BackgroundProcess(
       [
@@ -55,7 +55,7 @@ func number(_ value: Any?) -> Double? { (value as? NSNumber)?.doubleValue }
     defer { _ = agent.stop(signal: SIGKILL) }
 
     // The first export proves the sampler is attached.
-    let started = AgentHarness.waitUntil(seconds: 30) {
+    let started = waitUntil(seconds: 30, every: 0.2) {
       !receiver.entries(path: "/v1development/profiles").isEmpty || !agent.process.isRunning
     }
     try #require(started && agent.process.isRunning, "no export within 30 s: \(agent.stderr)")
@@ -67,7 +67,7 @@ func number(_ value: Any?) -> Double? { (value as? NSNumber)?.doubleValue }
     var ours: [[String: Any]] = []
     var spans: [[String: Any]] = []
     var lastAnswer = ""
-    _ = try AgentHarness.waitUntil(seconds: 40) {
+    _ = try waitUntil(seconds: 40, every: 0.2) {
       // Filtered by pid: other suites may load the machine with HTTP requests of their own meanwhile.
       let spansJSON = try AgentHarness.get(
         "http://127.0.0.1:\(uiPort)/api/spans?limit=500&pid=\(server.pid)")
@@ -224,13 +224,13 @@ func number(_ value: Any?) -> Double? { (value as? NSNumber)?.doubleValue }
 
   /// Backend down for a while, then up: windows within the queue bound arrive, the older ones are
   /// dropped, and the counters say exactly how many.
-  @Test func outageQueuesWithinTheBoundAndCountsWhatWasDropped() throws {
-    guard AgentHarness.ready(for: #function, tools: ["curl"]) else { return }
+  @Test(.requires(.bpf, .tool("curl"), .pythonOTLP))
+  func outageQueuesWithinTheBoundAndCountsWhatWasDropped() throws {
     // The least time the collector stays down; the test waits longer if the queue has not overflowed yet.
     let outage = Double(ProcessInfo.processInfo.environment["FLAMESPAN_OUTAGE_SECONDS"] ?? "") ?? 10
     let directory = try TestEnvironment.temporaryDirectory("agent-outage")
-    let receiverPort = AgentHarness.freePort()
-    let uiPort = AgentHarness.freePort()
+    let receiverPort = Loopback.freePort()
+    let uiPort = Loopback.freePort()
     // Small, so the overflow comes after a few windows even where a loaded machine stretches them.
     let bound = 3
     let agent = try BackgroundProcess(
@@ -244,7 +244,7 @@ func number(_ value: Any?) -> Double? { (value as? NSNumber)?.doubleValue }
     let agentStarted = Date().timeIntervalSince1970
     // Until the queue has overflowed, however slowly a loaded machine cuts and symbolizes windows: a
     // condition, not a fixed time.
-    let overflowed = AgentHarness.waitUntil(seconds: max(outage, 180)) {
+    let overflowed = waitUntil(seconds: max(outage, 180, every: 0.2)) {
       let metrics = (try? AgentHarness.metrics(port: uiPort)) ?? [:]
       return (metrics["flamespan_export_dropped_windows_total"] ?? 0) >= 1
         && metrics["flamespan_export_queue_windows"] == Double(bound)
@@ -266,7 +266,7 @@ func number(_ value: Any?) -> Double? { (value as? NSNumber)?.doubleValue }
     let receiver = try OTLPReceiver(port: receiverPort, directory: directory)
     defer { receiver.stop() }
     let recovered = Date().timeIntervalSince1970
-    let drained = try AgentHarness.waitUntil(seconds: 30) {
+    let drained = try waitUntil(seconds: 30, every: 0.2) {
       try AgentHarness.metrics(port: uiPort)["flamespan_export_queue_windows"] == 0
     }
     #expect(drained, "the queue drains once the backend is back")
@@ -307,11 +307,11 @@ func number(_ value: Any?) -> Double? { (value as? NSNumber)?.doubleValue }
   /// window. The journal gives at least once in general (a request delivered just before a kill, whose
   /// marker was not yet written, is sent again); here nothing could be delivered before the kill, so the
   /// test asserts exactly once, and that the windows the bound dropped before the kill stay dropped.
-  @Test func aKilledAgentExportsWhatWasQueuedAfterARestartExactlyOnce() throws {
-    guard AgentHarness.ready(for: #function, tools: ["curl"]) else { return }
+  @Test(.requires(.bpf, .tool("curl"), .pythonOTLP))
+  func aKilledAgentExportsWhatWasQueuedAfterARestartExactlyOnce() throws {
     let directory = try TestEnvironment.temporaryDirectory("agent-restart")
     let store = directory.appendingPathComponent("store")
-    let receiverPort = AgentHarness.freePort()
+    let receiverPort = Loopback.freePort()
     let bound = 3
     func agentArguments(uiPort: Int) -> [String] {
       [
@@ -321,11 +321,11 @@ func number(_ value: Any?) -> Double? { (value as? NSNumber)?.doubleValue }
       ]
     }
     // Nothing listens on the receiver's port: every export is refused, the queue fills past its bound.
-    let firstUI = AgentHarness.freePort()
+    let firstUI = Loopback.freePort()
     let first = try BackgroundProcess(
       agentArguments(uiPort: firstUI), logs: directory, label: "agent-1")
     defer { _ = first.stop(signal: SIGKILL) }
-    let overflowed = AgentHarness.waitUntil(seconds: 90) {
+    let overflowed = waitUntil(seconds: 90, every: 0.2) {
       guard first.process.isRunning else { return true }
       let metrics = (try? AgentHarness.metrics(port: firstUI)) ?? [:]
       return (metrics["flamespan_export_dropped_windows_total"] ?? 0) >= 1
@@ -362,7 +362,7 @@ func number(_ value: Any?) -> Double? { (value as? NSNumber)?.doubleValue }
 
     let receiver = try OTLPReceiver(port: receiverPort, directory: directory)
     defer { receiver.stop() }
-    let secondUI = AgentHarness.freePort()
+    let secondUI = Loopback.freePort()
     let second = try BackgroundProcess(
       agentArguments(uiPort: secondUI), logs: directory, label: "agent-2")
     defer { _ = second.stop(signal: SIGKILL) }
@@ -371,14 +371,14 @@ func number(_ value: Any?) -> Double? { (value as? NSNumber)?.doubleValue }
         ($0["startUnixNanos"] as? NSNumber).map { $0.int64Value / 1_000_000 }
       }
     }
-    let arrived = AgentHarness.waitUntil(seconds: 60) {
+    let arrived = waitUntil(seconds: 60, every: 0.2) {
       Set(queuedStarts).isSubset(of: receivedStarts()) || !second.process.isRunning
     }
     #expect(
       arrived, "queued \(queuedStarts), received \(receivedStarts()); \(second.stderr.suffix(2000))"
     )
     // A new window exported after them means the restored ones are settled: a resend would come first.
-    let settled = AgentHarness.waitUntil(seconds: 60) {
+    let settled = waitUntil(seconds: 60, every: 0.2) {
       let metrics = (try? AgentHarness.metrics(port: secondUI)) ?? [:]
       return (metrics["flamespan_export_windows_total"] ?? 0) >= Double(queuedStarts.count + 1)
         || !second.process.isRunning

@@ -18,7 +18,7 @@ import Testing
         "--status-lines", "false", "--listen", "127.0.0.1:0",
       ] + extra, logs: directory, label: label)
     var port: Int?
-    _ = AgentHarness.waitUntil(seconds: 30) {
+    _ = waitUntil(seconds: 30, every: 0.2) {
       if let line = agent.stderr.split(separator: "\n").first(where: {
         $0.contains("UI on http://")
       }),
@@ -166,8 +166,7 @@ import Testing
   /// Issue 25: eight sockets trickling a header line every 3 s kept every other request at 503. With 50
   /// held open (re-opened whenever the server closes one), /metrics, / and /healthz must answer within 1 s,
   /// every time, for FLAMESPAN_TRICKLE_SECONDS (default 15; the issue's figure is 60).
-  @Test func trickledHeadsDoNotTakeTheUIDown() throws {
-    guard TestEnvironment.bpfAvailable(for: #function) else { return }
+  @Test(.requires(.bpf)) func trickledHeadsDoNotTakeTheUIDown() throws {
     let seconds =
       Double(ProcessInfo.processInfo.environment["FLAMESPAN_TRICKLE_SECONDS"] ?? "") ?? 15
     let directory = try TestEnvironment.temporaryDirectory("agent-trickle")
@@ -216,8 +215,7 @@ import Testing
   /// A store with 24 h of 10 s windows (8,640): the issue's 24 h query took 13 s at 195% CPU. Past
   /// --max-query-range it is refused at once; a 6 h query is answered or stopped within --query-budget;
   /// /metrics answers meanwhile.
-  @Test func queriesAreBoundedInRangeAndTime() throws {
-    guard TestEnvironment.bpfAvailable(for: #function) else { return }
+  @Test(.requires(.bpf)) func queriesAreBoundedInRangeAndTime() throws {
     let directory = try TestEnvironment.temporaryDirectory("agent-query-bound")
     let store = directory.appendingPathComponent("store")
     let nowMillis = Int64(Date().timeIntervalSince1970 * 1000)
@@ -321,8 +319,7 @@ import Testing
 
   /// --api-token-file: 401 without the token or with a wrong one, 200 with it; /healthz and the page stay
   /// open; --allowed-hosts adds a name, and other Hosts get 403 even with the token.
-  @Test func tokenIsRequiredAndHostsAreChecked() throws {
-    guard TestEnvironment.bpfAvailable(for: #function) else { return }
+  @Test(.requires(.bpf)) func tokenIsRequiredAndHostsAreChecked() throws {
     let directory = try TestEnvironment.temporaryDirectory("agent-token")
     let tokenFile = directory.appendingPathComponent("token")
     let token = "s3cret-\(UInt64.random(in: 1...UInt64.max))"
