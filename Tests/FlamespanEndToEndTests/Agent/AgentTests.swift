@@ -244,7 +244,7 @@ func number(_ value: Any?) -> Double? { (value as? NSNumber)?.doubleValue }
     let agentStarted = Date().timeIntervalSince1970
     // Until the queue has overflowed, however slowly a loaded machine cuts and symbolizes windows: a
     // condition, not a fixed time.
-    let overflowed = waitUntil(seconds: max(outage, 180, every: 0.2)) {
+    let overflowed = waitUntil(seconds: max(outage, 180), every: 0.2) {
       let metrics = (try? AgentHarness.metrics(port: uiPort)) ?? [:]
       return (metrics["flamespan_export_dropped_windows_total"] ?? 0) >= 1
         && metrics["flamespan_export_queue_windows"] == Double(bound)
