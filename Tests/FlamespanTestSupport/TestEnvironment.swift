@@ -31,11 +31,15 @@ public enum TestEnvironment {
     return nil
   }
 
-  /// The `flamespan` binary: $FLAMESPAN_BIN, else the debug build next to the tests.
+  /// The `flamespan` binary: $FLAMESPAN_BIN, else the one built beside the test bundle (whatever
+  /// --scratch-path was), else the debug or release build under the package root.
   public static var flamespanBinary: String {
     if let path = ProcessInfo.processInfo.environment["FLAMESPAN_BIN"], !path.isEmpty {
       return path
     }
+    let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+      .appendingPathComponent("flamespan").path
+    if FileManager.default.isExecutableFile(atPath: beside) { return beside }
     for configuration in ["debug", "release"] {
       let path = packageRoot.appendingPathComponent(".build/\(configuration)/flamespan").path
       if FileManager.default.isExecutableFile(atPath: path) { return path }

@@ -13,7 +13,7 @@ struct AgentConfigurationTests {
       clean[key] = ""
     }
     return try Run.command(
-      [AgentHarness.binary, "agent", "--print-config"] + arguments,
+      [TestEnvironment.flamespanBinary, "agent", "--print-config"] + arguments,
       environment: clean.merging(environment) { $1 })
   }
 

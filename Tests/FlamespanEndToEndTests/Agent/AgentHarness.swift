@@ -3,27 +3,6 @@ import Foundation
 
 /// Processes an agent test runs: the agent itself, the reference OTLP receiver and the HTTP workload.
 enum AgentHarness {
-  /// $FLAMESPAN_BIN, else the `flamespan` built beside this test bundle (whatever --scratch-path was),
-  /// else the default debug build.
-  static var binary: String {
-    if let path = ProcessInfo.processInfo.environment["FLAMESPAN_BIN"], !path.isEmpty {
-      return path
-    }
-    let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-      .appendingPathComponent("flamespan").path
-    if FileManager.default.isExecutableFile(atPath: beside) { return beside }
-    return TestEnvironment.flamespanBinary
-  }
-
-  static let samples: Result<URL, TestFailure> = {
-    do {
-      return .success(
-        try TestEnvironment.buildSamples(into: TestEnvironment.temporaryDirectory("agent-samples")))
-    } catch {
-      return .failure(TestFailure("\(error)"))
-    }
-  }()
-
   static let receiverScript = TestEnvironment.packageRoot.appendingPathComponent(
     "tools/otlp-receiver/receiver.py"
   ).path

@@ -10,7 +10,8 @@ import Testing
     defer { try? FileManager.default.removeItem(at: directory) }
     let agent = try BackgroundProcess(
       [
-        AgentHarness.binary, "agent", "--export-interval", "1s", "--store", "", "--listen", "off",
+        TestEnvironment.flamespanBinary, "agent", "--export-interval", "1s", "--store", "",
+        "--listen", "off",
         "--trace-http", "false",
       ], logs: directory, label: "agent")
     defer { _ = agent.stop(signal: SIGKILL) }

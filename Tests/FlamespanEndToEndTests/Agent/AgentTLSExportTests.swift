@@ -33,6 +33,16 @@ import Testing
       body: try Gzip.compress(body), bodyHeaders: bodyHeaders)
   }
 
+  /// Certificates made for `label`, and the receiver serving HTTPS with the server's on a port of its
+  /// choosing.
+  static func tlsReceiver(_ label: String) throws -> (TestCertificates, OTLPReceiver) {
+    let certificates = try TestCertificates.make(label: label)
+    let receiver = try OTLPReceiver(
+      port: 0, directory: certificates.directory,
+      tls: (certificates.serverCertificate, certificates.serverKey))
+    return (certificates, receiver)
+  }
+
   static func queue(trusting certificate: String?) throws -> ExportQueue {
     var limits = ExportQueueLimits()
     limits.initialBackoffNanos = 100_000_000
@@ -44,10 +54,7 @@ import Testing
 
   @Test(.requires(.tool("openssl"), .pythonOTLP))
   func aTrustedCollectorReceivesAndDecodesTheWindowOverHTTPS() throws {
-    let certificates = try TestCertificates.make(label: "tls-trusted")
-    let receiver = try OTLPReceiver(
-      port: 0, directory: certificates.directory,
-      tls: (certificates.serverCertificate, certificates.serverKey))
+    let (certificates, receiver) = try Self.tlsReceiver("tls-trusted")
     defer { receiver.stop() }
     let endpoint = try HTTPEndpoint(
       parsing: "https://127.0.0.1:\(receiver.port)/v1development/profiles")
@@ -74,10 +81,7 @@ import Testing
 
   @Test(.requires(.tool("openssl"), .pythonOTLP))
   func anUntrustedCertificateFailsClearlyAndTheWindowStaysQueued() throws {
-    let certificates = try TestCertificates.make(label: "tls-untrusted")
-    let receiver = try OTLPReceiver(
-      port: 0, directory: certificates.directory,
-      tls: (certificates.serverCertificate, certificates.serverKey))
+    let (certificates, receiver) = try Self.tlsReceiver("tls-untrusted")
     defer { receiver.stop() }
     let endpoint = try HTTPEndpoint(
       parsing: "https://127.0.0.1:\(receiver.port)/v1development/profiles")
@@ -106,14 +110,11 @@ import Testing
 
   @Test(.requires(.bpf, .tool("openssl"), .pythonOTLP))
   func theAgentExportsOverHTTPSWithTheCertificateFromTheEnvironment() throws {
-    let certificates = try TestCertificates.make(label: "tls-agent")
-    let receiver = try OTLPReceiver(
-      port: 0, directory: certificates.directory,
-      tls: (certificates.serverCertificate, certificates.serverKey))
+    let (certificates, receiver) = try Self.tlsReceiver("tls-agent")
     defer { receiver.stop() }
     let agent = try BackgroundProcess(
       [
-        AgentHarness.binary, "agent", "--export-interval", "1s", "--endpoint",
+        TestEnvironment.flamespanBinary, "agent", "--export-interval", "1s", "--endpoint",
         "https://127.0.0.1:\(receiver.port)", "--trace-http", "false", "--store", "",
         "--listen", "off", "--status-lines", "false",
       ],

@@ -29,7 +29,7 @@ func number(_ value: Any?) -> Double? { (value as? NSNumber)?.doubleValue }
   @Test(.requires(.bpf, .tool("curl"), .tool("bpftool"), .tool("chromium"), .pythonOTLP))
   func exportsEachIntervalWithLinkedSpansServesTheUIAndExitsCleanOnSIGTERM() throws {
     let directory = try TestEnvironment.temporaryDirectory("agent")
-    let bin = try AgentHarness.samples.get()
+    let bin = try TestEnvironment.sharedSamples.get()
     let receiver = try OTLPReceiver(port: 0, directory: directory)
     defer { receiver.stop() }
     let server = try BackgroundProcess(
@@ -45,7 +45,7 @@ func number(_ value: Any?) -> Double? { (value as? NSNumber)?.doubleValue }
     let interval = 2.0
     let agent = try BackgroundProcess(
       [
-        AgentHarness.binary, "agent", "--export-interval", "2s", "--store",
+        TestEnvironment.flamespanBinary, "agent", "--export-interval", "2s", "--store",
         directory.appendingPathComponent("store").path, "--listen", "127.0.0.1:\(uiPort)",
       ],
       environment: [
@@ -235,7 +235,7 @@ func number(_ value: Any?) -> Double? { (value as? NSNumber)?.doubleValue }
     let bound = 3
     let agent = try BackgroundProcess(
       [
-        AgentHarness.binary, "agent", "--export-interval", "2s", "--endpoint",
+        TestEnvironment.flamespanBinary, "agent", "--export-interval", "2s", "--endpoint",
         "http://127.0.0.1:\(receiverPort)", "--queue-windows", String(bound), "--retry-max-backoff",
         "2s",
         "--trace-http", "false", "--store", "", "--listen", "127.0.0.1:\(uiPort)",
@@ -315,7 +315,7 @@ func number(_ value: Any?) -> Double? { (value as? NSNumber)?.doubleValue }
     let bound = 3
     func agentArguments(uiPort: Int) -> [String] {
       [
-        AgentHarness.binary, "agent", "--export-interval", "2s", "--endpoint",
+        TestEnvironment.flamespanBinary, "agent", "--export-interval", "2s", "--endpoint",
         "http://127.0.0.1:\(receiverPort)", "--queue-windows", String(bound), "--retry-max-backoff",
         "1s", "--trace-http", "false", "--store", store.path, "--listen", "127.0.0.1:\(uiPort)",
       ]

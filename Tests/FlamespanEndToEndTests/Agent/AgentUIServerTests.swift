@@ -14,7 +14,8 @@ import Testing
   ) {
     let agent = try BackgroundProcess(
       [
-        AgentHarness.binary, "agent", "--export-interval", "2s", "--trace-http", "false",
+        TestEnvironment.flamespanBinary, "agent", "--export-interval", "2s", "--trace-http",
+        "false",
         "--status-lines", "false", "--listen", "127.0.0.1:0",
       ] + extra, logs: directory, label: label)
     var port: Int?
