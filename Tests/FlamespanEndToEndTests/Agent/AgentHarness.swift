@@ -1,7 +1,7 @@
 import FlamespanTestSupport
 import Foundation
 
-/// Processes an agent test runs: the agent itself, the reference OTLP receiver and the HTTP workload.
+/// What the agent tests share: the reference OTLP receiver, and reading the agent's API and metrics.
 enum AgentHarness {
   static let receiverScript = TestEnvironment.packageRoot.appendingPathComponent(
     "tools/otlp-receiver/receiver.py"
