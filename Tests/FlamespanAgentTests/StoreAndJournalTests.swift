@@ -175,8 +175,9 @@ struct StoreAndJournalTests {
     let store = try Self.newStore(directory)
     try store.add(profile: Self.window(startSeconds: Self.recentStarts(1)[0]), spans: [])
     for relative in ["profiles/1-2-a.pb.gz.tmp", "spans/1-2-a.jsonl.tmp", "queue/1-2-a.q.tmp"] {
-      FileManager.default.createFile(
-        atPath: directory.appendingPathComponent(relative).path, contents: nil)
+      #expect(
+        FileManager.default.createFile(
+          atPath: directory.appendingPathComponent(relative).path, contents: nil))
     }
     let reopened = try Self.newStore(directory)
     #expect(reopened.temporaryFilesRemoved == 3)

@@ -37,9 +37,10 @@ final class OTLPReceiver {
     tls: (certificate: String, key: String)? = nil
   ) throws {
     log = directory.appendingPathComponent("\(label).jsonl")
-    if !FileManager.default.fileExists(atPath: log.path) {
-      FileManager.default.createFile(atPath: log.path, contents: nil)
-    }
+    guard
+      FileManager.default.fileExists(atPath: log.path)
+        || FileManager.default.createFile(atPath: log.path, contents: nil)
+    else { throw TestFailure("cannot create \(log.path) for the OTLP receiver's log") }
     let server = try BackgroundProcess(
       ["python3", AgentHarness.receiverScript, String(port), log.path]
         + (tls.map { ["--tls", $0.certificate, $0.key] } ?? []),

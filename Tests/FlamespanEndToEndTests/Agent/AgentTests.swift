@@ -356,8 +356,9 @@ func number(_ value: Any?) -> Double? { (value as? NSNumber)?.doubleValue }
     #expect(queuedStarts.count == min(bound, journaled.count))
     // Leftovers of an interrupted write, which the restart removes and counts.
     for relative in ["profiles/1-2-x.pb.gz.tmp", "queue/1-2-x.q.tmp"] {
-      FileManager.default.createFile(
-        atPath: store.appendingPathComponent(relative).path, contents: nil)
+      #expect(
+        FileManager.default.createFile(
+          atPath: store.appendingPathComponent(relative).path, contents: nil))
     }
 
     let receiver = try OTLPReceiver(port: receiverPort, directory: directory)
@@ -433,7 +434,7 @@ func number(_ value: Any?) -> Double? { (value as? NSNumber)?.doubleValue }
     #expect(shot.status == 0, "chromium screenshot: \(shot.stderr.suffix(500))")
     let size =
       (try? FileManager.default.attributesOfItem(atPath: screenshot.path)[.size] as? Int) ?? 0
-    #expect((size ?? 0) > 10_000, "screenshot \(screenshot.path) has \(size ?? 0) bytes")
+    #expect(size > 10_000, "screenshot \(screenshot.path) has \(size) bytes")
     let dump = try Run.command(common + ["--dump-dom", url])
     guard dump.status == 0 else { throw TestFailure("chromium --dump-dom failed: \(dump.stderr)") }
     return dump.stdout
