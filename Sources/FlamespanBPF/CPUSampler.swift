@@ -166,12 +166,7 @@ public final class CPUSampler {
   }
 
   private func setReadOnly(_ name: String, _ value: Bool) throws(BPFError) {
-    var value = value
-    let status = fs_set_rodata_variable(object, name, &value, MemoryLayout<Bool>.size)
-    guard status == 0 else {
-      throw BPFError(
-        .setConfiguration, errno: -status, context: "cannot set \(name) in the sampler")
-    }
+    try ObjectMaps.setReadOnly(name, to: value, in: object, owner: "the sampler")
   }
 
   private func mapFD(_ name: String) throws(BPFError) -> Int32 {

@@ -11,27 +11,35 @@ import SwiftProtobuf
 public enum OTLPProfileEncoder {
   public static let scopeName = "flamespan"
 
+  /// One profile's message: its sample and period types, times, a fresh random profile id (the spec wants
+  /// one per profile) and its samples, with their stacks and strings added to the shared `dictionary`.
+  static func profileMessage(_ profile: Profile, into dictionary: inout DictionaryBuilder)
+    -> ProtoProfile
+  {
+    var message = ProtoProfile()
+    message.sampleType = dictionary.valueType("samples", "count")
+    message.periodType = dictionary.valueType("cpu", "nanoseconds")
+    message.period = profile.periodNanos
+    message.timeUnixNano = UInt64(clamping: profile.startTimeNanos)
+    message.durationNano = UInt64(clamping: profile.durationNanos)
+    message.profileID = Data((0..<16).map { _ in UInt8.random(in: 0...255) })
+    message.samples.reserveCapacity(profile.samples.count)
+    for sample in profile.samples {
+      message.samples.append(dictionary.sample(sample))
+    }
+    return message
+  }
+
   public static func encode(_ profile: Profile, resource: OTLPResource) throws(OTLPError) -> [UInt8]
   {
     var dictionary = DictionaryBuilder()
-    var otlpProfile = ProtoProfile()
-    otlpProfile.sampleType = dictionary.valueType("samples", "count")
-    otlpProfile.periodType = dictionary.valueType("cpu", "nanoseconds")
-    otlpProfile.period = profile.periodNanos
-    otlpProfile.timeUnixNano = UInt64(clamping: profile.startTimeNanos)
-    otlpProfile.durationNano = UInt64(clamping: profile.durationNanos)
-    otlpProfile.profileID = Data((0..<16).map { _ in UInt8.random(in: 0...255) })
+    var otlpProfile = profileMessage(profile, into: &dictionary)
     if !profile.comments.isEmpty {
       var comments = ProtoArrayValue()
       comments.values = profile.comments.map { ProtoAnyValue.string($0) }
       var value = ProtoAnyValue()
       value.arrayValue = comments
       otlpProfile.attributeIndices = [dictionary.attribute(OTLPAttribute.comment, value)]
-    }
-
-    otlpProfile.samples.reserveCapacity(profile.samples.count)
-    for sample in profile.samples {
-      otlpProfile.samples.append(dictionary.sample(sample))
     }
 
     var scope = ProtoScopeProfiles()

@@ -31,18 +31,7 @@ public enum OTLPResourceGroupEncoder {
     var dictionary = DictionaryBuilder()
     var request = ProtoRequest()
     for group in groups {
-      let profile = group.profile
-      var otlpProfile = ProtoProfile()
-      otlpProfile.sampleType = dictionary.valueType("samples", "count")
-      otlpProfile.periodType = dictionary.valueType("cpu", "nanoseconds")
-      otlpProfile.period = profile.periodNanos
-      otlpProfile.timeUnixNano = UInt64(clamping: profile.startTimeNanos)
-      otlpProfile.durationNano = UInt64(clamping: profile.durationNanos)
-      otlpProfile.profileID = Data((0..<16).map { _ in UInt8.random(in: 0...255) })
-      otlpProfile.samples.reserveCapacity(profile.samples.count)
-      for sample in profile.samples {
-        otlpProfile.samples.append(dictionary.sample(sample))
-      }
+      let otlpProfile = OTLPProfileEncoder.profileMessage(group.profile, into: &dictionary)
       var scope = ProtoScopeProfiles()
       scope.scope.name = OTLPProfileEncoder.scopeName
       scope.profiles = [otlpProfile]

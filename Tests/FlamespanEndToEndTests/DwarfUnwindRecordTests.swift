@@ -70,7 +70,11 @@ import Testing
               "Mixer<\(rounds)>::mix(unsigned long, \(vector))",
             ])
       }
-      #expect(chain > 30, "Mixer<\(rounds)>: \(chain) samples with the exact chain")
+      // A share (at least 5%, as 30 of the ~600 samples of a quiet run), not a count: how many samples
+      // the run gets depends on what else the machine runs.
+      #expect(
+        chain * 20 >= profile.total,
+        "Mixer<\(rounds)>: \(chain) samples with the exact chain")
     }
   }
 
@@ -87,7 +91,11 @@ import Testing
         Self.contains(
           $0, run: ["nofp_rust::main", "nofp_rust::run_for", checksum, "nofp_rust::mix"])
       }
-      #expect(chain > 30, "\(checksum): \(chain) samples with the exact chain")
+      // A share (at least 5%, as 30 of the ~600 samples of a quiet run), not a count: how many samples
+      // the run gets depends on what else the machine runs.
+      #expect(
+        chain * 20 >= profile.total,
+        "\(checksum): \(chain) samples with the exact chain")
     }
   }
 

@@ -8,6 +8,8 @@
 #
 # Environment:
 #   FLAMESPAN       profiler binary                  (default .build/release/flamespan)
+#   FLAMESPAN_BEFORE  a second build, run as the profiler `flamespan-before` (PROFILERS="flamespan
+#                   flamespan-before"), for a before/after comparison of two builds inside one run
 #   PROFILERS       which profilers to compare       (default "flamespan perf")
 #   ROUNDS          rounds of A B C                  (default 5, at least 5 for a meaningful median)
 #   THREADS         load threads                     (default: number of CPUs)
@@ -39,8 +41,9 @@ fail() {
 for profiler in $PROFILERS; do
   case $profiler in
     flamespan | flamespan-kagg | flamespan-fp) [[ -x $FLAMESPAN ]] || fail "no flamespan binary at $FLAMESPAN (swift build -c release, or set FLAMESPAN)" ;;
+    flamespan-before) [[ -x ${FLAMESPAN_BEFORE:-} ]] || fail "flamespan-before needs FLAMESPAN_BEFORE=/path/to/flamespan" ;;
     perf | perf-dwarf) command -v perf >/dev/null || fail "perf is not installed (apt-get install linux-perf)" ;;
-    *) fail "unknown profiler '$profiler' in PROFILERS (known: flamespan flamespan-kagg perf)" ;;
+    *) fail "unknown profiler '$profiler' in PROFILERS (known: flamespan flamespan-before flamespan-fp flamespan-kagg perf perf-dwarf)" ;;
   esac
 done
 mkdir -p "$OUT"
@@ -82,6 +85,10 @@ start_profiler() {
     flamespan)
       "$FLAMESPAN" record --frequency 99 --duration 600 --output "$OUT/flamespan-$round.pb.gz" \
         >"$OUT/flamespan-$round.log" 2>&1 &
+      ;;
+    flamespan-before)
+      "$FLAMESPAN_BEFORE" record --frequency 99 --duration 600 \
+        --output "$OUT/flamespan-before-$round.pb.gz" >"$OUT/flamespan-before-$round.log" 2>&1 &
       ;;
     flamespan-fp)
       "$FLAMESPAN" record --unwind fp --frequency 99 --duration 600 \
@@ -176,6 +183,7 @@ label() {
   case $1 in
     baseline) echo "no profiler" ;;
     flamespan) echo "flamespan record -F 99" ;;
+    flamespan-before) echo "FLAMESPAN_BEFORE -F 99" ;;
     flamespan-fp) echo "flamespan --unwind fp" ;;
     flamespan-kagg) echo "flamespan --kernel-aggr." ;;
     perf) echo "perf record -F 99 -a -g" ;;

@@ -363,14 +363,7 @@ final class ExportJournal: @unchecked Sendable {
   private func path(_ name: String, _ suffix: String) -> String { "\(directory)/\(name)\(suffix)" }
 
   private func write(_ bytes: [UInt8], to path: String) throws(StoreWriteError) {
-    while true {
-      do {
-        try writer(bytes, path)
-        return
-      } catch {
-        guard error.isDiskFull, makeRoom() else { throw error }
-      }
-    }
+    try WindowStore.write(bytes, to: path, with: writer, makingRoom: makeRoom)
   }
 
   func persist(name: String, requests: [ExportRequest]) throws(StoreWriteError) {

@@ -38,6 +38,16 @@ struct AgentAPI: Sendable {
   private var maximumRangeMillis: Int64 { agent.configuration.queryMaximumRangeNanos / 1_000_000 }
 
   /// [from, to] from the query (default: the last 15 minutes), or the refusal to send instead.
+  /// The store and the range a query reads, or the answer that refuses it.
+  private func storeAndRange(_ request: HTTPRequest)
+    -> Result<(WindowStore, Int64, Int64), QueryRefusal>
+  {
+    guard let store = agent.store else {
+      return .failure(QueryRefusal(.text(404, "the agent runs without a store\n")))
+    }
+    return range(request).map { (store, $0.from, $0.to) }
+  }
+
   private func range(_ request: HTTPRequest) -> Result<(from: Int64, to: Int64), QueryRefusal> {
     let now = KernelClock.unixNanos() / 1_000_000
     guard let to = request.query["to"].map({ Int64($0) }) ?? now else {
@@ -86,12 +96,10 @@ struct AgentAPI: Sendable {
   }
 
   private func profile(_ request: HTTPRequest) -> HTTPServerResponse {
-    guard let store = agent.store else { return .text(404, "the agent runs without a store\n") }
-    let from: Int64
-    let to: Int64
-    switch range(request) {
+    let (store, from, to): (WindowStore, Int64, Int64)
+    switch storeAndRange(request) {
     case .failure(let refusal): return refusal.response
-    case .success(let bounds): (from, to) = bounds
+    case .success(let query): (store, from, to) = query
     }
     let pid = request.query["pid"].flatMap { Int32($0) }
     if request.query["pid"] != nil && pid == nil { return .text(400, "pid must be a number\n") }
@@ -156,12 +164,10 @@ struct AgentAPI: Sendable {
   }
 
   private func spans(_ request: HTTPRequest) -> HTTPServerResponse {
-    guard let store = agent.store else { return .text(404, "the agent runs without a store\n") }
-    let from: Int64
-    let to: Int64
-    switch range(request) {
+    let (store, from, to): (WindowStore, Int64, Int64)
+    switch storeAndRange(request) {
     case .failure(let refusal): return refusal.response
-    case .success(let bounds): (from, to) = bounds
+    case .success(let query): (store, from, to) = query
     }
     let limit = request.query["limit"].flatMap { Int($0) } ?? 100
     let pid = request.query["pid"].flatMap { Int32($0) }
@@ -192,12 +198,10 @@ struct AgentAPI: Sendable {
   }
 
   private func processes(_ request: HTTPRequest) -> HTTPServerResponse {
-    guard let store = agent.store else { return .text(404, "the agent runs without a store\n") }
-    let from: Int64
-    let to: Int64
-    switch range(request) {
+    let (store, from, to): (WindowStore, Int64, Int64)
+    switch storeAndRange(request) {
     case .failure(let refusal): return refusal.response
-    case .success(let bounds): (from, to) = bounds
+    case .success(let query): (store, from, to) = query
     }
     let profile: Profile
     do {

@@ -31,6 +31,21 @@ final class WindowStore: @unchecked Sendable {
 
   typealias Writer = @Sendable ([UInt8], String) throws(StoreWriteError) -> Void
 
+  /// The store and the export journal share one disk: when it is full, each write asks `makeRoom` to
+  /// delete the oldest stored window and tries again, until the write fits or nothing is left to delete.
+  static func write(
+    _ bytes: [UInt8], to path: String, with writer: Writer, makingRoom makeRoom: () -> Bool
+  ) throws(StoreWriteError) {
+    while true {
+      do {
+        try writer(bytes, path)
+        return
+      } catch {
+        guard error.isDiskFull, makeRoom() else { throw error }
+      }
+    }
+  }
+
   let directory: URL
   let maximumAgeNanos: Int64
   let maximumBytes: Int
@@ -146,15 +161,9 @@ final class WindowStore: @unchecked Sendable {
   /// Writes through the writer; a full disk deletes the oldest stored windows, one at a time, until the
   /// write fits or none is left (then the error is thrown).
   func write(_ bytes: [UInt8], to relative: String) throws(StoreWriteError) {
-    let path = directory.appendingPathComponent(relative).path
-    while true {
-      do {
-        try writer(bytes, path)
-        return
-      } catch {
-        guard error.isDiskFull, makeRoom() else { throw error }
-      }
-    }
+    try Self.write(
+      bytes, to: directory.appendingPathComponent(relative).path, with: writer, makingRoom: makeRoom
+    )
   }
 
   /// Deletes the oldest stored window to free disk space (counted as `disk-full`); false when the store

@@ -114,6 +114,23 @@ struct PprofOutput {
 
   init(capacity: Int) { bytes.reserveCapacity(capacity) }
 
+  /// Appends one repeated table field of `Profile` (mappings, locations, functions) in fragments of at most
+  /// `perFragment` entries, making each message only when its fragment is filled.
+  mutating func appendTable<Message>(
+    _ messages: some Sequence<Message>,
+    into field: WritableKeyPath<Perftools_Profiles_Profile, [Message]>, perFragment: Int
+  ) {
+    var fragment = Perftools_Profiles_Profile()
+    for message in messages {
+      fragment[keyPath: field].append(message)
+      if fragment[keyPath: field].count == perFragment {
+        append(fragment)
+        fragment[keyPath: field].removeAll(keepingCapacity: true)
+      }
+    }
+    if !fragment[keyPath: field].isEmpty { append(fragment) }
+  }
+
   mutating func append(_ fragment: Perftools_Profiles_Profile) {
     do {
       let encoded: [UInt8] = try fragment.serializedBytes()

@@ -150,8 +150,8 @@ struct PprofTables {
     // Interned before the string table is written, which happens last.
     let filenames = mappings.map { record in string(record.mapping.profileFileName) }
     let buildIDs = mappings.map { record in record.mapping.buildID.map { string($0.hex) } ?? 0 }
-    var fragment = Perftools_Profiles_Profile()
-    for index in mappings.indices.sorted(by: { ids[$0] < ids[$1] }) {
+    let order = mappings.indices.sorted(by: { ids[$0] < ids[$1] })
+    let messages = order.lazy.map { [mappings] index in
       let record = mappings[index]
       var message = Perftools_Profiles_Mapping()
       message.id = ids[index]
@@ -165,18 +165,13 @@ struct PprofTables {
       message.hasFilenames_p = record.symbolized
       message.hasLineNumbers_p = record.symbolized
       message.hasInlineFrames_p = record.symbolized
-      fragment.mapping.append(message)
-      if fragment.mapping.count == Self.entriesPerFragment {
-        output.append(fragment)
-        fragment.mapping.removeAll(keepingCapacity: true)
-      }
+      return message
     }
-    if !fragment.mapping.isEmpty { output.append(fragment) }
+    output.appendTable(messages, into: \.mapping, perFragment: Self.entriesPerFragment)
   }
 
   private func appendLocations(to output: inout PprofOutput, mappingIDs: [UInt64]) {
-    var fragment = Perftools_Profiles_Profile()
-    for (index, record) in locations.enumerated() {
+    let messages = locations.enumerated().lazy.map { index, record in
       var message = Perftools_Profiles_Location()
       message.id = UInt64(index + 1)
       message.mappingID = record.mappingID == 0 ? 0 : mappingIDs[Int(record.mappingID - 1)]
@@ -188,30 +183,21 @@ struct PprofTables {
         lineMessage.column = line.column
         return lineMessage
       }
-      fragment.location.append(message)
-      if fragment.location.count == Self.entriesPerFragment {
-        output.append(fragment)
-        fragment.location.removeAll(keepingCapacity: true)
-      }
+      return message
     }
-    if !fragment.location.isEmpty { output.append(fragment) }
+    output.appendTable(messages, into: \.location, perFragment: Self.entriesPerFragment)
   }
 
   private func appendFunctions(to output: inout PprofOutput) {
-    var fragment = Perftools_Profiles_Profile()
-    for (index, function) in functions.enumerated() {
+    let messages = functions.enumerated().lazy.map { index, function in
       var message = Perftools_Profiles_Function()
       message.id = UInt64(index + 1)
       message.name = function.name
       message.systemName = function.systemName
       message.filename = function.filename
-      fragment.function.append(message)
-      if fragment.function.count == Self.entriesPerFragment {
-        output.append(fragment)
-        fragment.function.removeAll(keepingCapacity: true)
-      }
+      return message
     }
-    if !fragment.function.isEmpty { output.append(fragment) }
+    output.appendTable(messages, into: \.function, perFragment: Self.entriesPerFragment)
   }
 
   private func appendStrings(to output: inout PprofOutput) {

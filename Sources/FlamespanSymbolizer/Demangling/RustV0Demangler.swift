@@ -385,18 +385,8 @@ enum RustV0Demangler {
       if eat("I") {
         try path(inValue: false)
         print("<")
-        var first = true
-        while !eat("E") {
-          if !first { print(", ") }
-          first = false
-          if eat("L") {
-            printLifetime(try base62())
-          } else if eat("K") {
-            try constant()
-          } else {
-            try type()
-          }
-        }
+        // Left open: the caller adds more arguments (a trait's associated types) before the ">".
+        try genericArguments()
         return true
       }
       try path(inValue: false)
