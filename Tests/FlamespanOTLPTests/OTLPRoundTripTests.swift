@@ -6,6 +6,20 @@ import Foundation
 import Testing
 
 @Suite struct OTLPRoundTripTests {
+  /// One profile with its dictionary, as a collector would receive it.
+  static func request(
+    _ tables: Opentelemetry_Proto_Profiles_V1development_ProfilesDictionary,
+    _ profile: Opentelemetry_Proto_Profiles_V1development_Profile
+  ) -> Opentelemetry_Proto_Collector_Profiles_V1development_ExportProfilesServiceRequest {
+    var request =
+      Opentelemetry_Proto_Collector_Profiles_V1development_ExportProfilesServiceRequest()
+    request.dictionary = tables
+    request.resourceProfiles = [.init()]
+    request.resourceProfiles[0].scopeProfiles = [.init()]
+    request.resourceProfiles[0].scopeProfiles[0].profiles = [profile]
+    return request
+  }
+
   let profile = SpanProfileFixture.profile()
 
   @Test func decodingGivesBackEverySampleWithItsSpanStackAndThread() throws {
@@ -82,12 +96,7 @@ import Testing
     otlpProfile.sampleType.unitStrindex = 2
     otlpProfile.period = 10_000_000
     otlpProfile.samples = [sample]
-    var request =
-      Opentelemetry_Proto_Collector_Profiles_V1development_ExportProfilesServiceRequest()
-    request.dictionary = tables
-    request.resourceProfiles = [.init()]
-    request.resourceProfiles[0].scopeProfiles = [.init()]
-    request.resourceProfiles[0].scopeProfiles[0].profiles = [otlpProfile]
+    let request = Self.request(tables, otlpProfile)
     let decoded = try OTLPProfileDecoder.decode(request.serializedBytes())
     #expect(decoded.samples.count == 1)
     #expect(decoded.samples.first?.count == 3)
@@ -152,12 +161,7 @@ import Testing
     otlpProfile.sampleType.typeStrindex = 1
     otlpProfile.sampleType.unitStrindex = 2
     otlpProfile.samples = Array(repeating: sample, count: 20_000)
-    var request =
-      Opentelemetry_Proto_Collector_Profiles_V1development_ExportProfilesServiceRequest()
-    request.dictionary = tables
-    request.resourceProfiles = [.init()]
-    request.resourceProfiles[0].scopeProfiles = [.init()]
-    request.resourceProfiles[0].scopeProfiles[0].profiles = [otlpProfile]
+    let request = Self.request(tables, otlpProfile)
     let bytes: [UInt8] = try request.serializedBytes()
     #expect(bytes.count < 200_000)
     let decoded = try OTLPProfileDecoder.decode(bytes)

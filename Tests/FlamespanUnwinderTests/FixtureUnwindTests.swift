@@ -9,12 +9,17 @@ import Testing
 @Suite struct FixtureUnwindTests {
   static let fixture = Result { try FixtureCapture.build() }
 
-  @Test func deepCallChainReachesMainAndTheEndOfTheStack() throws {
-    let capture = try FixtureCapture.run(try Self.fixture.get(), mode: "deep")
+  /// Runs `binary` in `mode`, unwinds the stack it captured of itself, and names the frames.
+  static func unwindCapture(of binary: String, mode: String) throws -> (UnwoundStack, [String]) {
+    let capture = try FixtureCapture.run(binary, mode: mode)
     let unwound = Unwinder().unwind(
       registers: capture.registers, stack: capture.stack, stackStart: capture.registers.sp,
       maps: capture.maps)
-    let names = capture.names(unwound)
+    return (unwound, capture.names(unwound))
+  }
+
+  @Test func deepCallChainReachesMainAndTheEndOfTheStack() throws {
+    let (unwound, names) = try Self.unwindCapture(of: try Self.fixture.get(), mode: "deep")
     #expect(unwound.end == .reachedEnd, "\(unwound.end.description): \(names)")
     // capture_here may be inlined into level_three by the compiler; level_three onwards is ours.
     let ours = Array(names.drop { $0 == "capture_here" })
@@ -26,11 +31,7 @@ import Testing
   }
 
   @Test func qsortCallbackUnwindsThroughLibcWithoutFramePointers() throws {
-    let capture = try FixtureCapture.run(try Self.fixture.get(), mode: "qsort")
-    let unwound = Unwinder().unwind(
-      registers: capture.registers, stack: capture.stack, stackStart: capture.registers.sp,
-      maps: capture.maps)
-    let names = capture.names(unwound)
+    let (unwound, names) = try Self.unwindCapture(of: try Self.fixture.get(), mode: "qsort")
     #expect(unwound.end == .reachedEnd, "\(unwound.end.description): \(names)")
     let ours = Array(names.drop { $0 == "capture_here" })
     #expect(
@@ -49,11 +50,7 @@ import Testing
   }
 
   @Test func signalHandlerUnwindsThroughTheSignalFrame() throws {
-    let capture = try FixtureCapture.run(try Self.fixture.get(), mode: "signal")
-    let unwound = Unwinder().unwind(
-      registers: capture.registers, stack: capture.stack, stackStart: capture.registers.sp,
-      maps: capture.maps)
-    let names = capture.names(unwound)
+    let (unwound, names) = try Self.unwindCapture(of: try Self.fixture.get(), mode: "signal")
     #expect(unwound.end == .reachedEnd, "\(unwound.end.description): \(names)")
     // handler → libc's __restore_rt (signal frame) → raise's internals in libc → raise_signal → main.
     guard let handler = names.firstIndex(of: "on_signal"),
@@ -129,11 +126,7 @@ import Testing
     ])
     let sections = try Run.command(["readelf", "-SW", binary]).stdout
     #expect(sections.contains(".debug_frame"))
-    let capture = try FixtureCapture.run(binary, mode: "deep")
-    let unwound = Unwinder().unwind(
-      registers: capture.registers, stack: capture.stack, stackStart: capture.registers.sp,
-      maps: capture.maps)
-    let names = capture.names(unwound)
+    let (unwound, names) = try Self.unwindCapture(of: binary, mode: "deep")
     let ours = Array(names.drop { $0 == "capture_here" })
     #expect(
       Array(ours.prefix(4)) == ["level_three", "level_two", "level_one", "main"],
@@ -146,11 +139,7 @@ import Testing
     ])
     let sections = try Run.command(["readelf", "-SW", binary]).stdout
     #expect(!sections.contains(".eh_frame_hdr"))
-    let capture = try FixtureCapture.run(binary, mode: "deep")
-    let unwound = Unwinder().unwind(
-      registers: capture.registers, stack: capture.stack, stackStart: capture.registers.sp,
-      maps: capture.maps)
-    let names = capture.names(unwound)
+    let (unwound, names) = try Self.unwindCapture(of: binary, mode: "deep")
     let ours = Array(names.drop { $0 == "capture_here" })
     #expect(
       Array(ours.prefix(4)) == ["level_three", "level_two", "level_one", "main"],
