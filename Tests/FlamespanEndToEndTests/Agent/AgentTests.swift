@@ -10,7 +10,9 @@ func number(_ value: Any?) -> Double? { (value as? NSNumber)?.doubleValue }
 /// a loopback HTTP receiver, samples/http_server as the traced workload, headless Chromium for the UI.
 /// Serialized: each test runs a whole-machine agent and they would see each other's load.
 @Suite(.serialized) struct AgentTests {
-  /// Requests with known trace ids to /burn?ms=30, so some samples must land inside each span.
+  /// Requests with known trace ids to /burn?ms=40, so samples land inside most spans. They are spread over
+  /// about 10 s (five 2 s windows): on a loaded machine the agent drops whole windows it cannot symbolize
+  /// in time (counted), and a burst inside one dropped window would leave no linked sample at all.
   static func sendTracedRequests(port: Int, count: Int, tracePrefix: String) throws -> [String] {
     var traceIDs: [String] = []
     var script = ""
@@ -19,7 +21,7 @@ func number(_ value: Any?) -> Double? { (value as? NSNumber)?.doubleValue }
       traceIDs.append(traceID)
       script +=
         "curl -s -o /dev/null -H 'traceparent: 00-\(traceID)-\(String(format: "%016x", index + 0xabc))-01' "
-        + "'http://127.0.0.1:\(port)/burn?ms=40&secret=hidden'\n"
+        + "'http://127.0.0.1:\(port)/burn?ms=40&secret=hidden'; sleep 0.3\n"
     }
     let result = try Run.command(["sh", "-c", script])
     guard result.status == 0 else { throw TestFailure("curl failed: \(result.stderr)") }
@@ -197,7 +199,10 @@ func number(_ value: Any?) -> Double? { (value as? NSNumber)?.doubleValue }
     // Samples linked to the spans of our requests, and the process described as a resource.
     let links = profiles.flatMap { ($0["links"] as? [[String]]) ?? [] }
     let linkedTraces = Set(links.map { $0[0] }).intersection(traceIDs)
-    #expect(linkedTraces.count >= 5, "traces with linked samples: \(linkedTraces.count)")
+    #expect(
+      linkedTraces.count >= 5,
+      "traces with linked samples: \(linkedTraces.count); windows: \(windows.map(\.duration)); \(stopped)"
+    )
     #expect(profiles.contains { ($0["spanNames"] as? [String])?.contains("GET /burn") == true })
     let resources = profiles.flatMap { ($0["resources"] as? [[String: Any]]) ?? [] }
     let serverResource = try #require(
