@@ -37,7 +37,6 @@ struct AgentAPI: Sendable {
 
   private var maximumRangeMillis: Int64 { agent.configuration.queryMaximumRangeNanos / 1_000_000 }
 
-  /// [from, to] from the query (default: the last 15 minutes), or the refusal to send instead.
   /// The store and the range a query reads, or the answer that refuses it.
   private func storeAndRange(_ request: HTTPRequest)
     -> Result<(WindowStore, Int64, Int64), QueryRefusal>
@@ -48,6 +47,7 @@ struct AgentAPI: Sendable {
     return range(request).map { (store, $0.from, $0.to) }
   }
 
+  /// [from, to] from the query (default: the last 15 minutes), or the refusal to send instead.
   private func range(_ request: HTTPRequest) -> Result<(from: Int64, to: Int64), QueryRefusal> {
     let now = KernelClock.unixNanos() / 1_000_000
     guard let to = request.query["to"].map({ Int64($0) }) ?? now else {
