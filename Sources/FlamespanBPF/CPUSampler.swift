@@ -166,7 +166,12 @@ public final class CPUSampler {
   }
 
   private func setReadOnly(_ name: String, _ value: Bool) throws(BPFError) {
-    try ObjectMaps.setReadOnly(name, to: value, in: object, owner: "the sampler")
+    var value = value
+    let status = fs_set_rodata_variable(object, name, &value, MemoryLayout<Bool>.size)
+    guard status == 0 else {
+      throw BPFError(
+        .setConfiguration, errno: -status, context: "cannot set \(name) in the sampler")
+    }
   }
 
   private func mapFD(_ name: String) throws(BPFError) -> Int32 {

@@ -313,7 +313,12 @@ public final class L7Tracer {
   }
 
   private func setBenchmarkStop(_ stage: UInt8) throws(BPFError) {
-    try ObjectMaps.setReadOnly("benchmark_stop", to: stage, in: object, owner: "the L7 tracer")
+    var stop = stage
+    let status = fs_set_rodata_variable(object, "benchmark_stop", &stop, 1)
+    guard status == 0 else {
+      throw BPFError(
+        .setConfiguration, errno: -status, context: "cannot set benchmark_stop in the L7 tracer")
+    }
   }
 
   private func mapFD(_ name: String) throws(BPFError) -> Int32 {

@@ -1,9 +1,7 @@
-import CBPFShim
 import CLibBPF
 import Glibc
 
-/// Object access shared by the loaders: read-only variables, finding a map's fd, the pid-filter maps and
-/// per-CPU counter arrays.
+/// Map access shared by the loaders: finding a map's fd, the pid-filter maps and per-CPU counter arrays.
 enum ObjectMaps {
   /// `owner` names the object in the error ("the sampler").
   static func fd(of name: String, in object: OpaquePointer?, owner: String) throws(BPFError)
@@ -14,17 +12,6 @@ enum ObjectMaps {
       throw BPFError(.openObject, errno: ENOENT, context: "\(owner) object has no map \(name)")
     }
     return fd
-  }
-
-  /// Sets a `const volatile` variable of the object's .rodata before load; `owner` names the object.
-  static func setReadOnly<Value>(
-    _ name: String, to value: Value, in object: OpaquePointer?, owner: String
-  ) throws(BPFError) {
-    var value = value
-    let status = fs_set_rodata_variable(object, name, &value, MemoryLayout<Value>.size)
-    guard status == 0 else {
-      throw BPFError(.setConfiguration, errno: -status, context: "cannot set \(name) in \(owner)")
-    }
   }
 
   /// Adds a thread group to a `u32 → u8` filter map.
