@@ -152,3 +152,28 @@ public struct RuntimeSymbol: Sendable, Hashable {
     self.isJIT = isJIT
   }
 }
+
+/// A runtime whose interpreter keeps its own frame chain in memory (CPython). Native unwinding sees only
+/// the eval loop; the names are in the interpreter's frames, which must be read at sample time because
+/// they change with every call. So such a plug-in adds three things to the contract:
+///
+/// - it publishes a `CPythonWalkLayout`, by which the sampler walks the chain of the sampled thread;
+/// - it names a sampled chain as soon as the sample arrives, while the code objects it points at are
+///   still alive (a later read could find the memory freed and reused);
+/// - it says which native frames are the eval loop, where the named frames are spliced in.
+public protocol InterpreterRuntimeProcess: RuntimeProcess {
+  /// What the sampler needs to walk this process's frames; nil while the interpreter cannot be walked
+  /// yet (not yet initialized: asked again at each `refresh`) or at all (an unknown version: `problems`
+  /// says why, and the process keeps its native stacks).
+  var samplerLayout: CPythonWalkLayout? { get }
+  /// The interpreter and its version, for the summary: "CPython 3.11.2".
+  var versionDescription: String { get }
+  /// The frames of one sampled chain, innermost first. Never throws and never guesses: a frame whose
+  /// code object cannot be read and checked is an unknown frame, counted in `unknownFrames`.
+  func name(_ stack: InterpreterStackRecord) -> [InterpreterFrame]
+  /// Whether the native code at `address` (a lookup address) is the interpreter's eval loop, each call
+  /// of which runs one group of interpreter frames.
+  func isEvalLoop(address: UInt64, mapping: Mapping?) -> Bool
+  /// Frames `name` could not name, since the process was attached.
+  var unknownFrames: Int { get }
+}

@@ -7,12 +7,6 @@
 
 #include "flamespan_abi.h"
 
-#ifdef __VMLINUX_H__
-typedef __u16 fs_u16;
-#else
-typedef uint16_t fs_u16;
-#endif
-
 // "METHOD /path" or "METHOD /path HTTP/1.1", cut at '?', CR or LF and at this many bytes.
 #define FS_L7_REQUEST_LINE_LEN 128
 
