@@ -138,6 +138,9 @@ let package = Package(
     // The agent's queue, journal, store, configuration, server and exporter as units, on real files and
     // real loopback sockets.
     .testTarget(
+      name: "FlamespanRecorderTests",
+      dependencies: ["FlamespanRecorder", "FlamespanRuntimes", "FlamespanModel"]),
+    .testTarget(
       name: "FlamespanAgentTests",
       dependencies: ["FlamespanAgent", "FlamespanModel", "FlamespanTestSupport"]),
     .testTarget(

@@ -19,12 +19,16 @@ public struct RawSample: Sendable {
   public var span: SpanContext?
   /// DWARF unwinding mode: the user registers and the copy of the user stack starting at `registers.sp`.
   public var userStackCopy: UserStackCopy?
+  /// The thread's interpreter frames (CPython), when the sampler walks this process's interpreter and the
+  /// thread had a frame chain.
+  public var interpreterStack: InterpreterStackRecord?
 
   public init(
     pid: Int32, tid: Int32, cpu: UInt32, timeNanos: UInt64, threadName: String,
     kernelStack: [UInt64],
     userStack: [UInt64], kernelStackErrno: Int32? = nil, userStackErrno: Int32? = nil,
-    span: SpanContext? = nil, userStackCopy: UserStackCopy? = nil
+    span: SpanContext? = nil, userStackCopy: UserStackCopy? = nil,
+    interpreterStack: InterpreterStackRecord? = nil
   ) {
     self.pid = pid
     self.tid = tid
@@ -37,6 +41,7 @@ public struct RawSample: Sendable {
     self.userStackErrno = userStackErrno
     self.span = span
     self.userStackCopy = userStackCopy
+    self.interpreterStack = interpreterStack
   }
 }
 
