@@ -57,6 +57,7 @@ struct InterpreterStacks {
   /// A process whose interpreter is not initialized yet is asked again this often while its samples
   /// arrive: its registry refresh (every 250 ms) would leave a quarter second of frames unnamed.
   static let layoutRetryNanos: UInt64 = 5_000_000
+  static let processLimit = 1024
 
   init(publisher: Publisher?) {
     self.publisher = publisher
@@ -135,6 +136,9 @@ struct InterpreterStacks {
   /// Withdraws an exited (or exec'd) process's layout; its summary stays.
   mutating func forget(pid: Int32) {
     lastRefresh[pid] = nil
+    // An always-on agent sees interpreters come and go all day; a recording keeps them all for its
+    // summary, up to this many.
+    if processes.count > Self.processLimit { processes[pid] = nil }
     guard published.removeValue(forKey: pid) != nil else { return }
     _ = publisher?(pid, nil)
   }
