@@ -205,6 +205,8 @@ final class PythonWorkload {
     var workerInner: UInt64
     var workerOuter: UInt64
     var spinLine: UInt32
+    /// Where the interpreter itself has `_PyRuntime` (ctypes), to check the address the test computes.
+    var runtime: UInt64
   }
 
   let directory: TemporaryDirectory
@@ -241,6 +243,11 @@ final class PythonWorkload {
       workerTID = nil
     }
     let runtime = try Self.runtimeAddress(pid: process.pid)
+    guard runtime == codes.runtime else {
+      throw TestFailure(
+        "_PyRuntime from .dynsym and the load bias is \(runtime), the interpreter has it at \(codes.runtime)"
+      )
+    }
     layout = Self.layout311(tssAddress: runtime + 592)
   }
 
@@ -314,7 +321,7 @@ final class PythonWorkload {
   }
 
   private static let script = """
-    import json, sys, threading
+    import ctypes, json, sys, threading
 
     def a(n):
         if n == 0:
@@ -347,6 +354,7 @@ final class PythonWorkload {
         "a": id(a.__code__), "b": id(b.__code__), "spin": id(spin.__code__),
         "module": id(sys._getframe().f_code), "workerInner": id(worker_inner.__code__),
         "workerOuter": id(worker_outer.__code__), "spinLine": spin.__code__.co_firstlineno,
+        "runtime": ctypes.addressof(ctypes.c_char.in_dll(ctypes.pythonapi, "_PyRuntime")),
     }), flush=True)
     if "--worker" in sys.argv:
         threading.Thread(target=worker_outer, daemon=True).start()
