@@ -88,14 +88,16 @@ total=$((ROUNDS * 3 * PHASE_SECONDS + 30))
   -o "$OUT/profile.folded" >"$OUT/record.out" 2>"$OUT/record.err" &
 recorder=$!
 
-# The recorder's own program and maps (other helpers may run samplers of their own at the same time).
-owned_id() { # KIND NAME: the id of the recorder's prog or map of that name
-  bpftool "$1" show --json | "$PYTHON" -c '
-import json, sys
-kind, name, pid = sys.argv[1], sys.argv[2], int(sys.argv[3])
-for item in json.load(sys.stdin):
-    if item.get("name") == name and any(p.get("pid") == pid for p in item.get("pids", [])):
-        print(item["id"]); break' "$1" "$2" "$recorder"
+# The recorder's own program and maps, found through its descriptors' fdinfo (prog_id, map_id): other
+# helpers may run samplers of their own at the same time, and this bpftool lists no owning pids.
+owned_id() { # prog|map NAME: the id of the recorder's program or map of that name
+  local id
+  for id in $(cat /proc/"$recorder"/fdinfo/* 2>/dev/null | awk -v field="$1_id:" '$1 == field {print $2}' | sort -u); do
+    if bpftool "$1" show id "$id" --json 2>/dev/null | grep -q "\"name\":\"$2\""; then
+      echo "$id"
+      return
+    fi
+  done
 }
 program=""
 for _ in $(seq 200); do
@@ -132,8 +134,11 @@ position = 0
 while position < len(text):
     if text[position].isspace(): position += 1; continue
     item, position = decoder.raw_decode(text, position)
-    values = item["values"] if isinstance(item, dict) else item[0]["values"]
-    sums.append(sum(v["value"] for v in values))
+    if "formatted" in item:  # with BTF: numbers
+        sums.append(sum(v["value"] for v in item["formatted"]["values"]))
+    else:  # without: little-endian bytes as hex strings
+        sums.append(sum(int.from_bytes(bytes(int(b, 16) for b in v["value"]), "little")
+                        for v in item["values"]))
 print(*sums)')
   "$PYTHON" -c '
 import json, sys
