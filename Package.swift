@@ -134,7 +134,10 @@ let package = Package(
     ),
     .testTarget(
       name: "FlamespanBPFTests",
-      dependencies: ["FlamespanBPF", "CFlamespanABI", "FlamespanTestSupport"]),
+      // FlamespanELF and FlamespanModel for the Python walk tests: _PyRuntime from .dynsym, the layout.
+      dependencies: [
+        "FlamespanBPF", "CFlamespanABI", "FlamespanTestSupport", "FlamespanELF", "FlamespanModel",
+      ]),
     // The agent's queue, journal, store, configuration, server and exporter as units, on real files and
     // real loopback sockets.
     .testTarget(
