@@ -1,0 +1,61 @@
+import FlamespanModel
+import FlamespanProcess
+import Foundation
+
+/// The CPython plug-in: finds the interpreter in a process (libpython3.X.so or a python binary linked
+/// statically, recognised by `_PyRuntime` in its dynamic symbols), tells the sampler how to walk its
+/// frames, and names the frames the sampler sends back.
+public final class CPythonRuntime: Runtime, @unchecked Sendable {
+  public let name = "cpython"
+
+  /// Files are identified by device and inode, and by path when the inode is unknown (0).
+  struct FileKey: Hashable {
+    var device: UInt64
+    var inode: UInt64
+    var path: String
+  }
+
+  private let lock = NSLock()
+  /// Every file looked at, Python or not, so a process of other code costs a few small reads per file
+  /// once.
+  private var files: [FileKey: CPythonBinary.Loaded] = [:]
+  /// Code objects remembered per process.
+  let codeCacheCapacity: Int
+
+  public init(codeCacheCapacity: Int = 4096) { self.codeCacheCapacity = codeCacheCapacity }
+
+  public func attach(pid: Int32, maps: ProcessMaps) -> RuntimeProcess? {
+    var seen: Set<FileKey> = []
+    for mapping in maps.mappings where mapping.kind == .file || mapping.kind == .deletedFile {
+      let key = FileKey(device: mapping.device, inode: mapping.inode, path: mapping.path)
+      guard seen.insert(key).inserted else { continue }
+      guard case .python(let binary) = loaded(mapping, key: key, pid: pid),
+        let linkStart = binary.elf.virtualAddress(ofFileOffset: mapping.fileOffset)
+      else { continue }
+      let process = CPythonProcess(
+        pid: pid, binary: binary, loadBias: mapping.start &- linkStart,
+        codeCacheCapacity: codeCacheCapacity)
+      process.refresh()
+      return process
+    }
+    return nil
+  }
+
+  /// How many files were examined (Python or not); for tests.
+  var examinedFileCount: Int { lock.withLock { files.count } }
+
+  private func loaded(_ mapping: Mapping, key: FileKey, pid: Int32) -> CPythonBinary.Loaded {
+    if let known = lock.withLock({ files[key] }) { return known }
+    // A deleted or replaced file is still reachable through the process's map_files while it runs.
+    let path =
+      mapping.kind == .deletedFile
+      ? "/proc/\(pid)/map_files/\(String(mapping.start, radix: 16))-\(String(mapping.limit, radix: 16))"
+      : mapping.path
+    guard
+      let result = CPythonBinary.load(
+        path: path, identity: mapping.inode == 0 ? nil : (mapping.device, mapping.inode))
+    else { return .notPython }
+    lock.withLock { files[key] = result }
+    return result
+  }
+}
