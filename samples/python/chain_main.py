@@ -2,6 +2,9 @@
 
     python3 chain_main.py [SECONDS] [STACK_JSON]      (defaults: 5 seconds; STACK_JSON from $CHAIN_STACK_JSON)
 
+With CHAIN_SETTLE_SECONDS=S in the environment it first runs S more seconds that are not counted (a
+profiler attaches meanwhile), then counts SECONDS.
+
 Each work unit runs, root first:
 
     <module> → main → outer → middle (chain_lib.py) → recurse × 12 (chain_lib.py) → inner (chain_lib.py) →
@@ -10,8 +13,10 @@ Each work unit runs, root first:
         hash_block (chain_lib.py) → hashlib.sha256 on 1 MiB → OpenSSL
 
 The first unit writes traceback.extract_stack(), taken in inner, to STACK_JSON (when given): a list of
-{"name", "file", "line"}, root first. At the end it prints `work units: N in S s (R per s)`; the rate is
-what bench/python/overhead.sh compares with and without a profiler.
+{"name", "file", "line"}, root first. At the end it prints
+`work units: N in S s (R per s), C CPU s (U per CPU s); checksum X`: its speed in wall time and in its own
+CPU time (the process's, which includes the kernel's work on its behalf, such as a BPF sampler's), which
+bench/python/overhead.sh compares with and without a profiler.
 """
 import json
 import os
@@ -37,7 +42,7 @@ def spin_main(rounds):
     return total
 
 
-def outer(seconds, stack_path):
+def outer(seconds, settle, stack_path):
     reported = not stack_path
 
     def report_stack():
@@ -54,18 +59,31 @@ def outer(seconds, stack_path):
     units = 0
     checksum = 0
     began = time.monotonic()
-    deadline = began + seconds
-    while time.monotonic() < deadline:
+    counting_from = began + settle
+    deadline = counting_from + seconds
+    counting = settle <= 0
+    cpu_began = time.process_time()
+    while True:
+        now = time.monotonic()
+        if now >= deadline:
+            break
+        if not counting and now >= counting_from:
+            counting, units, began, cpu_began = True, 0, now, time.process_time()
         checksum = (checksum + chain_lib.middle(spin_main, report_stack, Work)) & 0xFFFFFFFF
         units += 1
-    return units, time.monotonic() - began, checksum
+    return units, time.monotonic() - began, time.process_time() - cpu_began, checksum
 
 
 def main():
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 5.0
     stack_path = sys.argv[2] if len(sys.argv) > 2 else os.environ.get("CHAIN_STACK_JSON", "")
-    units, elapsed, checksum = outer(seconds, stack_path)
-    print(f"work units: {units} in {elapsed:.3f} s ({units / elapsed:.2f} per s) checksum {checksum:08x}", flush=True)
+    settle = float(os.environ.get("CHAIN_SETTLE_SECONDS", "0"))
+    units, elapsed, cpu, checksum = outer(seconds, settle, stack_path)
+    print(
+        f"work units: {units} in {elapsed:.3f} s ({units / elapsed:.2f} per s), "
+        f"{cpu:.3f} CPU s ({units / max(cpu, 1e-9):.2f} per CPU s); checksum {checksum:08x}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":
