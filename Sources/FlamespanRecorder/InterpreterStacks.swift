@@ -52,7 +52,7 @@ struct InterpreterStacks {
 
   var publisher: Publisher?
   private var published: [Int32: CPythonWalkLayout] = [:]
-  private var lastRefresh: [Int32: UInt64] = [:]
+  private var lastRefresh: [Int32: (view: ObjectIdentifier, time: UInt64)] = [:]
   private(set) var processes: [Int32: InterpreterProcessSummary] = [:]
   /// A process whose interpreter is not initialized yet is asked again this often while its samples
   /// arrive: its registry refresh (every 250 ms) would leave a quarter second of frames unnamed.
@@ -93,8 +93,11 @@ struct InterpreterStacks {
     case .truncated: summary.truncatedStacks += 1
     case .readFailed: summary.failedWalks += 1
     }
+    // The registry attaches a new view when the process's mappings change (a library loads), and a new
+    // view counts from zero: add what this call named unknown.
+    let unknownBefore = view.unknownFrames
     let frames = view.name(stack)
-    summary.unknownFrames = view.unknownFrames
+    summary.unknownFrames += max(view.unknownFrames - unknownBefore, 0)
     var groups: [[InterpreterFrame]] = []
     var group: [InterpreterFrame] = []
     for frame in frames {
@@ -114,8 +117,15 @@ struct InterpreterStacks {
     summary: inout InterpreterProcessSummary
   ) {
     guard let publisher else { return }
-    if view.samplerLayout == nil, now &- lastRefresh[pid, default: 0] >= Self.layoutRetryNanos {
-      lastRefresh[pid] = now
+    // A view the registry just attached (at exec, or when a library loaded) knows nothing until its first
+    // refresh, so it gets one at once; one still waiting for its interpreter is asked again every few
+    // milliseconds.
+    let identity = ObjectIdentifier(view)
+    if view.samplerLayout == nil,
+      lastRefresh[pid]?.view != identity
+        || now &- (lastRefresh[pid]?.time ?? 0) >= Self.layoutRetryNanos
+    {
+      lastRefresh[pid] = (identity, now)
       view.refresh()
     }
     guard let layout = view.samplerLayout else {
