@@ -84,14 +84,14 @@ struct InterpreterStacks {
       }
     }
     if !evalLoopIndices.isEmpty { summary.samplesInEvalLoop += 1 }
+    switch sample.interpreterStack?.status {
+    case .truncated: summary.truncatedStacks += 1
+    case .readFailed: summary.failedWalks += 1
+    case .complete, nil: break
+    }
     guard let stack = sample.interpreterStack, !stack.frames.isEmpty else {
       if !evalLoopIndices.isEmpty { summary.evalLoopSamplesWithoutFrames += 1 }
       return nil
-    }
-    switch stack.status {
-    case .complete: break
-    case .truncated: summary.truncatedStacks += 1
-    case .readFailed: summary.failedWalks += 1
     }
     // The registry attaches a new view when the process's mappings change (a library loads), and a new
     // view counts from zero: add what this call named unknown.
@@ -116,7 +116,6 @@ struct InterpreterStacks {
     _ view: any InterpreterRuntimeProcess, pid: Int32, now: UInt64,
     summary: inout InterpreterProcessSummary
   ) {
-    guard let publisher else { return }
     // A view the registry just attached (at exec, or when a library loaded) knows nothing until its first
     // refresh, so it gets one at once; one still waiting for its interpreter is asked again every few
     // milliseconds.
@@ -132,7 +131,7 @@ struct InterpreterStacks {
       summary.problem = view.problems
       return
     }
-    guard published[pid] != layout else { return }
+    guard let publisher, published[pid] != layout else { return }
     if let failure = publisher(pid, layout) {
       summary.problem = failure
       return
@@ -141,6 +140,18 @@ struct InterpreterStacks {
     summary.walked = true
     summary.version = view.versionDescription
     summary.problem = nil
+  }
+
+  /// Publishes the layout of a process known before its first sample (`record --pid`), so that sample
+  /// already carries its interpreter frames.
+  mutating func prepare(pid: Int32, name: String, views: [any RuntimeProcess], now: UInt64) {
+    guard let view = views.lazy.compactMap({ $0 as? any InterpreterRuntimeProcess }).first else {
+      return
+    }
+    var summary =
+      processes[pid] ?? InterpreterProcessSummary(name: name, version: view.versionDescription)
+    publishIfNeeded(view, pid: pid, now: now, summary: &summary)
+    processes[pid] = summary
   }
 
   /// Withdraws an exited (or exec'd) process's layout; its summary stays.

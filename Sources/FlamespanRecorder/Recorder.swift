@@ -59,6 +59,20 @@ public final class Recorder {
       spanCollector = collector
       if let warning { warnings.append(warning) }
     }
+    // One registry for unwinding and naming: both run on this thread.
+    let runtimes =
+      options.unwinding == .automatic ? RuntimeRegistry(runtimes: RuntimeCatalog.standard()) : nil
+    var unwinding = StackUnwinding(runtimes: runtimes)
+    let tracker = ProcessTracker()
+    if copiesStacks {
+      // Processes already running: their interpreters are read now, before sampling starts, so their
+      // layouts reach the sampler with its first sample.
+      for pid in options.pids ?? [] {
+        let now = ProcessInspector.monotonicNanos()
+        tracker.snapshot(pid: pid, at: now)
+        unwinding.prepare(pid: pid, tracker: tracker, now: now)
+      }
+    }
     let sampler: CPUSampler
     do {
       sampler = try CPUSampler(
@@ -71,6 +85,13 @@ public final class Recorder {
       throw RecordError(error)
     }
     defer { sampler.close() }
+    // Published first: samples flow from the moment the sampler exists.
+    unwinding.publish(to: InterpreterStacks.publisher(to: sampler))
+    if copiesStacks {
+      for pid in options.pids ?? [] {
+        unwinding.prepare(pid: pid, tracker: tracker, now: ProcessInspector.monotonicNanos())
+      }
+    }
 
     // The filters follow what the pids fork from now on; what they forked before is added here. The walk
     // repeats until it finds nothing new, so a child forked by a descendant found in the last walk is not
@@ -91,9 +112,10 @@ public final class Recorder {
         targets += found
       }
     }
-    let tracker = ProcessTracker()
     for pid in targets {
-      tracker.snapshot(pid: pid, at: ProcessInspector.monotonicNanos())
+      let now = ProcessInspector.monotonicNanos()
+      tracker.snapshot(pid: pid, at: now)
+      if copiesStacks { unwinding.prepare(pid: pid, tracker: tracker, now: now) }
     }
     var launched: CommandLauncher?
     if let command = options.command {
@@ -112,11 +134,6 @@ public final class Recorder {
     var aggregator = SampleAggregator()
     var malformed = 0
     var rescans = MapsRescanPolicy()
-    // One registry for unwinding and naming: both run on this thread.
-    let runtimes =
-      options.unwinding == .automatic ? RuntimeRegistry(runtimes: RuntimeCatalog.standard()) : nil
-    var unwinding = StackUnwinding(
-      runtimes: runtimes, publisher: InterpreterStacks.publisher(to: sampler))
     var execsAwaitingMaps: [Int32: UInt64] = [:]
     func readPendingMaps() {
       for (pid, time) in execsAwaitingMaps { tracker.snapshot(pid: pid, at: time) }

@@ -28,6 +28,13 @@ struct StackUnwinding {
     self.interpreters = InterpreterStacks(publisher: publisher)
   }
 
+  /// Sets where interpreter layouts are published: a recorder prepares the processes it already knows
+  /// before its sampler exists (reading an interpreter's binary takes longer than the sampler takes to
+  /// start), then publishes to the sampler the moment it does.
+  mutating func publish(to publisher: @escaping InterpreterStacks.Publisher) {
+    interpreters.publisher = publisher
+  }
+
   /// Adds one sample to `aggregator`: its copy unwound when it carries one, its maps read again when its
   /// code lies outside them (rate-limited by `rescans`).
   mutating func add(
@@ -69,6 +76,16 @@ struct StackUnwinding {
     let views = runtimes.runtimes(for: maps, now: sample.timeNanos)
     guard !views.isEmpty else { return nil }
     return interpreters.splice(sample, userStack: userStack, maps: maps, views: views)
+  }
+
+  /// Attaches the runtimes of a process known before its first sample and publishes its interpreter
+  /// layout, if it has one.
+  mutating func prepare(pid: Int32, tracker: ProcessTracker, now: UInt64) {
+    guard let runtimes, let maps = tracker.maps(pid: pid, at: now) else { return }
+    let views = runtimes.runtimes(for: maps, now: now)
+    guard !views.isEmpty else { return }
+    interpreters.prepare(
+      pid: pid, name: ProcessInspector.threadName(pid: pid, tid: pid) ?? "", views: views, now: now)
   }
 
   /// A new image: the old interpreter layout (if any) no longer describes the process.
