@@ -185,6 +185,30 @@ struct PythonWalkTests {
     sampler.withdrawInterpreter(pid: getpid())
     sampler.withdrawInterpreter(pid: getpid())  // twice is no error
   }
+
+  @Test func aFullProcessMapIsAnErrorThatSaysSo() throws {
+    let sampler = try CPUSampler(
+      configuration: SamplerConfiguration(
+        frequency: 99, pids: [getpid()], userStackCopyBytes: 512))
+    defer { sampler.close() }
+    let layout = PythonWorkload.layout311(tssAddress: 0x1000)
+    // Pids far above any real one, so that no exit of a real process removes an entry meanwhile.
+    let first: Int32 = 1 << 30
+    for offset in 0..<Int32(4096) {
+      try sampler.publishInterpreter(pid: first + offset, layout: layout)
+    }
+    // Publishing a pid that is already there replaces its entry, full map or not.
+    try sampler.publishInterpreter(pid: first, layout: layout)
+    do {
+      try sampler.publishInterpreter(pid: first + 4096, layout: layout)
+      Issue.record("a 4097th process was accepted by a map of 4096")
+    } catch {
+      #expect(error.code == .mapUpdate)
+      #expect(error.description.contains("map is full"), "\(error)")
+    }
+    sampler.withdrawInterpreter(pid: first)
+    try sampler.publishInterpreter(pid: first + 4096, layout: layout)
+  }
 }
 
 func monotonicNanos() -> UInt64 {
