@@ -18,20 +18,20 @@ struct PythonWalkTests {
     defer { sampler.close() }
 
     // Not yet published: the sampler must leave the process's samples without interpreter frames.
-    let beforePublishing = try python.collect(from: sampler, seconds: 0.4)
-    #expect(beforePublishing.contains { $0.tid == python.pid })
+    let beforePublishing = try python.collect(from: sampler) { $0.mainThreadSamples >= 10 }
+    #expect(beforePublishing.mainThreadSamples >= 10)
     #expect(beforePublishing.allSatisfy { $0.interpreterStack == nil })
     #expect(sampler.counters().pythonStacks == 0)
 
     let publishedAt = monotonicNanos()
     try sampler.publishInterpreter(pid: python.pid, layout: python.layout)
-    let published = try python.collect(from: sampler, seconds: 1.5).filter {
-      $0.timeNanos > publishedAt && $0.tid == python.pid
-    }
+    let published = try python.collect(from: sampler, after: publishedAt) {
+      $0.mainThreadSamples >= 50
+    }.filter { $0.tid == python.pid }
     let withdrawnAt = monotonicNanos()
     sampler.withdrawInterpreter(pid: python.pid)
-    let afterWithdrawing = try python.collect(from: sampler, seconds: 0.4).filter {
-      $0.timeNanos > withdrawnAt
+    let afterWithdrawing = try python.collect(from: sampler, after: withdrawnAt) {
+      $0.mainThreadSamples >= 10
     }
 
     // spin ← a(0) ← b(1) … ← b(5), which calls a(4) through map(): the eval loop entered again, so a(4)
@@ -65,7 +65,7 @@ struct PythonWalkTests {
     #expect(counters.pythonTruncated == 0)
     #expect(counters.pythonReadFailed == 0)
 
-    #expect(!afterWithdrawing.isEmpty)
+    #expect(afterWithdrawing.mainThreadSamples >= 10)
     #expect(afterWithdrawing.allSatisfy { $0.interpreterStack == nil })
   }
 
@@ -77,10 +77,10 @@ struct PythonWalkTests {
     defer { sampler.close() }
     let publishedAt = monotonicNanos()
     try sampler.publishInterpreter(pid: python.pid, layout: python.layout)
-    let samples = try python.collect(from: sampler, seconds: 2.0).filter {
-      $0.timeNanos > publishedAt
-    }
     let worker = try #require(python.workerTID)
+    let samples = try python.collect(from: sampler, after: publishedAt) { samples in
+      samples.mainThreadSamples >= 20 && samples.filter { $0.tid == worker }.count >= 20
+    }
     let main = samples.filter { $0.tid == python.pid }
     let workers = samples.filter { $0.tid == worker }
     // The two threads share the GIL, so each runs about half the time.
@@ -123,9 +123,9 @@ struct PythonWalkTests {
     defer { sampler.close() }
     let publishedAt = monotonicNanos()
     try sampler.publishInterpreter(pid: python.pid, layout: python.layout)
-    let samples = try python.collect(from: sampler, seconds: 1.0).filter {
-      $0.timeNanos > publishedAt && $0.tid == python.pid
-    }
+    let samples = try python.collect(from: sampler, after: publishedAt) {
+      $0.mainThreadSamples >= 30
+    }.filter { $0.tid == python.pid }
     #expect(samples.count >= 30)
     for sample in samples {
       guard let stack = sample.interpreterStack else {
@@ -152,10 +152,10 @@ struct PythonWalkTests {
     layout.tssAddress = 8  // the first page is never mapped
     let publishedAt = monotonicNanos()
     try sampler.publishInterpreter(pid: python.pid, layout: layout)
-    let samples = try python.collect(from: sampler, seconds: 0.6).filter {
-      $0.timeNanos > publishedAt && $0.tid == python.pid
-    }
-    #expect(!samples.isEmpty)
+    let samples = try python.collect(from: sampler, after: publishedAt) {
+      $0.mainThreadSamples >= 10
+    }.filter { $0.tid == python.pid }
+    #expect(samples.count >= 10)
     for sample in samples {
       #expect(sample.interpreterStack?.status == .readFailed(errno: EFAULT))
       #expect(sample.interpreterStack?.frames.isEmpty == true)
@@ -185,6 +185,35 @@ struct PythonWalkTests {
     sampler.withdrawInterpreter(pid: getpid())
     sampler.withdrawInterpreter(pid: getpid())  // twice is no error
   }
+
+  @Test func aFullProcessMapIsAnErrorThatSaysSo() throws {
+    let sampler = try CPUSampler(
+      configuration: SamplerConfiguration(
+        frequency: 99, pids: [getpid()], userStackCopyBytes: 512))
+    defer { sampler.close() }
+    let layout = PythonWorkload.layout311(tssAddress: 0x1000)
+    // Pids far above any real one, so that no exit of a real process removes an entry meanwhile.
+    let first: Int32 = 1 << 30
+    for offset in 0..<Int32(4096) {
+      try sampler.publishInterpreter(pid: first + offset, layout: layout)
+    }
+    // Publishing a pid that is already there replaces its entry, full map or not.
+    try sampler.publishInterpreter(pid: first, layout: layout)
+    do {
+      try sampler.publishInterpreter(pid: first + 4096, layout: layout)
+      Issue.record("a 4097th process was accepted by a map of 4096")
+    } catch {
+      #expect(error.code == .mapUpdate)
+      #expect(error.description.contains("map is full"), "\(error)")
+    }
+    sampler.withdrawInterpreter(pid: first)
+    try sampler.publishInterpreter(pid: first + 4096, layout: layout)
+  }
+}
+
+extension [RawSample] {
+  /// Samples of the main thread (whose tid is the pid).
+  fileprivate var mainThreadSamples: Int { filter { $0.tid == $0.pid }.count }
 }
 
 func monotonicNanos() -> UInt64 {
@@ -261,13 +290,20 @@ final class PythonWorkload {
       codeStamp: 72)
   }
 
-  /// Samples of this process for `seconds`.
-  func collect(from sampler: CPUSampler, seconds: TimeInterval) throws -> [RawSample] {
+  /// Samples of this process taken after `after` (CLOCK_MONOTONIC ns), gathered until `enough` holds
+  /// for them or `seconds` pass: on a loaded machine the script gets less CPU, and the test waits for
+  /// the samples it needs rather than for a fixed time.
+  func collect(
+    from sampler: CPUSampler, after: UInt64 = 0, seconds: TimeInterval = 30,
+    until enough: ([RawSample]) -> Bool
+  ) throws -> [RawSample] {
     var samples: [RawSample] = []
     let deadline = Date().addingTimeInterval(seconds)
-    while Date() < deadline {
+    while Date() < deadline && !enough(samples) {
       try sampler.poll(timeoutMilliseconds: 100) { event in
-        if case .sample(let sample) = event, sample.pid == pid { samples.append(sample) }
+        if case .sample(let sample) = event, sample.pid == pid, sample.timeNanos > after {
+          samples.append(sample)
+        }
       }
     }
     return samples

@@ -11,16 +11,18 @@
 #   python     the script's layout is written into the recorder's python_processes map (bpftool map
 #              update; what CPUSampler.publishInterpreter does), so each of its samples walks the chain.
 # The machine is shared, so other processes' samples (filtered out at once) are mixed into run_cnt; the
-# idle phase measures their cost, which is taken out to give the cost of one recorded sample:
+# idle phase of the same round measures their cost, which is taken out to give the cost of one recorded
+# sample:
 #   ns per recorded sample = (run_time_ns - other runs * idle ns per run) / recorded samples
-# where recorded samples and walked chains come from the sampler's fs_counters map.
+# where recorded samples, other runs and walked chains come from the sampler's fs_counters map.
 #
 # Environment:
 #   FLAMESPAN      profiler binary                    (default .build/debug/flamespan)
 #   PYTHON         CPython 3.11 interpreter           (default /usr/bin/python3)
 #   DEPTH          Python frames below the hot loop   (default 24)
-#   PHASE_SECONDS  length of each phase               (default 15)
-#   ROUNDS         rounds of idle, native, python     (default 3)
+#   PHASE_SECONDS  length of each phase               (default 10)
+#   ROUNDS         rounds of idle, native, python     (default 5; the median of the rounds is reported,
+#                  since a busy neighbour can double one phase's costs)
 #   FREQUENCY      samples per second per CPU         (default 99)
 #   OUT            directory for logs                 (default: a new temp directory)
 set -euo pipefail
@@ -31,8 +33,8 @@ cd "$REPO_ROOT"
 FLAMESPAN=${FLAMESPAN:-.build/debug/flamespan}
 PYTHON=${PYTHON:-/usr/bin/python3}
 DEPTH=${DEPTH:-24}
-PHASE_SECONDS=${PHASE_SECONDS:-15}
-ROUNDS=${ROUNDS:-3}
+PHASE_SECONDS=${PHASE_SECONDS:-10}
+ROUNDS=${ROUNDS:-5}
 FREQUENCY=${FREQUENCY:-99}
 OUT=${OUT:-$(mktemp -d /tmp/flamespan-walk-cost.XXXXXX)}
 
@@ -169,27 +171,41 @@ for round in $(seq "$ROUNDS"); do
 done
 
 "$PYTHON" - "$OUT/phases" "$DEPTH" "$FREQUENCY" <<'EOF'
-import collections, sys
-totals = collections.defaultdict(lambda: [0] * 5)
+import statistics, sys
+# Per round: each phase's deltas of (run_time_ns, run_cnt, recorded samples, other runs, chains walked).
+rounds, current = [], {}
 for line in open(sys.argv[1]):
     name, *numbers = line.split()
     before, after = list(map(int, numbers[:5])), list(map(int, numbers[5:]))
-    for index in range(5):
-        totals[name][index] += after[index] - before[index]
-idle_time, idle_runs = totals["idle"][0], totals["idle"][1]
-other_cost = idle_time / idle_runs if idle_runs else 0.0
-print(f"CPython 3.11, {sys.argv[2]} frames deep, {sys.argv[3]} Hz; sample_cpu per phase (sums of all rounds):")
-print(f"  idle:   {idle_runs} runs of other processes' samples, {other_cost:.0f} ns per run")
+    current[name] = [a - b for a, b in zip(after, before)]
+    if name == "python":
+        rounds.append(current)
+        current = {}
+
+def per_sample(phase, other_cost):
+    time, runs, samples, other, stacks = phase
+    return (time - other * other_cost) / samples if samples else float("nan")
+
+estimates = []
+for r in rounds:
+    idle_time, idle_runs = r["idle"][0], r["idle"][1]
+    other_cost = idle_time / idle_runs if idle_runs else 0.0
+    native, python = per_sample(r["native"], other_cost), per_sample(r["python"], other_cost)
+    estimates.append((other_cost, native, python, python - native))
+
+def total(name, index):
+    return sum(r[name][index] for r in rounds)
+
+print(f"CPython 3.11, {sys.argv[2]} frames deep, {sys.argv[3]} Hz, {len(rounds)} rounds; sample_cpu:")
+print(f"  idle:   {total('idle', 1)} runs (other processes' samples, filtered out)")
 for name in ("native", "python"):
-    time, runs, samples, other, stacks = totals[name]
-    own = time - other * other_cost
-    per_sample = own / samples if samples else float("nan")
-    print(f"  {name}: {runs} runs, {samples} recorded samples, {stacks} Python chains walked, "
-          f"{time / runs:.0f} ns per run, {per_sample:.0f} ns per recorded sample")
-native = totals["native"]; python = totals["python"]
-if native[2] and python[2]:
-    n = (native[0] - native[3] * other_cost) / native[2]
-    p = (python[0] - python[3] * other_cost) / python[2]
-    print(f"  walk: {p - n:+.0f} ns per sample ({(p - n) / n * 100:+.0f}%)")
+    print(f"  {name}: {total(name, 1)} runs, {total(name, 2)} recorded samples, "
+          f"{total(name, 4)} Python chains walked, {total(name, 0) / max(total(name, 1), 1):.0f} ns per run")
+print("  per round, ns: per other run | per recorded sample: pid not published, published, difference")
+for other, native, python, walk in estimates:
+    print(f"    {other:7.0f} | {native:9.0f} {python:9.0f} {walk:+9.0f}")
+medians = [statistics.median(column) for column in zip(*estimates)]
+print(f"  median: {medians[1]:.0f} ns per recorded sample without the walk, {medians[2]:.0f} ns with it; "
+      f"the walk of {sys.argv[2]} frames: {medians[3]:+.0f} ns per sample")
 EOF
 echo "logs in $OUT" >&2
