@@ -162,15 +162,44 @@ final class CPythonFixture: @unchecked Sendable {
   let process: BackgroundProcess
   let report: Report
 
-  init() throws {
+  /// A C program that embeds CPython through Debian's libpython3.11.so and runs the script as
+  /// `__main__`: the interpreter is then a shared library, loaded at an address of its own.
+  static let embeddingProgram = #"""
+    #include <Python.h>
+
+    int main(int argc, char **argv) {
+      if (argc != 2) return 2;
+      Py_Initialize();
+      PyObject *runpy = PyImport_ImportModule("runpy");
+      PyObject *result = runpy ? PyObject_CallMethod(runpy, "run_path", "sOs", argv[1], Py_None, "__main__") : NULL;
+      if (result == NULL) PyErr_Print();
+      return result == NULL;
+    }
+    """#
+
+  /// Starts the script in Debian's python3.11, or, with `embedded`, in a C program built against
+  /// libpython3.11.so.
+  init(embedded: Bool = false) throws {
     directory = try TemporaryDirectory("cpython")
     let main = directory.url.appendingPathComponent("main_prog.py")
     try Data(Self.mainScript.utf8).write(to: main)
     try Data(Self.helperScript.utf8).write(
       to: directory.url.appendingPathComponent("hëlpers_𝔣.py"))
-    process = try BackgroundProcess([Self.python, "-u", main.path], label: "python")
+    var arguments = [Self.python, "-u", main.path]
+    if embedded {
+      let source = directory.url.appendingPathComponent("embed.c")
+      let program = directory.url.appendingPathComponent("embed")
+      try Data(Self.embeddingProgram.utf8).write(to: source)
+      let flags = try Run.checked([
+        "/usr/bin/python3.11-config", "--embed", "--cflags", "--ldflags",
+      ])
+      .split(whereSeparator: \.isWhitespace).map(String.init)
+      try Run.checked(["cc", source.path, "-o", program.path] + flags)
+      arguments = [program.path, main.path]
+    }
+    process = try BackgroundProcess(arguments, label: "python")
     guard let line = process.waitForLine(startingWith: "report ", seconds: 30) else {
-      throw TestFailure("python did not report: \(process.stderr)")
+      throw TestFailure("\(arguments[0]) did not report: \(process.stderr)")
     }
     report = try JSONDecoder().decode(Report.self, from: Data(line.dropFirst(7).utf8))
   }

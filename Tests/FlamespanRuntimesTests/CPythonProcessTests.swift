@@ -170,6 +170,43 @@ struct CPythonProcessTests {
     #expect(python.unknownFrames == 0)
   }
 
+  @Test(.requires(.tool("cc"), .file("/usr/bin/python3.11-config")))
+  func detectsLibpythonInAnEmbeddingProgram() throws {
+    let fixture = try CPythonFixture(embedded: true)
+    let python = try fixture.attach()
+    #expect(python.binary.path == "/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0")
+    #expect(python.versionDescription == "CPython 3.11.2")
+    #expect(python.loadBias != 0)
+    let layout = try #require(python.samplerLayout, "no layout: \(python.problems ?? "")")
+    #expect(layout.tssAddress == python.loadBias + python.binary.symbols.runtime.value + 592)
+    #expect(python.threadStateCheck?.threadStatesConfirmed == 2)
+    let evalFrame = try #require(python.binary.symbols.evalFrame)
+    #expect(python.isEvalLoop(address: python.address(of: evalFrame) + 1, mapping: nil))
+    #expect(!python.isEvalLoop(address: evalFrame.value, mapping: nil))
+
+    let sampler = SamplerEmulation(memory: ProcessMemory(pid: fixture.pid), layout: layout)
+    let threadState = try #require(
+      try threadStates(python, ProcessMemory(pid: fixture.pid)).first {
+        (try? ProcessMemory(pid: fixture.pid).readUInt32($0 + 160))
+          == UInt32(fixture.report.workerNativeID)
+      })
+    let frames = python.name(
+      InterpreterStackRecord(
+        threadState: threadState, frames: try sampler.frames(threadState: threadState),
+        status: .complete))
+    let expected = Array(fixture.report.stack.reversed())
+    #expect(frames.map(\.frame.function) == expected.map(\.qualname))
+    #expect(frames.map(\.frame.line) == expected.map(\.line))
+  }
+
+  @Test func otherProcessesAreNotPython() throws {
+    let runtime = CPythonRuntime()
+    // This test process: Swift, libc, libdw and the rest, none of which defines _PyRuntime.
+    let maps = try ProcessInspector.readMaps(pid: getpid())
+    #expect(runtime.attach(pid: getpid(), maps: maps) == nil)
+    #expect(runtime.examinedFileCount > 3)
+  }
+
   private func threadStates(_ python: CPythonProcess, _ memory: ProcessMemory) throws -> [UInt64] {
     let runtime = python.address(of: python.binary.symbols.runtime)
     let interpreter = try memory.readUInt64(runtime + 40)
