@@ -199,6 +199,21 @@ struct CPythonProcessTests {
     #expect(frames.map(\.frame.line) == expected.map(\.line))
   }
 
+  @Test(.requires(.tool("cc"), .file("/usr/bin/python3.11-config")))
+  func theLayoutWaitsForTheInterpreterToBeInitialized() throws {
+    let gate = try TemporaryDirectory("cpython-gate")
+    let fixture = try CPythonFixture(embedded: true, startGate: gate.file("start"))
+    let attachedEarly = try #require(fixture.beforeStart)
+    // Attached before Py_Initialize: the TSS key was not created yet (is_initialized 0).
+    #expect(attachedEarly.versionDescription == "CPython 3.11.2")
+    #expect(fixture.layoutBeforeStart == nil)
+    #expect(attachedEarly.problems == nil)
+    // The report line came after Py_Initialize; the next refresh finds the layout.
+    attachedEarly.refresh()
+    let layout = try #require(attachedEarly.samplerLayout, "\(attachedEarly.problems ?? "")")
+    #expect(layout == (try fixture.attach()).samplerLayout)
+  }
+
   @Test func otherProcessesAreNotPython() throws {
     let runtime = CPythonRuntime()
     // This test process: Swift, libc, libdw and the rest, none of which defines _PyRuntime.

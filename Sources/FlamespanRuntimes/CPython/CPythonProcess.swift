@@ -51,6 +51,8 @@ final class CPythonProcess: InterpreterRuntimeProcess, @unchecked Sendable {
   var problems: String? { lock.withLock { problem } }
   var unknownFrames: Int { lock.withLock { unknownCount } }
   var threadStateCheck: ThreadStateCheck? { lock.withLock { check } }
+  /// The offsets in use: tabled, or read from `_Py_DebugOffsets`; nil until known.
+  var resolvedOffsets: CPythonOffsets? { lock.withLock { offsets } }
 
   /// The runtime address of a symbol of the interpreter.
   func address(of symbol: DynamicSymbolLookup.Symbol) -> UInt64 { symbol.value &+ loadBias }
@@ -195,6 +197,8 @@ final class CPythonProcess: InterpreterRuntimeProcess, @unchecked Sendable {
           continue
         case .unknown:
           unknownCount += 1
+          // A process that exited takes its code objects with it; its pid may come back as another.
+          if cache.count > 0, !ProcessInspector.exists(pid: pid) { cache.removeAll() }
           named.append(
             InterpreterFrame(
               frame: SourceFrame(function: Self.unknownFrameName), endsEvalGroup: record.isEntry,
