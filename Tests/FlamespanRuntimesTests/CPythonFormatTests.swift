@@ -94,3 +94,61 @@ import Testing
     #expect(process.unknownFrames == 1)
   }
 }
+
+/// Small shared objects built here with the system compiler: the interpreter's symbols with either hash
+/// table style, and an extension module that only refers to them.
+@Suite(.requires(.tool("cc"))) struct CPythonDetectionTests {
+  static let interpreterSource = """
+    unsigned char _PyRuntime[4096];
+    const unsigned long Py_Version = 0x030B02F0;
+    unsigned char PyCode_Type[408];
+    void _PyEval_EvalFrameDefault(void) {}
+    """
+  static let extensionSource = """
+    extern unsigned char _PyRuntime[];
+    unsigned char *runtime_of_extension(void) { return _PyRuntime; }
+    """
+
+  func build(_ source: String, _ name: String, _ flags: [String], in directory: TemporaryDirectory)
+    throws -> String
+  {
+    let sourcePath = directory.file("\(name).c")
+    try Data(source.utf8).write(to: URL(fileURLWithPath: sourcePath))
+    let output = directory.file("\(name).so")
+    try Run.checked(["cc", "-shared", "-fPIC", sourcePath, "-o", output] + flags)
+    return output
+  }
+
+  @Test(arguments: ["sysv", "gnu", "both"]) func findsTheInterpreter(hashStyle: String) throws {
+    let directory = try TemporaryDirectory("cpython-detect")
+    let path = try build(
+      Self.interpreterSource, "libpython3.11", ["-Wl,--hash-style=\(hashStyle)"], in: directory)
+    let file = try #require(FileBytes(path: path))
+    let elf = try ELFFile(read: file.read)
+    #expect(
+      (elf.section(named: ".gnu.hash") != nil) == (hashStyle != "sysv"),
+      "the linker did not make the hash table asked for")
+    guard case .python(let binary) = CPythonBinary.load(path: path, read: file.read) else {
+      Issue.record("\(path) was not recognised")
+      return
+    }
+    #expect(binary.version?.description == "3.11.2")
+    #expect(binary.symbols.runtime.size == 4096)
+    #expect(binary.symbols.codeType?.size == 408)
+    #expect(binary.symbols.evalFrame != nil)
+    #expect(binary.symbols.unicodeType == nil)
+  }
+
+  @Test(arguments: ["sysv", "gnu"]) func anExtensionModuleIsNotTheInterpreter(hashStyle: String)
+    throws
+  {
+    let directory = try TemporaryDirectory("cpython-detect")
+    let path = try build(
+      Self.extensionSource, "extension", ["-Wl,--hash-style=\(hashStyle)"], in: directory)
+    let file = try #require(FileBytes(path: path))
+    guard case .notPython = CPythonBinary.load(path: path, read: file.read) else {
+      Issue.record("an undefined reference to _PyRuntime was taken for the interpreter")
+      return
+    }
+  }
+}
