@@ -214,6 +214,44 @@ struct CPythonProcessTests {
     #expect(layout == (try fixture.attach()).samplerLayout)
   }
 
+  /// 3.12+ marks where one native call of the eval loop starts with a shim frame (owner
+  /// FRAME_OWNED_BY_CSTACK) rather than with 3.11's is_entry: the shim is dropped and the frame inside it
+  /// ends the group. Applied here to 3.11's code objects with 3.12's rule.
+  @Test func shimFramesEndEvalGroupsAndAreDropped() throws {
+    let fixture = try CPythonFixture()
+    let attached = try fixture.attach()
+    var offsets = try #require(attached.resolvedOffsets)
+    offsets.shimFrameOwner = 3
+    let python = CPythonProcess(
+      pid: fixture.pid, binary: attached.binary, loadBias: attached.loadBias, codeCacheCapacity: 2,
+      offsets: offsets)
+    let sampler = SamplerEmulation(
+      memory: ProcessMemory(pid: fixture.pid), layout: try #require(attached.samplerLayout))
+    func frame(_ qualname: String) throws -> InterpreterFrameRecord {
+      let code = try #require(fixture.report.codes.first { $0.qualname == qualname })
+      return InterpreterFrameRecord(
+        code: code.id, instruction: code.id + 184 + UInt64(code.firstTraceable * 2),
+        stamp: try sampler.stamp(ofCode: code.id), owner: 0, isEntry: false)
+    }
+    // A shim's code is never read: garbage there must not matter.
+    let shim = InterpreterFrameRecord(
+      code: 0x10, instruction: 0, stamp: 0, owner: 3, isEntry: false)
+    let frames = python.name(
+      InterpreterStackRecord(
+        threadState: 0,
+        frames: [try frame("h"), try frame("g"), shim, try frame("worker"), shim, try frame("h")],
+        status: .complete))
+    #expect(frames.map(\.frame.function) == ["h", "g", "worker", "h"])
+    #expect(frames.map(\.endsEvalGroup) == [false, true, true, false])
+    #expect(python.unknownFrames == 0)
+    // More code objects than the cache holds: each is read again, and named the same.
+    let again = python.name(
+      InterpreterStackRecord(
+        threadState: 0, frames: [try frame("g"), try frame("Shape.area"), try frame("h")],
+        status: .complete))
+    #expect(again.map(\.frame.function) == ["g", "Shape.area", "h"])
+  }
+
   @Test func otherProcessesAreNotPython() throws {
     let runtime = CPythonRuntime()
     // This test process: Swift, libc, libdw and the rest, none of which defines _PyRuntime.

@@ -37,7 +37,12 @@ final class CPythonProcess: InterpreterRuntimeProcess, @unchecked Sendable {
   static let maximumInterpreters = 64
   static let maximumThreadStates = 4096
 
-  init(pid: Int32, binary: CPythonBinary, loadBias: UInt64, codeCacheCapacity: Int) {
+  /// `offsets`, when given, replaces what the version would choose (tests of other versions' rules).
+  init(
+    pid: Int32, binary: CPythonBinary, loadBias: UInt64, codeCacheCapacity: Int,
+    offsets: CPythonOffsets? = nil
+  ) {
+    self.offsets = offsets
     self.pid = pid
     self.binary = binary
     self.loadBias = loadBias
