@@ -134,9 +134,15 @@ let package = Package(
     ),
     .testTarget(
       name: "FlamespanBPFTests",
-      dependencies: ["FlamespanBPF", "CFlamespanABI", "FlamespanTestSupport"]),
+      // FlamespanELF and FlamespanModel for the Python walk tests: _PyRuntime from .dynsym, the layout.
+      dependencies: [
+        "FlamespanBPF", "CFlamespanABI", "FlamespanTestSupport", "FlamespanELF", "FlamespanModel",
+      ]),
     // The agent's queue, journal, store, configuration, server and exporter as units, on real files and
     // real loopback sockets.
+    .testTarget(
+      name: "FlamespanRecorderTests",
+      dependencies: ["FlamespanRecorder", "FlamespanRuntimes", "FlamespanModel"]),
     .testTarget(
       name: "FlamespanAgentTests",
       dependencies: ["FlamespanAgent", "FlamespanModel", "FlamespanTestSupport"]),

@@ -13,6 +13,7 @@
 // errno values (vmlinux.h carries types, not macros).
 #define ENOMEM 12
 #define EEXIST 17
+#define ERANGE 34
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -38,9 +39,13 @@ struct {
 // costs ring buffer space for what was copied only. The slack lets the verifier see that a page-sized read
 // at any offset below FS_MAX_USER_STACK_COPY stays inside the value. One slot per CPU (user space sizes
 // the array to the possible CPUs); a perf_event program cannot be preempted on its CPU.
+// `python_frame` holds the head of the _PyInterpreterFrame being walked: one read per frame, fields picked
+// from the copy (every field the walk follows sits in the first PYTHON_FRAME_WINDOW bytes on 3.11-3.13).
+#define PYTHON_FRAME_WINDOW 72
 struct stack_copy_scratch {
   struct fs_sample_with_stack record;
   __u8 slack[PAGE_BYTES];
+  __u8 python_frame[PYTHON_FRAME_WINDOW];
 };
 
 struct {
@@ -49,6 +54,16 @@ struct {
   __type(key, __u32);
   __type(value, struct stack_copy_scratch);
 } stack_copies SEC(".maps");
+
+// The CPython processes whose frames are walked, with their layouts (struct fs_python_process). User space
+// adds a process once its plug-in recognises the interpreter; exec and exit remove it here, since the
+// layout belongs to the image that was running.
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 4096);
+  __type(key, __u32);
+  __type(value, struct fs_python_process);
+} python_processes SEC(".maps");
 
 // Thread groups to sample when filter_by_pid is set. Children forked by a target join automatically.
 struct {
@@ -210,6 +225,142 @@ static __always_inline __u32 copy_stack(struct fs_sample_with_stack *record, __u
   return copied;
 }
 
+// CPython frames (issue 18). The sampled thread is stopped while this runs, so its own frame chain cannot
+// change under the walk; what another thread frees can, and user space checks each code object's stamp.
+struct python_tss {
+  __s32 is_initialized;
+  __u32 key;
+};
+
+// What the bpf_loop callback needs; it lives on the caller's stack.
+struct python_walk {
+  struct fs_python_stack *stack;
+  const struct fs_python_process *process;
+  __u8 *frame; // the PYTHON_FRAME_WINDOW bytes of the frame being read
+  __u64 next;  // the frame to read next; 0 once the chain ended
+};
+
+static __always_inline void python_walk_failed(struct fs_python_stack *stack, long error) {
+  stack->status = FS_PYTHON_STACK_READ_FAILED;
+  stack->read_error = error;
+}
+
+// Offsets come from user space, which checks that each field fits the window (CPUSampler
+// .publishInterpreter); the bound here is what lets the verifier accept the variable offset.
+static __always_inline bool window_u64(const __u8 *window, __u16 offset, __u64 *value) {
+  if (offset > PYTHON_FRAME_WINDOW - sizeof(__u64))
+    return false;
+  *value = *(const __u64 *)(window + offset);
+  return true;
+}
+
+static __always_inline __u8 window_u8(const __u8 *window, __u16 offset) {
+  if (offset > PYTHON_FRAME_WINDOW - 1)
+    return 0;
+  return window[offset];
+}
+
+static long walk_python_frame(__u64 index, void *context) {
+  struct python_walk *walk = context;
+  struct fs_python_stack *stack = walk->stack;
+  const struct fs_python_process *process = walk->process;
+  __u8 *window = walk->frame;
+  if (index >= FS_MAX_PYTHON_FRAMES || walk->next == 0)
+    return 1;
+  long error = bpf_probe_read_user(window, PYTHON_FRAME_WINDOW, (const void *)walk->next);
+  if (error != 0) {
+    python_walk_failed(stack, error);
+    return 1;
+  }
+  struct fs_python_frame *frame = &stack->frames[index];
+  __u64 previous = 0;
+  if (!window_u64(window, process->frame_code, &frame->code) ||
+      !window_u64(window, process->frame_instruction, &frame->instruction) ||
+      !window_u64(window, process->frame_previous, &previous)) {
+    python_walk_failed(stack, -ERANGE);
+    return 1;
+  }
+  frame->owner = window_u8(window, process->frame_owner);
+  frame->is_entry =
+      process->frame_is_entry == FS_PYTHON_NO_OFFSET ? 0 : window_u8(window, process->frame_is_entry);
+  frame->reserved = 0;
+  error = bpf_probe_read_user(&frame->stamp, sizeof(frame->stamp),
+                              (const void *)(frame->code + process->code_stamp));
+  if (error != 0) {
+    python_walk_failed(stack, error);
+    return 1;
+  }
+  stack->count = index + 1;
+  walk->next = previous;
+  return previous == 0 ? 1 : 0;
+}
+
+// Fills record->python (already reset to "none") for a process in `python_processes`: the thread state
+// through the interpreter's TSS key and glibc's per-thread key slots (fs_python_process in
+// flamespan_abi.h), then the frame chain.
+static __always_inline void walk_python(struct stack_copy_scratch *scratch, struct task_struct *task,
+                                        __u32 pid) {
+  struct fs_python_stack *stack = &scratch->record.python;
+  const struct fs_python_process *process = bpf_map_lookup_elem(&python_processes, &pid);
+  if (!process)
+    return;
+
+  struct python_tss tss = {};
+  long error = bpf_probe_read_user(&tss, sizeof(tss), (const void *)process->tss_address);
+  if (error != 0)
+    goto failed;
+  if (tss.is_initialized == 0)
+    return; // the interpreter has not created its key yet
+  if (tss.key >= process->tsd_key_limit) {
+    error = -ERANGE;
+    goto failed;
+  }
+  __u64 fsbase = BPF_CORE_READ(task, thread.fsbase);
+  __u64 slot = fsbase + process->tsd_data_offset + (__u64)tss.key * process->tsd_stride;
+  __u64 thread_state = 0;
+  error = bpf_probe_read_user(&thread_state, sizeof(thread_state), (const void *)slot);
+  if (error != 0)
+    goto failed;
+  if (thread_state == 0)
+    return; // a thread the interpreter does not know (a native helper thread)
+  stack->thread_state = thread_state;
+
+  __u64 frame = 0;
+  if (process->tstate_current_frame != FS_PYTHON_NO_OFFSET) {
+    error = bpf_probe_read_user(&frame, sizeof(frame),
+                                (const void *)(thread_state + process->tstate_current_frame));
+  } else {
+    __u64 cframe = 0;
+    error = bpf_probe_read_user(&cframe, sizeof(cframe),
+                                (const void *)(thread_state + process->tstate_cframe));
+    if (error == 0 && cframe != 0)
+      error = bpf_probe_read_user(&frame, sizeof(frame),
+                                  (const void *)(cframe + process->cframe_current_frame));
+  }
+  if (error != 0)
+    goto failed;
+  if (frame == 0)
+    return; // no Python code running on this thread
+
+  count(FS_COUNTER_PYTHON_STACKS);
+  struct python_walk walk = {
+      .stack = stack, .process = process, .frame = scratch->python_frame, .next = frame};
+  bpf_loop(FS_MAX_PYTHON_FRAMES, walk_python_frame, &walk, 0);
+  if (stack->status == FS_PYTHON_STACK_READ_FAILED) {
+    count(FS_COUNTER_PYTHON_READ_FAILED);
+  } else if (walk.next != 0) {
+    stack->status = FS_PYTHON_STACK_TRUNCATED;
+    count(FS_COUNTER_PYTHON_TRUNCATED);
+  } else {
+    stack->status = FS_PYTHON_STACK_COMPLETE;
+  }
+  return;
+
+failed:
+  python_walk_failed(stack, error);
+  count(FS_COUNTER_PYTHON_READ_FAILED);
+}
+
 static __always_inline int sample_with_stack(struct bpf_perf_event_data *ctx, __u64 pid_tgid) {
   __u32 slot = bpf_get_smp_processor_id();
   struct stack_copy_scratch *scratch = bpf_map_lookup_elem(&stack_copies, &slot);
@@ -217,6 +368,12 @@ static __always_inline int sample_with_stack(struct bpf_perf_event_data *ctx, __
     return 0;
   struct fs_sample_with_stack *record = &scratch->record;
   fill_sample(ctx, &record->sample, FS_EVENT_SAMPLE_WITH_STACK, pid_tgid);
+  // User space reads only `count` frames, so the 1.5 KiB frame array is not cleared.
+  record->python.count = 0;
+  record->python.status = FS_PYTHON_STACK_NONE;
+  record->python.read_error = 0;
+  record->python.reserved = 0;
+  record->python.thread_state = 0;
 
   // The user-mode registers saved on kernel entry: right whether the sample hit user or kernel code.
   struct task_struct *task = bpf_get_current_task_btf();
@@ -230,6 +387,7 @@ static __always_inline int sample_with_stack(struct bpf_perf_event_data *ctx, __
     record->regs.ip = BPF_CORE_READ(regs, ip);
     record->regs.sp = BPF_CORE_READ(regs, sp);
     record->regs.bp = BPF_CORE_READ(regs, bp);
+    walk_python(scratch, task, pid_tgid >> 32);
     copied = copy_stack(record, record->regs.sp);
   }
   record->stack_copy_bytes = copied;
@@ -297,6 +455,7 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
   __u64 pid_tgid = bpf_get_current_pid_tgid();
   __u32 pid = pid_tgid >> 32;
   bpf_map_delete_elem(&announced_pids, &pid);
+  bpf_map_delete_elem(&python_processes, &pid);
   if (is_target(pid))
     notify_process(FS_EVENT_EXEC, pid, (__u32)pid_tgid);
   return 0;
@@ -307,7 +466,10 @@ SEC("tp_btf/sched_process_exit")
 int BPF_PROG(on_exit, struct task_struct *task) {
   __u64 pid_tgid = bpf_get_current_pid_tgid();
   __u32 pid = pid_tgid >> 32;
-  if ((__u32)pid_tgid != pid || !is_target(pid))
+  if ((__u32)pid_tgid != pid)
+    return 0;
+  bpf_map_delete_elem(&python_processes, &pid);
+  if (!is_target(pid))
     return 0;
   notify_process(FS_EVENT_EXIT, pid, (__u32)pid_tgid);
   if (filter_by_pid)

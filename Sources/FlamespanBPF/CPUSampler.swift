@@ -66,6 +66,7 @@ public final class CPUSampler {
   private var perfEventFDs: [Int32] = []
   private var reader: RingBufferReader<SamplerEvent>?
   private var targetsFD: Int32 = -1
+  private var pythonProcessesFD: Int32 = -1
   private var counterMap = PerCPUCounters(fd: -1)
 
   public init(configuration: SamplerConfiguration) throws(BPFError) {
@@ -123,6 +124,7 @@ public final class CPUSampler {
         libbpfLog: LibBPFLog.take())
     }
     targetsFD = try mapFD("targets")
+    pythonProcessesFD = try mapFD("python_processes")
     counterMap = PerCPUCounters(fd: try mapFD("fs_counters"))
     for pid in configuration.pids ?? [] { try addTarget(pid: pid) }
   }
@@ -225,6 +227,35 @@ public final class CPUSampler {
     try ObjectMaps.addPid(pid, toFilter: targetsFD, owner: "the sampler")
   }
 
+  /// Has the sampler walk `pid`'s CPython frames at each sample from now on (stack-copy modes only: with
+  /// `userStackCopyBytes`), into `RawSample.interpreterStack`. Publishing again replaces the layout. The
+  /// entry goes by itself when the process execs or exits.
+  public func publishInterpreter(pid: Int32, layout: CPythonWalkLayout) throws(BPFError) {
+    var entry = try InterpreterLayoutEntry.make(layout, pid: pid)
+    var key = UInt32(bitPattern: pid)
+    let status = bpf_map_update_elem(pythonProcessesFD, &key, &entry, UInt64(BPF_ANY))
+    guard status == 0 else {
+      if -status == E2BIG || -status == ENOMEM {
+        throw BPFError(
+          .mapUpdate, errno: -status,
+          context:
+            "cannot walk the Python frames of pid \(pid): the sampler already walks "
+            + "\(InterpreterLayoutEntry.capacity) processes (its python_processes map is full); "
+            + "withdraw processes that are no longer profiled, or sample fewer Python processes")
+      }
+      throw BPFError(
+        .mapUpdate, errno: -status,
+        context: "cannot publish pid \(pid)'s Python layout to the sampler")
+    }
+  }
+
+  /// Stops walking `pid`'s interpreter frames; its samples keep their native stacks. A pid that was
+  /// not published, or whose entry went with its exec or exit, is no error.
+  public func withdrawInterpreter(pid: Int32) {
+    var key = UInt32(bitPattern: pid)
+    _ = bpf_map_delete_elem(pythonProcessesFD, &key)
+  }
+
   /// Waits up to `timeoutMilliseconds` for records and hands each to `handler`. Returns how many were handled.
   /// An interrupted wait (a signal) returns 0 rather than failing.
   @discardableResult
@@ -252,6 +283,9 @@ public final class CPUSampler {
     totals.countsFull = read(FS_COUNTER_COUNTS_FULL)
     totals.stackCopyFailed = read(FS_COUNTER_STACK_COPY_FAILED)
     totals.stackCopyShort = read(FS_COUNTER_STACK_COPY_SHORT)
+    totals.pythonStacks = read(FS_COUNTER_PYTHON_STACKS)
+    totals.pythonTruncated = read(FS_COUNTER_PYTHON_TRUNCATED)
+    totals.pythonReadFailed = read(FS_COUNTER_PYTHON_READ_FAILED)
     return totals
   }
 

@@ -73,10 +73,14 @@ enum EventDecoder {
     let regs = base.loadUnaligned(fromByteOffset: regsOffset, as: fs_user_regs.self)
     let copied = Int(base.loadUnaligned(fromByteOffset: countOffset, as: UInt32.self))
     let error = base.loadUnaligned(fromByteOffset: errorOffset, as: Int32.self)
-    guard copied <= Int(FS_MAX_USER_STACK_COPY), record.count >= stackOffset + copied else {
+    guard copied <= Int(FS_MAX_USER_STACK_COPY), record.count >= stackOffset + copied,
+      let interpreterStack = InterpreterStackDecoder.decode(
+        base + MemoryLayout<fs_sample_with_stack>.offset(of: \fs_sample_with_stack.python)!)
+    else {
       return .malformed(size: record.count)
     }
     var sample = decodeSample(base)
+    sample.interpreterStack = interpreterStack.record
     sample.userStackCopy = UserStackCopy(
       registers: UserRegisters(ip: regs.ip, sp: regs.sp, bp: regs.bp),
       bytes: Array(UnsafeRawBufferPointer(rebasing: record[stackOffset..<(stackOffset + copied)])),

@@ -19,12 +19,16 @@ public struct RawSample: Sendable {
   public var span: SpanContext?
   /// DWARF unwinding mode: the user registers and the copy of the user stack starting at `registers.sp`.
   public var userStackCopy: UserStackCopy?
+  /// Stack-copy modes, for a process published with `CPUSampler.publishInterpreter`: the sampled
+  /// thread's interpreter frames, innermost first; nil when the thread ran no interpreter code.
+  public var interpreterStack: InterpreterStackRecord?
 
   public init(
     pid: Int32, tid: Int32, cpu: UInt32, timeNanos: UInt64, threadName: String,
     kernelStack: [UInt64],
     userStack: [UInt64], kernelStackErrno: Int32? = nil, userStackErrno: Int32? = nil,
-    span: SpanContext? = nil, userStackCopy: UserStackCopy? = nil
+    span: SpanContext? = nil, userStackCopy: UserStackCopy? = nil,
+    interpreterStack: InterpreterStackRecord? = nil
   ) {
     self.pid = pid
     self.tid = tid
@@ -37,6 +41,7 @@ public struct RawSample: Sendable {
     self.userStackErrno = userStackErrno
     self.span = span
     self.userStackCopy = userStackCopy
+    self.interpreterStack = interpreterStack
   }
 }
 
@@ -85,6 +90,13 @@ public struct SamplerCounters: Sendable, Equatable {
   public var stackCopyFailed: UInt64 = 0
   /// DWARF mode: copies that ended early at an unreadable page (normal at the top of a stack).
   public var stackCopyShort: UInt64 = 0
+  /// Stack-copy modes: samples of a published interpreter process whose thread was running interpreter
+  /// code, so that its frame chain was walked.
+  public var pythonStacks: UInt64 = 0
+  /// Walked chains deeper than the sampler follows (64 frames): their outermost frames are missing.
+  public var pythonTruncated: UInt64 = 0
+  /// Walks stopped by an unreadable thread state or frame (the frames before it are kept).
+  public var pythonReadFailed: UInt64 = 0
 
   public init() {}
 

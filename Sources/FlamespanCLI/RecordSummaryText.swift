@@ -34,6 +34,11 @@ enum RecordSummaryText {
         )
         lines.append(contentsOf: processLines.map { "  " + $0 })
       }
+      let interpreterLines = unwinding.interpreterLines
+      if !interpreterLines.isEmpty {
+        lines.append("Python processes:")
+        lines.append(contentsOf: interpreterLines.map { "  " + $0 })
+      }
     }
     if let http = summary.http, http.spans > 0 || http.eventsLost > 0 { lines.append(http.text) }
     if summary.processesGoneBeforeMaps > 0 {

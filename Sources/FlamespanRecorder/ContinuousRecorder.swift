@@ -143,7 +143,8 @@ public final class ContinuousRecorder: @unchecked Sendable {
     // registries are not thread-safe, and parsed runtime tables are small next to the symbolizer's.
     let automatic = options.unwinding == .automatic
     var unwinding = StackUnwinding(
-      runtimes: automatic ? RuntimeRegistry(runtimes: RuntimeCatalog.standard()) : nil)
+      runtimes: automatic ? RuntimeRegistry(runtimes: RuntimeCatalog.standard()) : nil,
+      publisher: InterpreterStacks.publisher(to: sampler))
     let resolver = WindowResolver(
       tracker: tracker, symbolizer: Symbolizer(options: options.symbolizer),
       runtimes: automatic ? RuntimeRegistry(runtimes: RuntimeCatalog.standard()) : nil,
@@ -167,6 +168,7 @@ public final class ContinuousRecorder: @unchecked Sendable {
         unwinding.add(sample, to: &aggregator, tracker: tracker, rescans: &rescans)
       case .process(.exec, let pid, let time, _):
         aggregator.noteExec(pid: pid)
+        unwinding.noteExec(pid: pid)
         if tracker.snapshot(pid: pid, at: time) { aggregator.noteSnapshot(pid: pid, time: time) }
       case .process(.exit, let pid, let time, _):
         exited[pid] = time

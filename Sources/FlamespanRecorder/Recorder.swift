@@ -115,7 +115,8 @@ public final class Recorder {
     // One registry for unwinding and naming: both run on this thread.
     let runtimes =
       options.unwinding == .automatic ? RuntimeRegistry(runtimes: RuntimeCatalog.standard()) : nil
-    var unwinding = StackUnwinding(runtimes: runtimes)
+    var unwinding = StackUnwinding(
+      runtimes: runtimes, publisher: InterpreterStacks.publisher(to: sampler))
     var execsAwaitingMaps: [Int32: UInt64] = [:]
     func readPendingMaps() {
       for (pid, time) in execsAwaitingMaps { tracker.snapshot(pid: pid, at: time) }
@@ -129,6 +130,7 @@ public final class Recorder {
         unwinding.add(sample, to: &aggregator, tracker: tracker, rescans: &rescans)
       case .process(.exec, let pid, let time, _):
         aggregator.noteExec(pid: pid)
+        unwinding.noteExec(pid: pid)
         if aggregateInKernel {
           // No samples arrive to trigger a rescan once the loader has mapped the libraries, so wait a tick.
           execsAwaitingMaps[pid] = time

@@ -36,7 +36,10 @@ public struct RecordingSummary: Sendable {
       "flamespan: \(samplesReceived) samples at \(frequency) Hz over \(String(format: "%.2f", Double(durationNanos) / 1e9)) s on CPUs \(sampledCPUs.map(String.init).joined(separator: ","))",
       "lost samples: \(lostSamples) (ring buffer full: \(counters.ringBufferFull), undecodable: \(malformedRecords)); kernel stack errors: \(counters.kernelStackErrors); user stack errors: \(counters.userStackErrors)",
     ]
-    if let unwinding { lines.append(unwinding.text) }
+    if let unwinding {
+      lines.append(unwinding.text)
+      lines += unwinding.interpreterLines.map { "python: " + $0 }
+    }
     if let http, http.spans > 0 || http.eventsLost > 0 { lines.append(http.text) }
     return lines
   }
@@ -68,6 +71,8 @@ public struct UnwindingSummary: Sendable {
   public var processes: [Int32: ProcessStackStops] = [:]
   /// Per process: what its runtimes could not use (malformed perf-map lines, say).
   public var runtimeProblems: [Int32: [String]] = [:]
+  /// Per process running an interpreter (CPython): its version and how its frames were read.
+  public var interpreters: [Int32: InterpreterProcessSummary] = [:]
 
   /// Stacks that stopped early, by reason, over every process.
   public var stopped: [StackStopReason: Int] {
@@ -89,6 +94,24 @@ public struct UnwindingSummary: Sendable {
           separator: ", ")
     }
     return text
+  }
+
+  /// One line per interpreter process (CPython): its version, and how many of its samples in the eval
+  /// loop carry interpreter frames, or why none do.
+  public var interpreterLines: [String] {
+    interpreters.sorted { $0.key < $1.key }.map { pid, process in
+      let who = process.name.isEmpty ? "pid \(pid)" : "\(process.name) (pid \(pid))"
+      guard process.walked else {
+        return
+          "\(who): \(process.version): \(process.problem ?? "frames not walked"); native frames only"
+      }
+      let named = process.samplesInEvalLoop - process.evalLoopSamplesWithoutFrames
+      let share =
+        process.samplesInEvalLoop == 0
+        ? 100 : 100 * Double(named) / Double(process.samplesInEvalLoop)
+      return
+        "\(who): \(process.version): \(named) of \(process.samplesInEvalLoop) samples in the interpreter carry Python frames (\(String(format: "%.1f", share))%); \(process.truncatedStacks) chains truncated, \(process.failedWalks) walks failed, \(process.unknownFrames) unknown frames"
+    }
   }
 
   /// One line per runtime problem, then per process whose stacks stopped early (worst share first, at

@@ -14,6 +14,8 @@ struct SampleAggregator {
     /// DWARF mode: why the user stack is incomplete, shown as a marker frame after it.
     var userStackMarker: String?
     var span: SpanContext?
+    /// The sample's interpreter frames (named when the sample arrived) and where they go.
+    var interpreterSplice: InterpreterSplice?
     /// Bumped at each exec of the process: the same addresses mean other code after an exec.
     var image: Int
   }
@@ -29,14 +31,17 @@ struct SampleAggregator {
   private(set) var processes: Set<Int32> = []
   private var images: [Int32: Int] = [:]
 
-  mutating func add(_ sample: RawSample, count: Int64 = 1, userStackMarker: String? = nil) {
+  mutating func add(
+    _ sample: RawSample, count: Int64 = 1, userStackMarker: String? = nil,
+    interpreterSplice: InterpreterSplice? = nil
+  ) {
     sampleCount += Int(count)
     processes.insert(sample.pid)
     let key = Key(
       pid: sample.pid, tid: sample.tid, threadName: sample.threadName,
       kernelStack: sample.kernelStack,
       userStack: sample.userStack, userStackErrno: sample.userStackErrno,
-      userStackMarker: userStackMarker, span: sample.span,
+      userStackMarker: userStackMarker, span: sample.span, interpreterSplice: interpreterSplice,
       image: images[sample.pid, default: 0])
     tallies[key, default: Tally(count: 0, firstTimeNanos: sample.timeNanos)].count += count
   }

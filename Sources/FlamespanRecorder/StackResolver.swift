@@ -94,6 +94,8 @@ struct StackResolver {
         stack.append(location)
       }
       let placed = placements[key] ?? []
+      var user: [ResolvedLocation] = []
+      user.reserveCapacity(key.userStack.count)
       for (index, (address, placement)) in zip(key.userStack, placed).enumerated() {
         var location = userLocation(
           address: address, placement: placement, key: key, resolved: userResolved)
@@ -101,8 +103,9 @@ struct StackResolver {
         if let naming = runtimeNamed[RuntimeKey(pid: key.pid, lookupAddress: lookup)] ?? nil {
           Self.apply(naming, to: &location)
         }
-        stack.append(location)
+        user.append(location)
       }
+      stack += key.interpreterSplice?.merged(into: user) ?? user
       if let marker = key.userStackMarker { stack.append(Self.marker(marker)) }
       if let errno = key.userStackErrno, key.userStack.isEmpty {
         stack.append(Self.marker(Self.lostStackText(errno: errno)))

@@ -19,9 +19,13 @@ struct StackUnwinding {
   private(set) var unwindNanos: UInt64 = 0
   /// Per process: stacks unwound and why those that stopped early stopped.
   private(set) var processes: [Int32: ProcessStackStops] = [:]
+  /// Interpreter frames (CPython): layouts published to the sampler, frames named as samples arrive.
+  private var interpreters: InterpreterStacks
 
-  init(runtimes: RuntimeRegistry?) {
+  /// `publisher` writes interpreter walk layouts into the sampler; nil leaves interpreter frames out.
+  init(runtimes: RuntimeRegistry?, publisher: InterpreterStacks.Publisher? = nil) {
     self.runtimes = runtimes
+    self.interpreters = InterpreterStacks(publisher: publisher)
   }
 
   /// Adds one sample to `aggregator`: its copy unwound when it carries one, its maps read again when its
@@ -48,7 +52,28 @@ struct StackUnwinding {
     if tracker.snapshotsTaken != snapshots {
       aggregator.noteSnapshot(pid: sample.pid, time: sample.timeNanos)
     }
-    aggregator.add(unwound, userStackMarker: marker)
+    aggregator.add(
+      unwound, userStackMarker: marker,
+      interpreterSplice: interpreterSplice(sample, userStack: unwound.userStack, tracker: tracker))
+  }
+
+  /// The sample's interpreter frames and where they go, when its process runs an interpreter the
+  /// runtimes know. Also publishes the process's walk layout the first time one is known, so every
+  /// later sample carries its frames.
+  private mutating func interpreterSplice(
+    _ sample: RawSample, userStack: [UInt64], tracker: ProcessTracker
+  ) -> InterpreterSplice? {
+    guard let runtimes, let maps = tracker.maps(pid: sample.pid, at: sample.timeNanos) else {
+      return nil
+    }
+    let views = runtimes.runtimes(for: maps, now: sample.timeNanos)
+    guard !views.isEmpty else { return nil }
+    return interpreters.splice(sample, userStack: userStack, maps: maps, views: views)
+  }
+
+  /// A new image: the old interpreter layout (if any) no longer describes the process.
+  mutating func noteExec(pid: Int32) {
+    interpreters.forget(pid: pid)
   }
 
   /// Returns the sample with its unwound user stack, and the marker text to append when the stack is
@@ -106,6 +131,7 @@ struct StackUnwinding {
   /// Forgets an exited process's runtimes; its counts stay for the summary, bounded by `processLimit`.
   mutating func forget(pid: Int32) {
     runtimes?.forget(pid: pid)
+    interpreters.forget(pid: pid)
     if processes.count > Self.processLimit {
       // An always-on agent sees every process of the machine: keep the ones with the most stacks.
       let kept = processes.sorted { $0.value.stacks > $1.value.stacks }.prefix(
@@ -124,7 +150,8 @@ struct StackUnwinding {
       mode: mode, stacksUnwound: stacksUnwound, stacksComplete: stacksComplete,
       framePointerSplices: framePointerSplices, cpuNanos: unwindNanos,
       filesParsed: unwinder.statistics.filesParsed, copyFailures: copyFailures,
-      processes: processes, runtimeProblems: runtimes?.problems ?? [:])
+      processes: processes, runtimeProblems: runtimes?.problems ?? [:],
+      interpreters: interpreters.processes)
   }
 
   private func run(_ copy: UserStackCopy, maps: ProcessMaps, time: UInt64) -> UnwoundStack {

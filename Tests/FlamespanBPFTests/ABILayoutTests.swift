@@ -20,6 +20,20 @@ import Testing
       MemoryLayout<fs_sample>.offset(of: \fs_sample.user_stack) == 72 + 8 * Int(FS_MAX_STACK_DEPTH))
   }
 
+  @Test func pythonRecordsMatchTheCHeader() {
+    #expect(MemoryLayout<fs_python_frame>.size == 24)
+    #expect(MemoryLayout<fs_python_frame>.offset(of: \fs_python_frame.stamp) == 16)
+    #expect(MemoryLayout<fs_python_frame>.offset(of: \fs_python_frame.owner) == 20)
+    #expect(MemoryLayout<fs_python_frame>.offset(of: \fs_python_frame.is_entry) == 21)
+    #expect(MemoryLayout<fs_python_stack>.size == 24 + 24 * Int(FS_MAX_PYTHON_FRAMES))
+    #expect(MemoryLayout<fs_python_stack>.offset(of: \fs_python_stack.thread_state) == 16)
+    #expect(MemoryLayout<fs_python_stack>.offset(of: \fs_python_stack.frames) == 24)
+    #expect(MemoryLayout<fs_python_process>.size == 48)
+    #expect(MemoryLayout<fs_python_process>.offset(of: \fs_python_process.tsd_stride) == 16)
+    #expect(MemoryLayout<fs_python_process>.offset(of: \fs_python_process.tstate_cframe) == 24)
+    #expect(MemoryLayout<fs_python_process>.offset(of: \fs_python_process.code_stamp) == 40)
+  }
+
   @Test func onlineCPUListsParse() {
     #expect(OnlineCPUs.parse("0-3,6\n") == [0, 1, 2, 3, 6])
     #expect(OnlineCPUs.parse("0") == [0])

@@ -11,11 +11,12 @@ import Testing
     #expect(MemoryLayout<fs_user_regs>.size == 24)
     #expect(MemoryLayout<fs_sample_with_stack>.offset(of: \fs_sample_with_stack.sample) == 0)
     #expect(MemoryLayout<fs_sample_with_stack>.offset(of: \fs_sample_with_stack.regs) == 2104)
+    #expect(MemoryLayout<fs_sample_with_stack>.offset(of: \fs_sample_with_stack.python) == 2128)
     #expect(
-      MemoryLayout<fs_sample_with_stack>.offset(of: \fs_sample_with_stack.stack_copy_bytes) == 2128)
+      MemoryLayout<fs_sample_with_stack>.offset(of: \fs_sample_with_stack.stack_copy_bytes) == 3688)
     #expect(
-      MemoryLayout<fs_sample_with_stack>.offset(of: \fs_sample_with_stack.stack_copy_error) == 2132)
-    #expect(Int(FS_SAMPLE_WITH_STACK_HEADER_BYTES) == 2136)
+      MemoryLayout<fs_sample_with_stack>.offset(of: \fs_sample_with_stack.stack_copy_error) == 3692)
+    #expect(Int(FS_SAMPLE_WITH_STACK_HEADER_BYTES) == 3696)
     #expect(SamplerConfiguration.maximumUserStackCopyBytes == 65536)
   }
 

@@ -22,9 +22,12 @@ struct PprofTables {
   private var mappings: [MappingRecord] = []
   private var mappingIndex: [MappingKey: UInt64] = [:]
 
+  /// A native location is its address in its mapping. One with no mapping (an interpreter's frame, a
+  /// marker frame) has no address to tell it apart: it is its frames.
   private struct LocationKey: Hashable {
     var mappingID: UInt64
     var address: UInt64
+    var frames: [SourceFrame]?
   }
   private struct LineRecord {
     var functionID: UInt64
@@ -64,7 +67,9 @@ struct PprofTables {
   mutating func locationID(for location: ResolvedLocation) -> UInt64 {
     let mappingID =
       location.mapping.map { self.mappingID(for: $0, symbolized: !location.frames.isEmpty) } ?? 0
-    let key = LocationKey(mappingID: mappingID, address: location.address)
+    let key = LocationKey(
+      mappingID: mappingID, address: location.address,
+      frames: mappingID == 0 && !location.frames.isEmpty ? location.frames : nil)
     if let id = locationIndex[key] { return id }
 
     var lines: [LineRecord] = []

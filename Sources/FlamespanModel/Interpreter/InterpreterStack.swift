@@ -39,7 +39,8 @@ public struct InterpreterStackRecord: Hashable, Sendable {
   public var frames: [InterpreterFrameRecord]
   public var status: InterpreterStackStatus
 
-  public init(threadState: UInt64, frames: [InterpreterFrameRecord], status: InterpreterStackStatus) {
+  public init(threadState: UInt64, frames: [InterpreterFrameRecord], status: InterpreterStackStatus)
+  {
     self.threadState = threadState
     self.frames = frames
     self.status = status
