@@ -45,6 +45,30 @@ import Testing
     }
   }
 
+  @Test func decodesPthreadGetspecific() {
+    // glibc 2.36's (Debian 12) first instructions, from objdump -d.
+    let glibc236: [UInt8] = [
+      0x83, 0xff, 0x1f, 0x77, 0x3b, 0x89, 0xf8, 0x48, 0x83, 0xc0, 0x31, 0x48, 0xc1, 0xe0, 0x04,
+      0x64, 0x48, 0x03, 0x04, 0x25, 0x10, 0x00, 0x00, 0x00, 0x48, 0x8b, 0x50, 0x08, 0x48, 0x85,
+    ]
+    #expect(
+      ThreadSpecificDataLayout.decode(pthreadGetspecific: glibc236)
+        == ThreadSpecificDataLayout(dataOffset: 0x318, stride: 16, keyLimit: 32))
+    // Another layout in the same code shape.
+    var other = glibc236
+    other[2] = 0x3f
+    other[10] = 0x20
+    other[27] = 0x10
+    #expect(
+      ThreadSpecificDataLayout.decode(pthreadGetspecific: other)
+        == ThreadSpecificDataLayout(dataOffset: 0x210, stride: 16, keyLimit: 64))
+    // The load not through %rax, or the fs-relative add missing: not this code.
+    var load = glibc236
+    load[26] = 0x51
+    #expect(ThreadSpecificDataLayout.decode(pthreadGetspecific: load) == nil)
+    #expect(ThreadSpecificDataLayout.decode(pthreadGetspecific: Array(glibc236.prefix(20))) == nil)
+  }
+
   @Test(.requires(.file("/usr/bin/python3.11")))
   func findsTheInterpretersSymbolsThroughTheGNUHashTable() throws {
     let file = try #require(FileBytes(path: "/usr/bin/python3.11"))

@@ -24,6 +24,9 @@ struct CPythonProcessTests {
     // The main thread and the worker, each found through its own fs base.
     #expect(check.threadStatesChecked == 2)
     #expect(check.threadStatesConfirmed == 2)
+    // Read off Debian's libc.so.6 (2.36), and equal to glibc's constants.
+    #expect(check.decodedFromLibrary)
+    #expect(python.decodedTSD == ThreadSpecificDataLayout.glibcX8664)
     #expect(layout.tsdDataOffset == 0x318)
     #expect(layout.tsdStride == 16)
     #expect(layout.tsdKeyLimit == 32)
