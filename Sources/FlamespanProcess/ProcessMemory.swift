@@ -83,7 +83,7 @@ public struct ProcessMemoryError: Error, Sendable, Equatable, CustomStringConver
     /// Any other errno.
     case other
 
-    init(errno: Int32) {
+    public init(errno: Int32) {
       switch errno {
       case ESRCH: self = .processGone
       case EFAULT: self = .unmapped

@@ -161,16 +161,70 @@ final class CPythonFixture: @unchecked Sendable {
   let directory: TemporaryDirectory
   let process: BackgroundProcess
   let report: Report
+  /// With a start gate: the plug-in as attached before the interpreter was initialized.
+  private(set) var beforeStart: CPythonProcess?
+  /// Its sampler layout then.
+  private(set) var layoutBeforeStart: CPythonWalkLayout?
 
-  init() throws {
+  /// A C program that embeds CPython through Debian's libpython3.11.so and runs the script as
+  /// `__main__`: the interpreter is then a shared library, loaded at an address of its own.
+  static let embeddingProgram = #"""
+    #include <Python.h>
+    #include <unistd.h>
+
+    int main(int argc, char **argv) {
+      if (argc != 2 && argc != 3) return 2;
+      // With a second argument, wait for that file before starting the interpreter, so that a test can
+      // attach to a process whose interpreter is not initialized yet.
+      if (argc == 3) {
+        puts("waiting");
+        fflush(stdout);
+        while (access(argv[2], F_OK) != 0) usleep(10000);
+      }
+      Py_Initialize();
+      PyObject *runpy = PyImport_ImportModule("runpy");
+      PyObject *result = runpy ? PyObject_CallMethod(runpy, "run_path", "sOs", argv[1], Py_None, "__main__") : NULL;
+      if (result == NULL) PyErr_Print();
+      return result == NULL;
+    }
+    """#
+
+  /// Starts the script in Debian's python3.11, or, with `embedded`, in a C program built against
+  /// libpython3.11.so.
+  init(embedded: Bool = false, startGate: String? = nil, python: String = CPythonFixture.python)
+    throws
+  {
     directory = try TemporaryDirectory("cpython")
     let main = directory.url.appendingPathComponent("main_prog.py")
     try Data(Self.mainScript.utf8).write(to: main)
     try Data(Self.helperScript.utf8).write(
       to: directory.url.appendingPathComponent("hëlpers_𝔣.py"))
-    process = try BackgroundProcess([Self.python, "-u", main.path], label: "python")
+    var arguments = [python, "-u", main.path]
+    if embedded {
+      let source = directory.url.appendingPathComponent("embed.c")
+      let program = directory.url.appendingPathComponent("embed")
+      try Data(Self.embeddingProgram.utf8).write(to: source)
+      let flags = try Run.checked([
+        "/usr/bin/python3.11-config", "--embed", "--cflags", "--ldflags",
+      ])
+      .split(whereSeparator: \.isWhitespace).map(String.init)
+      try Run.checked(["cc", source.path, "-o", program.path] + flags)
+      arguments = [program.path, main.path] + (startGate.map { [$0] } ?? [])
+    }
+    process = try BackgroundProcess(arguments, label: "python")
+    if let startGate {
+      guard process.waitForLine(startingWith: "waiting", seconds: 30) != nil else {
+        throw TestFailure("\(arguments[0]) did not start: \(process.stderr)")
+      }
+      // Attached here, before the interpreter exists; then let it start.
+      beforeStart = try Self.attach(pid: process.pid, CPythonRuntime())
+      layoutBeforeStart = beforeStart?.samplerLayout
+      guard FileManager.default.createFile(atPath: startGate, contents: nil) else {
+        throw TestFailure("cannot create \(startGate)")
+      }
+    }
     guard let line = process.waitForLine(startingWith: "report ", seconds: 30) else {
-      throw TestFailure("python did not report: \(process.stderr)")
+      throw TestFailure("\(arguments[0]) did not report: \(process.stderr)")
     }
     report = try JSONDecoder().decode(Report.self, from: Data(line.dropFirst(7).utf8))
   }
@@ -179,6 +233,10 @@ final class CPythonFixture: @unchecked Sendable {
 
   /// The plug-in attached to the process as the recorder does: from its executable mappings.
   func attach(_ runtime: CPythonRuntime = CPythonRuntime()) throws -> CPythonProcess {
+    try Self.attach(pid: pid, runtime)
+  }
+
+  static func attach(pid: Int32, _ runtime: CPythonRuntime) throws -> CPythonProcess {
     let maps = try ProcessInspector.readMaps(pid: pid)
     let attached = try #require(runtime.attach(pid: pid, maps: maps), "python was not detected")
     return try #require(attached as? CPythonProcess)
@@ -198,10 +256,15 @@ struct SamplerEmulation {
 
   /// The frame chain from `threadState`, innermost first, the way the BPF walk records it.
   func frames(threadState: UInt64) throws -> [InterpreterFrameRecord] {
-    let cframeOffset = try #require(layout.threadStateCFrame)
-    let currentFrameOffset = try #require(layout.cframeCurrentFrame)
-    let cframe = try memory.readUInt64(threadState + UInt64(cframeOffset))
-    var frame = try memory.readUInt64(cframe + UInt64(currentFrameOffset))
+    var frame: UInt64
+    if let currentFrame = layout.threadStateCurrentFrame {
+      frame = try memory.readUInt64(threadState + UInt64(currentFrame))
+    } else {
+      let cframeOffset = try #require(layout.threadStateCFrame)
+      let currentFrameOffset = try #require(layout.cframeCurrentFrame)
+      let cframe = try memory.readUInt64(threadState + UInt64(cframeOffset))
+      frame = try memory.readUInt64(cframe + UInt64(currentFrameOffset))
+    }
     var records: [InterpreterFrameRecord] = []
     while frame != 0, records.count < 64 {
       let code = try memory.readUInt64(frame + UInt64(layout.frameCode))

@@ -24,6 +24,9 @@ struct CPythonProcessTests {
     // The main thread and the worker, each found through its own fs base.
     #expect(check.threadStatesChecked == 2)
     #expect(check.threadStatesConfirmed == 2)
+    // Read off Debian's libc.so.6 (2.36), and equal to glibc's constants.
+    #expect(check.decodedFromLibrary)
+    #expect(python.decodedTSD == ThreadSpecificDataLayout.glibcX8664)
     #expect(layout.tsdDataOffset == 0x318)
     #expect(layout.tsdStride == 16)
     #expect(layout.tsdKeyLimit == 32)
@@ -168,6 +171,96 @@ struct CPythonProcessTests {
     let groupEnds = frames.filter(\.endsEvalGroup).map(\.frame.function)
     #expect(groupEnds == ["g", "worker", "Thread._bootstrap"])
     #expect(python.unknownFrames == 0)
+  }
+
+  @Test(.requires(.tool("cc"), .file("/usr/bin/python3.11-config")))
+  func detectsLibpythonInAnEmbeddingProgram() throws {
+    let fixture = try CPythonFixture(embedded: true)
+    let python = try fixture.attach()
+    #expect(python.binary.path == "/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0")
+    #expect(python.versionDescription == "CPython 3.11.2")
+    #expect(python.loadBias != 0)
+    let layout = try #require(python.samplerLayout, "no layout: \(python.problems ?? "")")
+    #expect(layout.tssAddress == python.loadBias + python.binary.symbols.runtime.value + 592)
+    #expect(python.threadStateCheck?.threadStatesConfirmed == 2)
+    let evalFrame = try #require(python.binary.symbols.evalFrame)
+    #expect(python.isEvalLoop(address: python.address(of: evalFrame) + 1, mapping: nil))
+    #expect(!python.isEvalLoop(address: evalFrame.value, mapping: nil))
+
+    let sampler = SamplerEmulation(memory: ProcessMemory(pid: fixture.pid), layout: layout)
+    let threadState = try #require(
+      try threadStates(python, ProcessMemory(pid: fixture.pid)).first {
+        (try? ProcessMemory(pid: fixture.pid).readUInt32($0 + 160))
+          == UInt32(fixture.report.workerNativeID)
+      })
+    let frames = python.name(
+      InterpreterStackRecord(
+        threadState: threadState, frames: try sampler.frames(threadState: threadState),
+        status: .complete))
+    let expected = Array(fixture.report.stack.reversed())
+    #expect(frames.map(\.frame.function) == expected.map(\.qualname))
+    #expect(frames.map(\.frame.line) == expected.map(\.line))
+  }
+
+  @Test(.requires(.tool("cc"), .file("/usr/bin/python3.11-config")))
+  func theLayoutWaitsForTheInterpreterToBeInitialized() throws {
+    let gate = try TemporaryDirectory("cpython-gate")
+    let fixture = try CPythonFixture(embedded: true, startGate: gate.file("start"))
+    let attachedEarly = try #require(fixture.beforeStart)
+    // Attached before Py_Initialize: the TSS key was not created yet (is_initialized 0).
+    #expect(attachedEarly.versionDescription == "CPython 3.11.2")
+    #expect(fixture.layoutBeforeStart == nil)
+    #expect(attachedEarly.problems == nil)
+    // The report line came after Py_Initialize; the next refresh finds the layout.
+    attachedEarly.refresh()
+    let layout = try #require(attachedEarly.samplerLayout, "\(attachedEarly.problems ?? "")")
+    #expect(layout == (try fixture.attach()).samplerLayout)
+  }
+
+  /// 3.12+ marks where one native call of the eval loop starts with a shim frame (owner
+  /// FRAME_OWNED_BY_CSTACK) rather than with 3.11's is_entry: the shim is dropped and the frame inside it
+  /// ends the group. Applied here to 3.11's code objects with 3.12's rule.
+  @Test func shimFramesEndEvalGroupsAndAreDropped() throws {
+    let fixture = try CPythonFixture()
+    let attached = try fixture.attach()
+    var offsets = try #require(attached.resolvedOffsets)
+    offsets.shimFrameOwner = 3
+    let python = CPythonProcess(
+      pid: fixture.pid, binary: attached.binary, loadBias: attached.loadBias, codeCacheCapacity: 2,
+      offsets: offsets)
+    let sampler = SamplerEmulation(
+      memory: ProcessMemory(pid: fixture.pid), layout: try #require(attached.samplerLayout))
+    func frame(_ qualname: String) throws -> InterpreterFrameRecord {
+      let code = try #require(fixture.report.codes.first { $0.qualname == qualname })
+      return InterpreterFrameRecord(
+        code: code.id, instruction: code.id + 184 + UInt64(code.firstTraceable * 2),
+        stamp: try sampler.stamp(ofCode: code.id), owner: 0, isEntry: false)
+    }
+    // A shim's code is never read: garbage there must not matter.
+    let shim = InterpreterFrameRecord(
+      code: 0x10, instruction: 0, stamp: 0, owner: 3, isEntry: false)
+    let frames = python.name(
+      InterpreterStackRecord(
+        threadState: 0,
+        frames: [try frame("h"), try frame("g"), shim, try frame("worker"), shim, try frame("h")],
+        status: .complete))
+    #expect(frames.map(\.frame.function) == ["h", "g", "worker", "h"])
+    #expect(frames.map(\.endsEvalGroup) == [false, true, true, false])
+    #expect(python.unknownFrames == 0)
+    // More code objects than the cache holds: each is read again, and named the same.
+    let again = python.name(
+      InterpreterStackRecord(
+        threadState: 0, frames: [try frame("g"), try frame("Shape.area"), try frame("h")],
+        status: .complete))
+    #expect(again.map(\.frame.function) == ["g", "Shape.area", "h"])
+  }
+
+  @Test func otherProcessesAreNotPython() throws {
+    let runtime = CPythonRuntime()
+    // This test process: Swift, libc, libdw and the rest, none of which defines _PyRuntime.
+    let maps = try ProcessInspector.readMaps(pid: getpid())
+    #expect(runtime.attach(pid: getpid(), maps: maps) == nil)
+    #expect(runtime.examinedFileCount > 3)
   }
 
   private func threadStates(_ python: CPythonProcess, _ memory: ProcessMemory) throws -> [UInt64] {

@@ -87,19 +87,6 @@ struct CPythonOffsets: Hashable, Sendable {
   }
 }
 
-/// How glibc keeps a thread's pthread TSD values: key k's data word at fs base + dataOffset + k * stride,
-/// for keys below keyLimit (the block inside `struct pthread`; higher keys live in separately allocated
-/// blocks). glibc 2.36 x86-64: `pthread_getspecific` computes `(key + 0x31) << 4` from `%fs:0x10` (the
-/// thread's own address) and loads the data at +8, so 0x318; `struct pthread_key_data` is 16 bytes; 32
-/// keys (PTHREAD_KEY_2NDLEVEL_SIZE). Used only once a live thread state confirms it.
-struct ThreadSpecificDataLayout: Hashable, Sendable {
-  var dataOffset: Int64
-  var stride: UInt32
-  var keyLimit: UInt32
-
-  static let glibcX8664 = ThreadSpecificDataLayout(dataOffset: 0x318, stride: 16, keyLimit: 32)
-}
-
 /// `_Py_DebugOffsets` (3.13+), which CPython puts at the very start of `_PyRuntime` so that tools read
 /// its layout rather than table it. Layout checked with gdb against pyenv's 3.13.0
 /// (`ptype /o struct _Py_DebugOffsets`): each member is a uint64_t, starting with a `size` per struct.

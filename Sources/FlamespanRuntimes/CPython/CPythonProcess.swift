@@ -11,6 +11,8 @@ final class CPythonProcess: InterpreterRuntimeProcess, @unchecked Sendable {
   /// What the interpreter's link-time addresses are moved by in this process.
   let loadBias: UInt64
   let memory: ProcessMemory
+  /// The TSD layout read off the process's own `pthread_getspecific`, tried before glibc's constants.
+  let decodedTSD: ThreadSpecificDataLayout?
 
   /// How the thread-state lookup was confirmed on a live thread: the sampler gets a layout only then.
   struct ThreadStateCheck: Sendable, Hashable {
@@ -20,6 +22,8 @@ final class CPythonProcess: InterpreterRuntimeProcess, @unchecked Sendable {
     /// Thread states found where the TSD layout says, through their own thread's fs base.
     var threadStatesConfirmed: Int
     var tsd: ThreadSpecificDataLayout
+    /// Whether `tsd` was decoded from the process's `pthread_getspecific` (else: glibc's constants).
+    var decodedFromLibrary: Bool
   }
 
   private let lock = NSLock()
@@ -37,7 +41,13 @@ final class CPythonProcess: InterpreterRuntimeProcess, @unchecked Sendable {
   static let maximumInterpreters = 64
   static let maximumThreadStates = 4096
 
-  init(pid: Int32, binary: CPythonBinary, loadBias: UInt64, codeCacheCapacity: Int) {
+  /// `offsets`, when given, replaces what the version would choose (tests of other versions' rules).
+  init(
+    pid: Int32, binary: CPythonBinary, loadBias: UInt64, codeCacheCapacity: Int,
+    decodedTSD: ThreadSpecificDataLayout? = nil, offsets: CPythonOffsets? = nil
+  ) {
+    self.offsets = offsets
+    self.decodedTSD = decodedTSD
     self.pid = pid
     self.binary = binary
     self.loadBias = loadBias
@@ -51,6 +61,8 @@ final class CPythonProcess: InterpreterRuntimeProcess, @unchecked Sendable {
   var problems: String? { lock.withLock { problem } }
   var unknownFrames: Int { lock.withLock { unknownCount } }
   var threadStateCheck: ThreadStateCheck? { lock.withLock { check } }
+  /// The offsets in use: tabled, or read from `_Py_DebugOffsets`; nil until known.
+  var resolvedOffsets: CPythonOffsets? { lock.withLock { offsets } }
 
   /// The runtime address of a symbol of the interpreter.
   func address(of symbol: DynamicSymbolLookup.Symbol) -> UInt64 { symbol.value &+ loadBias }
@@ -108,21 +120,29 @@ final class CPythonProcess: InterpreterRuntimeProcess, @unchecked Sendable {
     }
     guard littleEndian(tss, 0, 4) != 0 else { return }  // not initialized yet
     let key = UInt32(truncatingIfNeeded: littleEndian(tss, 4, 4))
-    let tsd = ThreadSpecificDataLayout.glibcX8664
-    guard key < tsd.keyLimit else {
+    var candidates = [(ThreadSpecificDataLayout.glibcX8664, false)]
+    if let decodedTSD {
+      candidates.insert((decodedTSD, true), at: 0)
+    }
+    var checked = 0
+    for (tsd, decoded) in candidates where key < tsd.keyLimit {
+      var found = confirmThreadSpecificData(
+        runtime: runtime, offsets: offsets, key: key, tsd: tsd)
+      guard found.threadStatesChecked > 0 else { return }  // no thread yet
+      checked = found.threadStatesChecked
+      guard found.threadStatesConfirmed > 0 else { continue }
+      found.decodedFromLibrary = decoded
+      check = found
+      layout = offsets.walkLayout(tssAddress: tssAddress, tsd: tsd)
+      return
+    }
+    guard checked > 0 else {
       throw CPythonProblem(
         "the thread-state TSS key \(key) is in glibc's second-level block, which is not followed")
     }
-    let found = confirmThreadSpecificData(
-      runtime: runtime, offsets: offsets, key: key, tsd: tsd)
-    guard found.threadStatesChecked > 0 else { return }  // no thread yet
-    guard found.threadStatesConfirmed > 0 else {
-      throw CPythonProblem(
-        "none of \(found.threadStatesChecked) thread states is where glibc's x86-64 TSD layout "
-          + "puts it, so threads cannot be matched with their frames")
-    }
-    check = found
-    layout = offsets.walkLayout(tssAddress: tssAddress, tsd: tsd)
+    throw CPythonProblem(
+      "none of \(checked) thread states is where glibc's x86-64 TSD layout puts it, so threads "
+        + "cannot be matched with their frames")
   }
 
   private func resolveOffsets(version: CPythonVersion, runtime: UInt64) throws(CPythonProblem)
@@ -149,7 +169,8 @@ final class CPythonProcess: InterpreterRuntimeProcess, @unchecked Sendable {
     runtime: UInt64, offsets: CPythonOffsets, key: UInt32, tsd: ThreadSpecificDataLayout
   ) -> ThreadStateCheck {
     var result = ThreadStateCheck(
-      key: key, threadStatesChecked: 0, threadStatesConfirmed: 0, tsd: tsd)
+      key: key, threadStatesChecked: 0, threadStatesConfirmed: 0, tsd: tsd,
+      decodedFromLibrary: false)
     var interpreter = (try? memory.readUInt64(runtime &+ offsets.runtimeInterpretersHead)) ?? 0
     var interpreters = 0
     while interpreter != 0, interpreters < Self.maximumInterpreters {
@@ -195,6 +216,8 @@ final class CPythonProcess: InterpreterRuntimeProcess, @unchecked Sendable {
           continue
         case .unknown:
           unknownCount += 1
+          // A process that exited takes its code objects with it; its pid may come back as another.
+          if cache.count > 0, !ProcessInspector.exists(pid: pid) { cache.removeAll() }
           named.append(
             InterpreterFrame(
               frame: SourceFrame(function: Self.unknownFrameName), endsEvalGroup: record.isEntry,

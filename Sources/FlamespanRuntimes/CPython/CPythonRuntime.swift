@@ -1,3 +1,4 @@
+import FlamespanELF
 import FlamespanModel
 import FlamespanProcess
 import Foundation
@@ -19,6 +20,8 @@ public final class CPythonRuntime: Runtime, @unchecked Sendable {
   /// Every file looked at, Python or not, so a process of other code costs a few small reads per file
   /// once.
   private var files: [FileKey: CPythonBinary.Loaded] = [:]
+  /// C libraries looked at, with the TSD layout decoded from each (nil: not decoded).
+  private var libraries: [FileKey: ThreadSpecificDataLayout?] = [:]
   /// Code objects remembered per process.
   let codeCacheCapacity: Int
 
@@ -34,9 +37,27 @@ public final class CPythonRuntime: Runtime, @unchecked Sendable {
       else { continue }
       let process = CPythonProcess(
         pid: pid, binary: binary, loadBias: mapping.start &- linkStart,
-        codeCacheCapacity: codeCacheCapacity)
+        codeCacheCapacity: codeCacheCapacity, decodedTSD: threadSpecificDataLayout(maps, pid: pid))
       process.refresh()
       return process
+    }
+    return nil
+  }
+
+  /// The TSD layout decoded from the `pthread_getspecific` of the process's C library, if it has one
+  /// whose code reads as glibc's x86-64 sequence.
+  private func threadSpecificDataLayout(_ maps: ProcessMaps, pid: Int32)
+    -> ThreadSpecificDataLayout?
+  {
+    for mapping in maps.mappings where mapping.kind == .file {
+      let name = mapping.path.split(separator: "/").last ?? ""
+      guard name.hasPrefix("libc.so") || name.hasPrefix("libc-") else { continue }
+      let key = FileKey(device: mapping.device, inode: mapping.inode, path: mapping.path)
+      if let known = lock.withLock({ libraries[key] }) { return known }
+      guard let file = FileBytes(regularFileAt: mapping.path) else { continue }
+      let decoded = ThreadSpecificDataLayout.decode(libraryReadBy: file.read)
+      lock.withLock { libraries[key] = .some(decoded) }
+      return decoded
     }
     return nil
   }
