@@ -233,7 +233,7 @@ public final class CPUSampler {
   public func publishInterpreter(pid: Int32, layout: CPythonWalkLayout) throws(BPFError) {
     var entry = try InterpreterLayoutEntry.make(layout, pid: pid)
     var key = UInt32(bitPattern: pid)
-    let status = bpf_map_update_elem(pythonProcessesFD, &key, &entry, UInt64(BPF_ANY))
+    let status = ObjectMaps.update(pythonProcessesFD, key: &key, value: &entry)
     guard status == 0 else {
       if -status == E2BIG || -status == ENOMEM {
         throw BPFError(

@@ -14,6 +14,14 @@ enum ObjectMaps {
     return fd
   }
 
+  /// Writes one entry (insert or replace); 0 or a negative errno. BPF_ANY is spelled only in files that
+  /// import CLibBPF alone: a file that also imports CBPFShim, which includes the same libbpf headers,
+  /// takes the constant with it under whole-module optimization, and the release build then fails to
+  /// find it in every other file (it did, twice).
+  static func update<Key, Value>(_ fd: Int32, key: inout Key, value: inout Value) -> Int32 {
+    bpf_map_update_elem(fd, &key, &value, UInt64(BPF_ANY))
+  }
+
   /// Adds a thread group to a `u32 → u8` filter map.
   static func addPid(_ pid: Int32, toFilter fd: Int32, owner: String) throws(BPFError) {
     var key = UInt32(bitPattern: pid)
