@@ -62,4 +62,15 @@ if [ "$(id -u)" -eq 0 ] && { [ "$fuzz_seconds" != 0 ] || [ -n "${CI:-}" ]; }; th
     fi
   fi
 fi
+# The README's first command builds the release binary, and whole-module optimization has broken twice
+# where the debug build passed (a C constant that two clang modules share): build it here too, so CI sees
+# what the quickstart would.
+echo "==> swift build -c release --product flamespan (what the quickstart builds)"
+release_started=$(date +%s)
+swift build -c release --product flamespan 2>&1 | quiet_build
+if [ "${PIPESTATUS[0]}" -ne 0 ]; then
+  echo "test.sh: the release build failed (scripts/quickstart.sh would fail the same way)" >&2
+  [ "$status" -ne 0 ] || status=1
+fi
+echo "==> release build: $(($(date +%s) - release_started)) s"
 exit "$status"
