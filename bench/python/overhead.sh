@@ -162,7 +162,8 @@ run_configuration() {
       -v w="$SECONDS_PER_RUN" -v kind="$name" -v t0="$window_start" -v t1="$window_end" 'BEGIN {
         window = t1 - t0
         samples = kind == "flamespan" ? 99 * c * window / w : 99 * window
-        printf "%.1f %.1f\n", (c1 - c0) * 1e6 / samples, (b - a) / 1000 / samples }' >>"$OUT/$name.window_us"
+        if (kind == "flamespan") printf "%.1f %.1f\n", (c1 - c0) * 1e6 / samples, (b - a) / 1000 / samples
+        else printf "%.1f -\n", (c1 - c0) * 1e6 / samples }' >>"$OUT/$name.window_us"
   fi
   printf 'round %d  %-10s %s\n' "$round" "$name" "$line"
 }
@@ -204,7 +205,8 @@ for profiler in $PROFILERS; do
   cpu_increase=$(paste "$OUT/baseline.cpurate" "$OUT/$profiler.cpurate" | awk '{ printf "%.4f\n", ($1 / $2 - 1) * 100 }' | median)
   printf '%-30s %10s %12s %9.2f%% %11.2f%% %14s %14s %12s\n' "$(label "$profiler")" "$(median <"$OUT/$profiler.rate")" \
     "$(median <"$OUT/$profiler.cpurate")" "$slowdown" "$cpu_increase" "$(median <"$OUT/$profiler.cpu_us")" \
-    "$(awk '{ print $1 }' "$OUT/$profiler.window_us" | median)" "$(awk '{ print $2 }' "$OUT/$profiler.window_us" | median)"
+    "$(awk '{ print $1 }' "$OUT/$profiler.window_us" | median)" \
+    "$(awk '$2 != "-" { print $2 }' "$OUT/$profiler.window_us" | median | sed 's/^nan$/-/')"
 done
 echo "(medians over rounds. slowdown: baseline units/s / profiled units/s - 1, paired by round; CPU/unit +: the"
 echo " same with units per CPU second of the workload. µs/sample run: the profiler process's CPU over its whole run"
