@@ -20,10 +20,14 @@ struct RawPprof {
       function == PythonFrames.unknownFrame || file.hasSuffix(".py") || file.hasPrefix("<frozen ")
     }
 
+    /// The name pprof was given: `go tool pprof` blanks a name such as `<module>` whose system name
+    /// equals it (see `expectNamesSurvivePprof`), which is checked apart; the other checks use this.
+    var name: String { function.isEmpty ? systemName : function }
+
     /// The last part of a qualified name (`Handler.do_GET` → `do_GET`): what Python's own
     /// traceback and function definitions call it.
     var shortName: String {
-      function.split(separator: ".").last.map(String.init) ?? function
+      name.split(separator: ".").last.map(String.init) ?? name
     }
 
     var description: String {
