@@ -67,7 +67,7 @@ cpu_seconds() {
 }
 
 median() {
-  sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) { print "nan"; exit } if (NR % 2) print v[(NR + 1) / 2]; else printf "%.4f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+  sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) { print "nan"; exit } if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 # The ids of the BPF programs loaded now.
@@ -78,16 +78,17 @@ bpf_ids() {
 # BPF run time (ns) and runs, summed over the programs with the given ids (bpftool cannot always say which
 # process holds a program: the ids come from the profiler's descriptors).
 bpf_totals() {
+  if [[ $(sysctl -n kernel.bpf_stats_enabled 2>/dev/null) != 1 ]]; then
+    echo "nan nan" # statistics off: another process turned them off
+    return
+  fi
   bpftool -j prog show 2>/dev/null | "$PYTHON" -c '
 import json, sys
 ids = {int(i) for i in sys.argv[1:]}
 ns = runs = 0
 for prog in json.load(sys.stdin):
-    if prog["id"] in ids:
-        if "run_time_ns" not in prog:  # statistics off: another process turned them off
-            print("nan nan")
-            sys.exit()
-        ns += prog["run_time_ns"]
+    if prog["id"] in ids:  # bpftool leaves the figures out of a program that never ran
+        ns += prog.get("run_time_ns", 0)
         runs += prog.get("run_cnt", 0)
 print(ns, runs)' "$@"
 }
@@ -123,7 +124,7 @@ run_configuration() {
     done
     profiler=$(pgrep -P "$PROFILER_PID" | head -1) || fail "$name exited during the settle time; see $log.log"
     # Its own programs, from the descriptors it holds; else those that appeared while it started.
-    programs=$(grep -h '^prog_id:' /proc/"$profiler"/fdinfo/* 2>/dev/null | awk '{ print $2 }' | sort -u | tr '\n' ' ')
+    programs=$({ grep -h '^prog_id:' /proc/"$profiler"/fdinfo/* 2>/dev/null || true; } | awk '{ print $2 }' | sort -u | tr '\n' ' ')
     [[ -n ${programs// /} ]] ||
       programs=$(comm -13 <(tr ' ' '\n' <<<"$programs_before" | sort) <(bpf_ids | tr ' ' '\n' | sort) | tr '\n' ' ')
   fi
