@@ -173,7 +173,8 @@ run_configuration() {
       -v w="$SECONDS_PER_RUN" -v kind="$name" -v t0="$window_start" -v t1="$window_end" 'BEGIN {
         window = t1 - t0
         samples = kind == "flamespan" ? 99 * c * window / w : 99 * window
-        if (kind == "flamespan" && a != "nan" && b != "nan") printf "%.1f %.1f\n", (c1 - c0) * 1e6 / samples, (b - a) / 1000 / samples
+        # Counters that went down mean another process meddled with the statistics: no figure.
+        if (kind == "flamespan" && a != "nan" && b != "nan" && b >= a) printf "%.1f %.1f\n", (c1 - c0) * 1e6 / samples, (b - a) / 1000 / samples
         else if (kind == "flamespan") printf "%.1f nan\n", (c1 - c0) * 1e6 / samples
         else printf "%.1f -\n", (c1 - c0) * 1e6 / samples }' >>"$OUT/$name.window_us"
   fi
