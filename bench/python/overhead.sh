@@ -67,7 +67,7 @@ cpu_seconds() {
 }
 
 median() {
-  sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) { print "nan"; exit } if (NR % 2) print v[(NR + 1) / 2]; else printf "%.4f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+  sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) { print "nan"; exit } if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 # The ids of the BPF programs loaded now.
@@ -75,15 +75,19 @@ bpf_ids() {
   bpftool -j prog show 2>/dev/null | "$PYTHON" -c 'import json, sys; print(" ".join(str(p["id"]) for p in json.load(sys.stdin)))'
 }
 
-# BPF run time (ns) and runs, summed over the programs with the given ids. bpftool cannot always say which
-# process holds a program, so the profiler's are those that appeared while it started.
+# BPF run time (ns) and runs, summed over the programs with the given ids (bpftool cannot always say which
+# process holds a program: the ids come from the profiler's descriptors).
 bpf_totals() {
+  if [[ $(sysctl -n kernel.bpf_stats_enabled 2>/dev/null) != 1 ]]; then
+    echo "nan nan" # statistics off: another process turned them off
+    return
+  fi
   bpftool -j prog show 2>/dev/null | "$PYTHON" -c '
 import json, sys
 ids = {int(i) for i in sys.argv[1:]}
 ns = runs = 0
 for prog in json.load(sys.stdin):
-    if prog["id"] in ids:
+    if prog["id"] in ids:  # bpftool leaves the figures out of a program that never ran
         ns += prog.get("run_time_ns", 0)
         runs += prog.get("run_cnt", 0)
 print(ns, runs)' "$@"
@@ -119,11 +123,16 @@ run_configuration() {
       sleep 0.05
     done
     profiler=$(pgrep -P "$PROFILER_PID" | head -1) || fail "$name exited during the settle time; see $log.log"
-    programs=$(comm -13 <(tr ' ' '\n' <<<"$programs_before" | sort) <(bpf_ids | tr ' ' '\n' | sort) | tr '\n' ' ')
+    # Its own programs, from the descriptors it holds; else those that appeared while it started.
+    programs=$({ grep -h '^prog_id:' /proc/"$profiler"/fdinfo/* 2>/dev/null || true; } | awk '{ print $2 }' | sort -u | tr '\n' ' ')
+    [[ -n ${programs// /} ]] ||
+      programs=$(comm -13 <(tr ' ' '\n' <<<"$programs_before" | sort) <(bpf_ids | tr ' ' '\n' | sort) | tr '\n' ' ')
   fi
   sleep "$(awk -v e="$settle_end" -v n="$SECONDS" 'BEGIN { print (e > n ? e - n : 0) }')"
   if [[ -n $PROFILER_PID ]]; then
     cpu_start=$(cpu_seconds "$profiler")
+    # kernel.bpf_stats_enabled is machine-wide: another benchmark may have turned it off when it ended.
+    sysctl -qw kernel.bpf_stats_enabled=1 || true
     [[ -n $programs ]] && bpf_start=$(bpf_totals $programs)
     window_start=$(date +%s.%N)
     # Until half a second before the workload stops counting (py-spy exits as soon as its target does).
@@ -131,6 +140,8 @@ run_configuration() {
     cpu_end=$(cpu_seconds "$profiler") || fail "$name exited before the workload stopped counting; see $log.log"
     window_end=$(date +%s.%N)
     [[ -n $programs ]] && bpf_end=$(bpf_totals $programs)
+    # Off for part of the window, the counters missed some runs: no figure rather than a low one.
+    [[ $(sysctl -n kernel.bpf_stats_enabled 2>/dev/null) == 1 ]] || bpf_end="nan nan"
   fi
   wait "$WORKLOAD_PID" || fail "the workload failed; see $log.workload"
   WORKLOAD_PID=
@@ -162,7 +173,10 @@ run_configuration() {
       -v w="$SECONDS_PER_RUN" -v kind="$name" -v t0="$window_start" -v t1="$window_end" 'BEGIN {
         window = t1 - t0
         samples = kind == "flamespan" ? 99 * c * window / w : 99 * window
-        printf "%.1f %.1f\n", (c1 - c0) * 1e6 / samples, (b - a) / 1000 / samples }' >>"$OUT/$name.window_us"
+        # Counters that went down mean another process meddled with the statistics: no figure.
+        if (kind == "flamespan" && a != "nan" && b != "nan" && b >= a) printf "%.1f %.1f\n", (c1 - c0) * 1e6 / samples, (b - a) / 1000 / samples
+        else if (kind == "flamespan") printf "%.1f nan\n", (c1 - c0) * 1e6 / samples
+        else printf "%.1f -\n", (c1 - c0) * 1e6 / samples }' >>"$OUT/$name.window_us"
   fi
   printf 'round %d  %-10s %s\n' "$round" "$name" "$line"
 }
@@ -204,7 +218,8 @@ for profiler in $PROFILERS; do
   cpu_increase=$(paste "$OUT/baseline.cpurate" "$OUT/$profiler.cpurate" | awk '{ printf "%.4f\n", ($1 / $2 - 1) * 100 }' | median)
   printf '%-30s %10s %12s %9.2f%% %11.2f%% %14s %14s %12s\n' "$(label "$profiler")" "$(median <"$OUT/$profiler.rate")" \
     "$(median <"$OUT/$profiler.cpurate")" "$slowdown" "$cpu_increase" "$(median <"$OUT/$profiler.cpu_us")" \
-    "$(awk '{ print $1 }' "$OUT/$profiler.window_us" | median)" "$(awk '{ print $2 }' "$OUT/$profiler.window_us" | median)"
+    "$(awk '{ print $1 }' "$OUT/$profiler.window_us" | median)" \
+    "$(awk '$2 != "-" && $2 != "nan" { print $2 }' "$OUT/$profiler.window_us" | median | sed 's/^nan$/-/')"
 done
 echo "(medians over rounds. slowdown: baseline units/s / profiled units/s - 1, paired by round; CPU/unit +: the"
 echo " same with units per CPU second of the workload. µs/sample run: the profiler process's CPU over its whole run"
