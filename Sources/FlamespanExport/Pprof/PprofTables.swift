@@ -81,10 +81,14 @@ struct PprofTables {
           functionID: functionID(FunctionKey(name: name, systemName: name, filename: 0)), line: 0,
           column: 0))
     } else {
+      // An interpreter's frame has no linker name, and copying its name there hurts: go tool pprof
+      // demangles system names, and reads Python's `<module>` or `<lambda>` as C++ template arguments,
+      // which it strips to nothing.
+      let noSystemName = location.frameType == .cpython ? 0 : nil
       for frame in location.frames {
         let name = string(frame.function)
         let key = FunctionKey(
-          name: name, systemName: frame.systemName.map { string($0) } ?? name,
+          name: name, systemName: frame.systemName.map { string($0) } ?? noSystemName ?? name,
           filename: frame.file.map { string($0) } ?? 0)
         lines.append(
           LineRecord(
