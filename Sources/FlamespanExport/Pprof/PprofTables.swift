@@ -84,7 +84,7 @@ struct PprofTables {
       // An interpreter's frame has no linker name, and copying its name there hurts: go tool pprof
       // demangles system names, and reads Python's `<module>` or `<lambda>` as C++ template arguments,
       // which it strips to nothing.
-      let noSystemName = location.frameType == .cpython ? 0 : nil
+      let noSystemName: Int64? = location.frameType == .cpython ? 0 : nil
       for frame in location.frames {
         let name = string(frame.function)
         let key = FunctionKey(
