@@ -111,8 +111,11 @@ struct AgentAPI: Sendable {
     let pid = request.query["pid"].flatMap { Int32($0) }
     if request.query["pid"] != nil && pid == nil { return .text(400, "pid must be a number\n") }
     do {
+      // Only pprof carries the samples' span labels.
+      let format = request.query["format"] ?? "json"
       let profile = try store.profile(
-        fromMillis: from, toMillis: to, pid: pid, deadline: deadline())
+        fromMillis: from, toMillis: to, pid: pid, withSpans: format == "pprof",
+        deadline: deadline())
       return render(profile, format: request.query["format"] ?? "json")
     } catch { return failed(error) }
   }

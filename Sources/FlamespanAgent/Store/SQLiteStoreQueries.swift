@@ -57,8 +57,13 @@ extension SQLiteStore {
 
   /// The windows that overlap [from, to] (Unix milliseconds), merged into one profile, for one process
   /// or all. Past `deadline` (monotonic nanoseconds) the query stops between two steps and throws.
+  ///
+  /// `withSpans: false` leaves the samples' span labels out and merges what they told apart: a flame graph
+  /// or folded stacks do not show them, and on a busy host nearly every span has its own samples, so a
+  /// range's profile is then a few thousand stacks instead of one row per span.
   package func profile(
-    fromMillis: Int64, toMillis: Int64, pid: Int32? = nil, deadline: UInt64 = .max
+    fromMillis: Int64, toMillis: Int64, pid: Int32? = nil, withSpans: Bool = true,
+    deadline: UInt64 = .max
   ) throws(StoreQueryFailure) -> Profile {
     try read { db in
       let range = try windows(fromMillis: fromMillis, toMillis: toMillis, db)
@@ -74,9 +79,9 @@ extension SQLiteStore {
         let rows = try Row.fetchCursor(
           db,
           sql: """
-            SELECT stack_id, thread_id, sample_span, sum(count) FROM samples
+            SELECT stack_id, thread_id, \(withSpans ? "sample_span" : "0"), sum(count) FROM samples
             WHERE window_id IN (\(list)) \(pid == nil ? "" : "AND pid = \(pid!)")
-            GROUP BY stack_id, thread_id, sample_span
+            GROUP BY stack_id, thread_id\(withSpans ? ", sample_span" : "")
             """)
         while let row = try rows.next() {
           counts[SampleKey(stack: row[0], thread: row[1], span: row[2]), default: 0] += row[3]
@@ -112,8 +117,10 @@ extension SQLiteStore {
         sql: """
           SELECT s.stack_id, s.thread_id, s.sample_span, sum(s.count), min(s.window_id),
             max(s.window_id)
-          FROM sample_spans c JOIN samples s ON s.sample_span = c.id
-          WHERE c.trace_id = ? \(spanID == nil ? "" : "AND c.span_id = ?") \(windowFilter)
+          FROM sample_spans c INDEXED BY sample_spans_by_trace
+            JOIN samples s INDEXED BY samples_by_span ON s.sample_span = c.id
+          WHERE c.trace_id = ? AND s.sample_span != 0 \(spanID == nil ? "" : "AND c.span_id = ?")
+            \(windowFilter)
           GROUP BY s.stack_id, s.thread_id, s.sample_span
           """, arguments: arguments)
       var first = Int64.max

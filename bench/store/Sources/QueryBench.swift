@@ -54,7 +54,8 @@ struct QueryBench {
         (
           "1 h process profile (folded)",
           { _ in
-            let profile = try sqlite.profile(fromMillis: lastHour, toMillis: newest, pid: pid)
+            let profile = try sqlite.profile(
+              fromMillis: lastHour, toMillis: newest, pid: pid, withSpans: false)
             return FoldedStacks.render(profile).count
           }
         ))
