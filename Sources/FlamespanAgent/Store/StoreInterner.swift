@@ -16,6 +16,15 @@ final class StoreInterner {
   /// A location's id with the ids of its mapping and symbol (0 for none), which its use marks too.
   private var locations: [ResolvedLocation: (id: Int64, mapping: Int64, symbol: Int64)] = [:]
   private var stacks: [[Int64]: Int64] = [:]
+  /// Whole stacks as sampled, to their ids and every record they use: one hash per sample instead of one
+  /// per frame, and the records marked once per stack and window.
+  private var knownStacks: [[ResolvedLocation]: KnownStack] = [:]
+  private var stacksThisWindow = Set<Int64>()
+
+  private struct KnownStack {
+    var id: Int64
+    var records: [(table: String, id: Int64)]
+  }
   private var threads: [ThreadKey: Int64] = [:]
   private var sampleSpans: [SpanContext: Int64] = [:]
 
@@ -30,7 +39,7 @@ final class StoreInterner {
 
   var cachedCount: Int {
     mappings.count + symbols.count + locations.count + stacks.count + threads.count
-      + sampleSpans.count
+      + sampleSpans.count + knownStacks.count
   }
 
   func forgetCaches() {
@@ -38,6 +47,8 @@ final class StoreInterner {
     symbols = [:]
     locations = [:]
     stacks = [:]
+    knownStacks = [:]
+    stacksThisWindow = []
     threads = [:]
     sampleSpans = [:]
   }
@@ -45,6 +56,7 @@ final class StoreInterner {
   func beginWindow() {
     if cachedCount > Self.cacheLimit { forgetCaches() }
     used = [:]
+    stacksThisWindow = []
   }
 
   private func mark(_ table: String, _ id: Int64) { used[table, default: []].insert(id) }
@@ -124,16 +136,32 @@ final class StoreInterner {
   }
 
   func stackID(_ stack: [ResolvedLocation], window: Int64, _ db: Database) throws -> Int64 {
+    if let known = knownStacks[stack] {
+      if stacksThisWindow.insert(known.id).inserted {
+        for record in known.records { mark(record.table, record.id) }
+      }
+      return known.id
+    }
     var locationIDs: [Int64] = []
     locationIDs.reserveCapacity(stack.count)
     for location in stack { locationIDs.append(try locationID(location, window: window, db)) }
-    if let id = stacks[locationIDs] {
-      mark("stacks", id)
-      return id
+    let id: Int64
+    if let found = stacks[locationIDs] {
+      id = found
+    } else {
+      id = try record("stacks", StoreRecords.encodeStack(locationIDs), window: window, db)
+      stacks[locationIDs] = id
     }
-    let id = try record("stacks", StoreRecords.encodeStack(locationIDs), window: window, db)
-    stacks[locationIDs] = id
     mark("stacks", id)
+    var records: [(table: String, id: Int64)] = [("stacks", id)]
+    for location in stack {
+      guard let known = locations[location] else { continue }
+      records.append(("locations", known.id))
+      if known.mapping != 0 { records.append(("mappings", known.mapping)) }
+      if known.symbol != 0 { records.append(("symbols", known.symbol)) }
+    }
+    knownStacks[stack] = KnownStack(id: id, records: records)
+    stacksThisWindow.insert(id)
     return id
   }
 
