@@ -66,6 +66,8 @@ package final class SQLiteStore: @unchecked Sendable {
       try db.execute(sql: "PRAGMA synchronous = NORMAL")
       // The log is reused after each checkpoint; past 4 MiB it is truncated back, so it stays small.
       try db.execute(sql: "PRAGMA journal_size_limit = 4194304")
+      // The writer's cache holds the hot pages of the span indexes, whose random ids touch pages all over.
+      if !db.configuration.readonly { try db.execute(sql: "PRAGMA cache_size = -16384") }
     }
     do {
       pool = try DatabasePool(path: databasePath, configuration: configuration)
@@ -194,6 +196,7 @@ package final class SQLiteStore: @unchecked Sendable {
               server_port, bytes_in, bytes_out, cpu_samples)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
+        var spanRows: (first: Int64, last: Int64)?
         for span in spans {
           let values: [(any DatabaseValueConvertible)?] = [
             window, Data(span.traceID), Data(span.spanID), span.parentSpanID.map { Data($0) },
@@ -203,6 +206,12 @@ package final class SQLiteStore: @unchecked Sendable {
             Int64(bitPattern: span.bytesIn), Int64(bitPattern: span.bytesOut), span.cpuSamples,
           ]
           try spanInsert.execute(arguments: StatementArguments(values))
+          spanRows = (spanRows?.first ?? db.lastInsertedRowID, db.lastInsertedRowID)
+        }
+        if let spanRows {
+          try db.execute(
+            sql: "UPDATE windows SET first_span = ?, last_span = ? WHERE id = ?",
+            arguments: [spanRows.first, spanRows.last, window])
         }
         return true
       }
@@ -250,7 +259,14 @@ package final class SQLiteStore: @unchecked Sendable {
   private func deleteWindow(_ id: Int64) throws {
     try pool.write { db in
       try db.execute(sql: "DELETE FROM samples WHERE window_id = ?", arguments: [id])
-      try db.execute(sql: "DELETE FROM spans WHERE window_id = ?", arguments: [id])
+      if let rows = try Row.fetchOne(
+        db, sql: "SELECT first_span, last_span FROM windows WHERE id = ?", arguments: [id]),
+        let first: Int64 = rows[0], let last: Int64 = rows[1]
+      {
+        try db.execute(
+          sql: "DELETE FROM spans WHERE id BETWEEN ? AND ? AND window_id = ?",
+          arguments: [first, last, id])
+      }
       try db.execute(sql: "DELETE FROM windows WHERE id = ?", arguments: [id])
     }
   }

@@ -23,7 +23,11 @@ enum SQLiteStoreSchema {
           end_ns INTEGER NOT NULL,
           period_ns INTEGER NOT NULL,
           sample_rows INTEGER NOT NULL,
-          span_rows INTEGER NOT NULL
+          span_rows INTEGER NOT NULL,
+          -- The window's spans are the rows first_span...last_span of spans (one writer, one transaction),
+          -- so deleting them needs no index on the window.
+          first_span INTEGER,
+          last_span INTEGER
         );
         CREATE INDEX windows_by_start ON windows(start_ns);
         CREATE INDEX windows_by_end ON windows(end_ns);
@@ -106,7 +110,6 @@ enum SQLiteStoreSchema {
         );
         CREATE INDEX spans_by_trace ON spans(trace_id);
         CREATE INDEX spans_by_span ON spans(span_id);
-        CREATE INDEX spans_by_window ON spans(window_id);
         CREATE INDEX spans_by_end ON spans(end_ns);
         CREATE INDEX spans_by_name ON spans(service, method, path, status);
         -- "The slowest in a range": walked from the slowest down, the times checked in the index itself.
