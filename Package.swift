@@ -2,13 +2,14 @@
 import PackageDescription
 
 // Each C library has exactly one owner module: libbpf → FlamespanBPF, libdw/libelf → FlamespanSymbolizer,
-// zlib → FlamespanExport, BoringSSL (through swift-nio-ssl and AsyncHTTPClient) → FlamespanAgent. Nothing above
+// zlib → FlamespanExport, libsqlite3 (through GRDB) → FlamespanAgent, BoringSSL (through swift-nio-ssl and AsyncHTTPClient) → FlamespanAgent. Nothing above
 // those modules sees a C type.
 let package = Package(
   name: "Flamespan",
   platforms: [.macOS(.v13)],
   products: [
-    .executable(name: "flamespan", targets: ["FlamespanCLI"])
+    .executable(name: "flamespan", targets: ["FlamespanCLI"]),
+    .executable(name: "flamespan-store-bench", targets: ["FlamespanStoreBench"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -18,6 +19,8 @@ let package = Package(
     .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     .package(url: "https://github.com/apple/swift-nio", from: "2.100.0"),
     .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.30.0"),
+    // The agent's local store: SQLite in WAL mode (Debian's libsqlite3) through GRDB's DatabasePool.
+    .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
   ],
   targets: [
     // Structs carried by the ring buffers, shared byte for byte with bpf/*.bpf.c.
@@ -81,6 +84,7 @@ let package = Package(
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "NIOHTTP1", package: "swift-nio"),
         .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        .product(name: "GRDB", package: "GRDB.swift"),
       ]),
     .executableTarget(
       name: "FlamespanCLI",
@@ -91,6 +95,13 @@ let package = Package(
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),
+    // bench/store: fills a store with generated hours of spans and linked samples (the SQLite store and
+    // the earlier file format) and times the drill-down queries; also the writer that the store's
+    // kill -9 test kills (`crash-writer`).
+    .executableTarget(
+      name: "FlamespanStoreBench",
+      dependencies: ["FlamespanAgent", "FlamespanModel", "FlamespanExport"],
+      path: "bench/store/Sources"),
     .plugin(name: "BPFCompiler", capability: .buildTool()),
     // The one home of the tests' helpers: locating the package, building samples/, running programs in
     // the background or to completion, loopback ports, temporary directories, waiting, and the

@@ -8,7 +8,8 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-# Build: libbpf/libdw/libelf/zlib headers, bpftool (vmlinux.h), make for samples.
+# Build: libbpf/libdw/libelf/zlib headers, libsqlite3-dev (the agent's store, through GRDB), bpftool
+# (vmlinux.h), make for samples.
 # Tests and benchmarks: golang-go (go tool pprof reads our pprof), linux-perf (the reference profiler),
 # curl, wrk, nginx and python3 (real HTTP peers), libpython3.11-dev (a C program embedding CPython, for the
 # CPython plug-in's shared-library test), binutils (readelf), util-linux (setpriv), python3-venv
@@ -17,7 +18,7 @@ fi
 # openjdk-17-jdk-headless (javac, jcmd) and rustc. The agent's https export: ca-certificates (the system CA
 # bundle), and openssl, with which the TLS tests make their certificates.
 packages=(
-  libbpf-dev libdw-dev libelf-dev libunwind-dev zlib1g-dev pkg-config bpftool make clang
+  libbpf-dev libdw-dev libelf-dev libunwind-dev zlib1g-dev libsqlite3-dev sqlite3 pkg-config bpftool make clang
   golang-go linux-perf curl wrk nginx-light python3 python3-pip python3-venv libpython3.11-dev binutils
   util-linux time
   protobuf-compiler chromium bc nodejs openjdk-17-jdk-headless rustc openssl ca-certificates

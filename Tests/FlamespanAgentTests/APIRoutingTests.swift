@@ -20,7 +20,7 @@ import Testing
       var configuration = AgentConfiguration()
       configuration.storeDirectory = directory.path
       configuration.queryMaximumRangeNanos = 3600 * 1_000_000_000
-      let store = try WindowStore(
+      let store = try SQLiteStore(
         directory: directory.path, maximumAgeNanos: configuration.retentionNanos,
         maximumBytes: configuration.storeMaximumBytes)
       agent = Agent(configuration: configuration, store: store)

@@ -78,10 +78,10 @@ import Testing
       ["go", "tool", "pprof", "-traces", pprof.path], environment: environment)
     #expect(traces.status == 0, "\(traces.stderr)")
     let lines = traces.stdout.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
-    let inlined = lines.indices.contains { index in
-      lines[index].contains("mix_step") && lines[index].contains("(inline)")
-        && index + 1 < lines.count
-        && lines[index + 1].contains("hot_path_heavy")
+    let inlined = lines.indices.contains { (index: Int) -> Bool in
+      guard index + 1 < lines.count else { return false }
+      let inlinedHere: Bool = lines[index].contains("mix_step") && lines[index].contains("(inline)")
+      return inlinedHere && lines[index + 1].contains("hot_path_heavy")
     }
     #expect(
       inlined, "no `mix_step (inline)` above hot_path_heavy in:\n\(traces.stdout.prefix(3000))")

@@ -12,7 +12,7 @@ final class Agent: @unchecked Sendable {
   let configuration: AgentConfiguration
   let recorder: ContinuousRecorder
   let queue: ExportQueue
-  let store: WindowStore?
+  let store: SQLiteStore?
   let metadata: ProcessMetadataCache
   let hostName: String
   private let lock = NSLock()
@@ -23,7 +23,7 @@ final class Agent: @unchecked Sendable {
   private var lastStatus = (cpuNanos: UInt64(0), wall: UInt64(0))
   let startedAt = KernelClock.monotonicNanos()
 
-  init(configuration: AgentConfiguration, store: WindowStore?) {
+  init(configuration: AgentConfiguration, store: SQLiteStore?) {
     self.configuration = configuration
     var options = ContinuousRecordingOptions()
     options.frequency = configuration.frequency
@@ -223,7 +223,13 @@ final class Agent: @unchecked Sendable {
     queue.enqueue(ExportBatch(sequence: window.sequence, requests: requests, name: name))
 
     if let store {
-      do { try store.add(profile: window.profile, spans: spans, name: name) } catch {
+      var services: [Int32: String] = [:]
+      for pid in Set(spans.map(\.pid)) {
+        services[pid] = metadata.resource(pid: pid, threadName: "pid \(pid)", now: now).serviceName
+      }
+      do {
+        try store.add(profile: window.profile, spans: spans, name: name, services: services)
+      } catch {
         lock.withLock { storeErrors += 1 }
         Log.info("window \(window.sequence): cannot write to the store: \(error)")
       }

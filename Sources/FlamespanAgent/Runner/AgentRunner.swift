@@ -28,15 +28,20 @@ public enum AgentRunner {
   public static func run(configuration: AgentConfiguration, signals: AgentStopSignals)
     throws(AgentRunError)
   {
-    var store: WindowStore?
+    var store: SQLiteStore?
     if let directory = configuration.storeDirectory {
       do {
-        store = try WindowStore(
+        store = try SQLiteStore(
           directory: directory, maximumAgeNanos: configuration.retentionNanos,
           maximumBytes: configuration.storeMaximumBytes)
       } catch {
         throw AgentRunError(exitCode: 1, description: "cannot use the store \(directory): \(error)")
       }
+    }
+    // A store directory of the earlier file format is imported beside the running agent, newest window
+    // first: the UI answers from what is imported so far, and nothing is deleted before it is stored.
+    if let store, LegacyStoreImport.hasLegacyFiles(in: store.directory) {
+      Thread { LegacyStoreImport.run(into: store) { Log.info($0) } }.start()
     }
     let agent = Agent(configuration: configuration, store: store)
     var server: HTTPServer?

@@ -39,7 +39,7 @@ struct AgentAPI: Sendable {
 
   /// The store and the range a query reads, or the answer that refuses it.
   private func storeAndRange(_ request: HTTPRequest)
-    -> Result<(WindowStore, Int64, Int64), QueryRefusal>
+    -> Result<(SQLiteStore, Int64, Int64), QueryRefusal>
   {
     guard let store = agent.store else {
       return .failure(QueryRefusal(.text(404, "the agent runs without a store\n")))
@@ -84,19 +84,26 @@ struct AgentAPI: Sendable {
     KernelClock.monotonicNanos() + agent.configuration.queryBudgetNanos
   }
 
-  private func overBudget(_ stopped: StoreQueryOverBudget) -> HTTPServerResponse {
-    counters.add("over_budget")
-    var response = HTTPServerResponse.jsonError(
-      503,
-      "the query read \(stopped.windowsRead) of \(stopped.windowsTotal) windows in its "
-        + "\(Double(agent.configuration.queryBudgetNanos) / 1e9) s budget (--query-budget) and was stopped: "
-        + "narrow from and to, or filter by pid")
-    response.headers.append(("Retry-After", "5"))
-    return response
+  /// The answer to a store query that did not finish: past its budget (503, what to narrow), or a store
+  /// that could not be read (500, what the store said).
+  private func failed(_ failure: StoreQueryFailure) -> HTTPServerResponse {
+    switch failure {
+    case .unreadable(let error):
+      return .jsonError(500, "\(error)")
+    case .overBudget(let stopped):
+      counters.add("over_budget")
+      var response = HTTPServerResponse.jsonError(
+        503,
+        "the query read \(stopped.windowsRead) of \(stopped.windowsTotal) windows in its "
+          + "\(Double(agent.configuration.queryBudgetNanos) / 1e9) s budget (--query-budget) and was stopped: "
+          + "narrow from and to, or filter by pid")
+      response.headers.append(("Retry-After", "5"))
+      return response
+    }
   }
 
   private func profile(_ request: HTTPRequest) -> HTTPServerResponse {
-    let (store, from, to): (WindowStore, Int64, Int64)
+    let (store, from, to): (SQLiteStore, Int64, Int64)
     switch storeAndRange(request) {
     case .failure(let refusal): return refusal.response
     case .success(let query): (store, from, to) = query
@@ -104,47 +111,52 @@ struct AgentAPI: Sendable {
     let pid = request.query["pid"].flatMap { Int32($0) }
     if request.query["pid"] != nil && pid == nil { return .text(400, "pid must be a number\n") }
     do {
-      let profile = try store.profile(fromMillis: from, toMillis: to, deadline: deadline()) {
-        pid == nil || $0.pid == pid
-      }
+      // Only pprof carries the samples' span labels.
+      let format = request.query["format"] ?? "json"
+      let profile = try store.profile(
+        fromMillis: from, toMillis: to, pid: pid, withSpans: format == "pprof",
+        deadline: deadline())
       return render(profile, format: request.query["format"] ?? "json")
-    } catch { return overBudget(error) }
+    } catch { return failed(error) }
   }
 
+  /// A trace's (or one span's) profile from anywhere in the retention: one indexed query over the samples
+  /// taken in it. `from`/`to`, when given, keep only the windows that overlap them.
   private func traceProfile(traceID: String, _ request: HTTPRequest) -> HTTPServerResponse {
     guard let store = agent.store else { return .text(404, "the agent runs without a store\n") }
     let filter: ProfileFilter
     do { filter = try ProfileFilter(traceID: traceID, spanID: request.query["spanId"]) } catch {
       return .text(400, "\(error)\n")
     }
-    // The trace is looked for in from/to, by default the newest --max-query-range; its spans then say
-    // which windows to read, and without them the whole range is searched.
-    var search = request
-    if search.query["from"] == nil {
-      let to = search.query["to"].flatMap { Int64($0) } ?? KernelClock.unixNanos() / 1_000_000
-      search.query["to"] = String(to)
-      search.query["from"] = String(to - maximumRangeMillis)
-    }
-    var from: Int64
-    var to: Int64
-    switch range(search) {
+    let bounds: (from: Int64?, to: Int64?)
+    switch optionalBounds(request) {
     case .failure(let refusal): return refusal.response
-    case .success(let bounds): (from, to) = bounds
+    case .success(let parsed): bounds = parsed
     }
-    let deadline = deadline()
     do {
-      let known = try store.spans(fromMillis: from, toMillis: to, deadline: deadline).filter {
-        HexCoding.encode($0.traceID) == traceID.lowercased()
-      }
-      if let first = known.map(\.startUnixNanos).min(), let last = known.map(\.endUnixNanos).max() {
-        from = first / 1_000_000 - 1000
-        to = last / 1_000_000 + 1000
-      }
-      let profile = try store.profile(fromMillis: from, toMillis: to, deadline: deadline) {
-        filter.matches($0)
-      }
+      let profile = try store.traceProfile(
+        traceID: filter.traceID ?? [], spanID: filter.spanID, fromMillis: bounds.from,
+        toMillis: bounds.to)
       return render(profile, format: request.query["format"] ?? "json")
-    } catch { return overBudget(error) }
+    } catch { return failed(error) }
+  }
+
+  /// `from` and `to` when the request gives them (a lookup by id needs neither), or the refusal to send.
+  private func optionalBounds(_ request: HTTPRequest) -> Result<
+    (from: Int64?, to: Int64?), QueryRefusal
+  > {
+    var bounds: (from: Int64?, to: Int64?) = (nil, nil)
+    for (key, value) in [("from", request.query["from"]), ("to", request.query["to"])] {
+      guard let value else { continue }
+      guard let millis = Int64(value) else {
+        return .failure(QueryRefusal(.jsonError(400, "\(key) must be Unix milliseconds")))
+      }
+      if key == "from" { bounds.from = millis } else { bounds.to = millis }
+    }
+    if let from = bounds.from, let to = bounds.to, from > to {
+      return .failure(QueryRefusal(.jsonError(400, "from (\(from)) is after to (\(to))")))
+    }
+    return .success(bounds)
   }
 
   private func render(_ profile: Profile, format: String) -> HTTPServerResponse {
@@ -163,26 +175,37 @@ struct AgentAPI: Sendable {
     }
   }
 
+  /// The slowest spans in from/to; with `traceId`, that trace's spans wherever they are in the retention
+  /// (from/to then only narrow it when given).
   private func spans(_ request: HTTPRequest) -> HTTPServerResponse {
-    let (store, from, to): (WindowStore, Int64, Int64)
-    switch storeAndRange(request) {
-    case .failure(let refusal): return refusal.response
-    case .success(let query): (store, from, to) = query
-    }
     let limit = request.query["limit"].flatMap { Int($0) } ?? 100
     let pid = request.query["pid"].flatMap { Int32($0) }
-    let traceID = request.query["traceId"]?.lowercased()
-    let stored: [HTTPSpan]
-    do { stored = try store.spans(fromMillis: from, toMillis: to, deadline: deadline()) } catch {
-      return overBudget(error)
+    let spans: [HTTPSpan]
+    if let traceID = request.query["traceId"] {
+      guard let store = agent.store else { return .text(404, "the agent runs without a store\n") }
+      let bounds: (from: Int64?, to: Int64?)
+      switch optionalBounds(request) {
+      case .failure(let refusal): return refusal.response
+      case .success(let parsed): bounds = parsed
+      }
+      // An id that is not 16 bytes of hex names no stored trace.
+      guard let id = HexCoding.decode(traceID), id.count == 16 else { return .json("[]") }
+      do {
+        spans = try store.spans(
+          traceID: id, fromMillis: bounds.from, toMillis: bounds.to, pid: pid, limit: limit)
+      } catch { return failed(error) }
+    } else {
+      let (store, from, to): (SQLiteStore, Int64, Int64)
+      switch storeAndRange(request) {
+      case .failure(let refusal): return refusal.response
+      case .success(let query): (store, from, to) = query
+      }
+      do {
+        spans = try store.slowestSpans(fromMillis: from, toMillis: to, pid: pid, limit: limit)
+      } catch { return failed(error) }
     }
-    var spans = stored.filter {
-      (pid == nil || $0.pid == pid) && (traceID == nil || HexCoding.encode($0.traceID) == traceID)
-        && $0.endUnixNanos / 1_000_000 >= from && $0.startUnixNanos / 1_000_000 <= to
-    }
-    spans.sort { $0.durationNanos > $1.durationNanos }
     var out = "["
-    for (index, span) in spans.prefix(max(limit, 0)).enumerated() {
+    for (index, span) in spans.enumerated() {
       if index > 0 { out += "," }
       out +=
         "{\"traceId\":\"\(HexCoding.encode(span.traceID))\",\"spanId\":\"\(HexCoding.encode(span.spanID))\""
@@ -198,28 +221,24 @@ struct AgentAPI: Sendable {
   }
 
   private func processes(_ request: HTTPRequest) -> HTTPServerResponse {
-    let (store, from, to): (WindowStore, Int64, Int64)
+    let (store, from, to): (SQLiteStore, Int64, Int64)
     switch storeAndRange(request) {
     case .failure(let refusal): return refusal.response
     case .success(let query): (store, from, to) = query
     }
-    let profile: Profile
+    let totals: [(pid: Int32, threadName: String, samples: Int64)]
     do {
-      profile = try store.profile(fromMillis: from, toMillis: to, deadline: deadline()) { _ in true
-      }
-    } catch { return overBudget(error) }
-    var totals: [Int32: (name: String, samples: Int64)] = [:]
-    for sample in profile.samples {
-      totals[sample.pid, default: (sample.threadName, 0)].samples += sample.count
-    }
+      totals = try store.processTotals(fromMillis: from, toMillis: to, deadline: deadline())
+    } catch { return failed(error) }
     let now = KernelClock.monotonicNanos()
     var out = "["
-    for (index, (pid, entry)) in totals.sorted(by: { $0.value.samples > $1.value.samples }).prefix(
-      200
-    ).enumerated() {
-      let name = agent.metadata.resource(pid: pid, threadName: entry.name, now: now).executableName
+    for (index, entry) in totals.prefix(200).enumerated() {
+      let name = agent.metadata.resource(
+        pid: entry.pid, threadName: entry.threadName, now: now
+      ).executableName
       if index > 0 { out += "," }
-      out += "{\"pid\":\(pid),\"name\":\(JSONText.quote(name)),\"samples\":\(entry.samples)}"
+      out +=
+        "{\"pid\":\(entry.pid),\"name\":\(JSONText.quote(name)),\"samples\":\(entry.samples)}"
     }
     return .json(out + "]")
   }

@@ -3,22 +3,25 @@ import FlamespanModel
 import Foundation
 
 /// The store writes through the one `AtomicFile`, in files only the agent reads.
-typealias StoreWriteError = AtomicFileError
+package typealias StoreWriteError = AtomicFileError
 
 /// Why the store deleted a window: its age (`--retention`), the size cap (`--store-max-bytes`), or a
 /// write that found the disk full. Each is counted; none is silent.
-enum StoreEviction: String, CaseIterable, Sendable {
+package enum StoreEviction: String, CaseIterable, Sendable {
   case retention
   case maximumBytes = "max-bytes"
   case diskFull = "disk-full"
 }
 
-/// The local store: one gzipped pprof file (with span labels) and one JSON-lines span file per window,
+/// The file store of earlier agents, kept to test and measure the import (LegacyStoreImport) and to compare
+/// with the SQLite store in bench/store; the agent itself writes SQLiteStore.
+///
+/// One gzipped pprof file (with span labels) and one JSON-lines span file per window,
 /// under `profiles/` and `spans/`. The file name is the index: `<startMs>-<endMs>-<id>.<ext>`, so a
 /// restart finds everything by listing the directories, and a crash mid-write leaves at most one
 /// temporary file (written aside and renamed; removed at the next start). Retention deletes the oldest
 /// windows by age, then by size; a write that finds the disk full deletes the oldest windows until it fits.
-final class WindowStore: @unchecked Sendable {
+package final class WindowStore: @unchecked Sendable {
   struct Entry: Sendable, Equatable {
     var startMillis: Int64
     var endMillis: Int64
@@ -29,7 +32,7 @@ final class WindowStore: @unchecked Sendable {
     var window: String { String(name.prefix { $0 != "." }) }
   }
 
-  typealias Writer = @Sendable ([UInt8], String) throws(StoreWriteError) -> Void
+  package typealias Writer = @Sendable ([UInt8], String) throws(StoreWriteError) -> Void
 
   /// The store and the export journal share one disk: when it is full, each write asks `makeRoom` to
   /// delete the oldest stored window and tries again, until the write fits or nothing is left to delete.
@@ -68,7 +71,7 @@ final class WindowStore: @unchecked Sendable {
   /// The subdirectories the store owns; `queue/` holds the export queue's journal (ExportJournal).
   static let subdirectories = ["profiles", "spans", "queue"]
 
-  init(
+  package init(
     directory: String, maximumAgeNanos: Int64, maximumBytes: Int,
     writer: @escaping Writer = { bytes, path throws(StoreWriteError) in
       try AtomicFile.write(bytes, to: path, permissions: 0o600, flush: false)
@@ -91,7 +94,9 @@ final class WindowStore: @unchecked Sendable {
   }
 
   var windowCount: Int { lock.withLock { profiles.count } }
-  var totalBytes: Int { lock.withLock { (profiles + spanFiles).reduce(0) { $0 + $1.bytes } } }
+  package var totalBytes: Int {
+    lock.withLock { (profiles + spanFiles).reduce(0) { $0 + $1.bytes } }
+  }
   /// Windows deleted so far, by reason.
   var evicted: [StoreEviction: Int] { lock.withLock { evictions } }
 
@@ -123,7 +128,7 @@ final class WindowStore: @unchecked Sendable {
     return "\(start)-\(end)-\(id)"
   }
 
-  func add(profile: Profile, spans: [HTTPSpan], name: String? = nil) throws {
+  package func add(profile: Profile, spans: [HTTPSpan], name: String? = nil) throws {
     let base = name ?? newWindowName(for: profile)
     let start = profile.startTimeNanos / 1_000_000
     let end = (profile.startTimeNanos + profile.durationNanos) / 1_000_000
@@ -248,7 +253,7 @@ final class WindowStore: @unchecked Sendable {
 
   /// The windows that overlap [from, to] (Unix milliseconds), merged into one profile. Past `deadline`
   /// (monotonic nanoseconds) the query stops between two windows and throws.
-  func profile(
+  package func profile(
     fromMillis: Int64, toMillis: Int64, deadline: UInt64 = .max, filter: (ProfileSample) -> Bool
   ) throws(StoreQueryOverBudget) -> Profile {
     let entries = lock.withLock {
@@ -293,7 +298,7 @@ final class WindowStore: @unchecked Sendable {
 
   /// Spans that ended in windows overlapping [from, to], newest windows first; past `deadline` the query
   /// stops between two windows and throws.
-  func spans(fromMillis: Int64, toMillis: Int64, deadline: UInt64 = .max)
+  package func spans(fromMillis: Int64, toMillis: Int64, deadline: UInt64 = .max)
     throws(StoreQueryOverBudget) -> [HTTPSpan]
   {
     let entries = lock.withLock {
@@ -320,7 +325,7 @@ final class WindowStore: @unchecked Sendable {
 }
 
 /// A store query stopped at its deadline, after reading `windowsRead` of the `windowsTotal` it needed.
-struct StoreQueryOverBudget: Error {
-  var windowsRead: Int
-  var windowsTotal: Int
+package struct StoreQueryOverBudget: Error, Sendable {
+  package var windowsRead: Int
+  package var windowsTotal: Int
 }

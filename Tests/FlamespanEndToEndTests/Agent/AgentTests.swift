@@ -364,7 +364,10 @@ func number(_ value: Any?) -> Double? { (value as? NSNumber)?.doubleValue }
     #expect(journaled.count == bound || journaled.count == bound + 1, "\(journaled)")
     let queuedStarts = journaled.suffix(bound).compactMap { Int64($0.prefix { $0 != "-" }) }
     #expect(queuedStarts.count == min(bound, journaled.count))
-    // Leftovers of an interrupted write, which the restart removes and counts.
+    // Leftovers of an interrupted write, which the restart removes and counts: one of the journal, one of
+    // the file store of earlier agents (whose directory the SQLite store no longer makes).
+    try FileManager.default.createDirectory(
+      at: store.appendingPathComponent("profiles"), withIntermediateDirectories: true)
     for relative in ["profiles/1-2-x.pb.gz.tmp", "queue/1-2-x.q.tmp"] {
       #expect(
         FileManager.default.createFile(
