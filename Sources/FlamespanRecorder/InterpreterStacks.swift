@@ -54,6 +54,9 @@ struct InterpreterStacks {
   private var published: [Int32: CPythonWalkLayout] = [:]
   private var lastRefresh: [Int32: (view: ObjectIdentifier, time: UInt64)] = [:]
   private(set) var processes: [Int32: InterpreterProcessSummary] = [:]
+  /// Since the start, over every process (the per-process summaries of exited ones are let go).
+  private(set) var totalUnknownFrames = 0
+  private(set) var totalEvalLoopSamplesWithoutFrames = 0
   /// A process whose interpreter is not initialized yet is asked again this often while its samples
   /// arrive: its registry refresh (every 250 ms) would leave a quarter second of frames unnamed.
   static let layoutRetryNanos: UInt64 = 5_000_000
@@ -90,14 +93,19 @@ struct InterpreterStacks {
     case .complete, nil: break
     }
     guard let stack = sample.interpreterStack, !stack.frames.isEmpty else {
-      if !evalLoopIndices.isEmpty { summary.evalLoopSamplesWithoutFrames += 1 }
+      if !evalLoopIndices.isEmpty {
+        summary.evalLoopSamplesWithoutFrames += 1
+        totalEvalLoopSamplesWithoutFrames += 1
+      }
       return nil
     }
     // The registry attaches a new view when the process's mappings change (a library loads), and a new
     // view counts from zero: add what this call named unknown.
     let unknownBefore = view.unknownFrames
     let frames = view.name(stack)
-    summary.unknownFrames += max(view.unknownFrames - unknownBefore, 0)
+    let unknown = max(view.unknownFrames - unknownBefore, 0)
+    summary.unknownFrames += unknown
+    totalUnknownFrames += unknown
     var groups: [[InterpreterFrame]] = []
     var group: [InterpreterFrame] = []
     for frame in frames {

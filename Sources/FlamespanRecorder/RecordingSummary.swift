@@ -73,6 +73,10 @@ public struct UnwindingSummary: Sendable {
   public var runtimeProblems: [Int32: [String]] = [:]
   /// Per process running an interpreter (CPython): its version and how its frames were read.
   public var interpreters: [Int32: InterpreterProcessSummary] = [:]
+  /// Interpreter frames that could not be named, over every process since the start.
+  public var interpreterUnknownFrames = 0
+  /// Samples in an interpreter's eval loop that carried none of its frames, over every process.
+  public var interpreterSamplesWithoutFrames = 0
 
   /// Stacks that stopped early, by reason, over every process.
   public var stopped: [StackStopReason: Int] {

@@ -168,7 +168,9 @@ struct StackUnwinding {
       framePointerSplices: framePointerSplices, cpuNanos: unwindNanos,
       filesParsed: unwinder.statistics.filesParsed, copyFailures: copyFailures,
       processes: processes, runtimeProblems: runtimes?.problems ?? [:],
-      interpreters: interpreters.processes)
+      interpreters: interpreters.processes,
+      interpreterUnknownFrames: interpreters.totalUnknownFrames,
+      interpreterSamplesWithoutFrames: interpreters.totalEvalLoopSamplesWithoutFrames)
   }
 
   private func run(_ copy: UserStackCopy, maps: ProcessMaps, time: UInt64) -> UnwoundStack {

@@ -417,6 +417,29 @@ enum AgentMetrics {
             )
           }
         })
+      one(
+        "flamespan_python_processes", "gauge",
+        "CPython processes whose frames the sampler walks now.",
+        unwinding.interpreters.values.filter(\.walked).count)
+      one(
+        "flamespan_python_stacks_total", "counter",
+        "Samples that carried a walked CPython frame chain.", stats.sampler.pythonStacks)
+      one(
+        "flamespan_python_stacks_truncated_total", "counter",
+        "CPython frame chains deeper than the sampler follows (64): their outermost frames are missing.",
+        stats.sampler.pythonTruncated)
+      one(
+        "flamespan_python_walks_failed_total", "counter",
+        "CPython walks stopped by an unreadable thread state or frame.",
+        stats.sampler.pythonReadFailed)
+      one(
+        "flamespan_python_unknown_frames_total", "counter",
+        "CPython frames that could not be named (a freed or changed code object, a torn read).",
+        unwinding.interpreterUnknownFrames)
+      one(
+        "flamespan_python_samples_without_frames_total", "counter",
+        "Samples in a CPython eval loop that carried no Python frame (taken before the process was walked).",
+        unwinding.interpreterSamplesWithoutFrames)
     }
     let lookups = stats.symbolizer.cacheHits + stats.symbolizer.cacheMisses
     one(
