@@ -153,7 +153,9 @@ let package = Package(
     // real loopback sockets.
     .testTarget(
       name: "FlamespanRecorderTests",
-      dependencies: ["FlamespanRecorder", "FlamespanRuntimes", "FlamespanModel"]),
+      dependencies: [
+        "FlamespanRecorder", "FlamespanRuntimes", "FlamespanModel", "FlamespanBPF", "FlamespanProcess",
+      ]),
     .testTarget(
       name: "FlamespanAgentTests",
       dependencies: ["FlamespanAgent", "FlamespanModel", "FlamespanTestSupport"]),

@@ -53,6 +53,7 @@ struct InterpreterStacks {
   var publisher: Publisher?
   private var published: [Int32: CPythonWalkLayout] = [:]
   private var lastRefresh: [Int32: (view: ObjectIdentifier, time: UInt64)] = [:]
+  private var refused: [Int32: CPythonWalkLayout] = [:]
   private(set) var processes: [Int32: InterpreterProcessSummary] = [:]
   /// Since the start, over every process (the per-process summaries of exited ones are let go).
   private(set) var totalUnknownFrames = 0
@@ -139,8 +140,11 @@ struct InterpreterStacks {
       summary.problem = view.problems
       return
     }
-    guard let publisher, published[pid] != layout else { return }
+    // A layout the sampler refused (its map full) is not offered again at every sample of the process:
+    // that would be a system call per sample. A new layout (after an exec) is.
+    guard let publisher, published[pid] != layout, refused[pid] != layout else { return }
     if let failure = publisher(pid, layout) {
+      refused[pid] = layout
       summary.problem = failure
       return
     }
@@ -165,6 +169,7 @@ struct InterpreterStacks {
   /// Withdraws an exited (or exec'd) process's layout; its summary stays.
   mutating func forget(pid: Int32) {
     lastRefresh[pid] = nil
+    refused[pid] = nil
     // An always-on agent sees interpreters come and go all day; a recording keeps them all for its
     // summary, up to this many.
     if processes.count > Self.processLimit { processes[pid] = nil }
