@@ -9,28 +9,21 @@ import Foundation
 public final class CPythonRuntime: Runtime, @unchecked Sendable {
   public let name = "cpython"
 
-  /// Files are identified by device and inode, and by path when the inode is unknown (0).
-  struct FileKey: Hashable {
-    var device: UInt64
-    var inode: UInt64
-    var path: String
-  }
-
   private let lock = NSLock()
   /// Every file looked at, Python or not, so a process of other code costs a few small reads per file
   /// once.
-  private var files: [FileKey: CPythonBinary.Loaded] = [:]
+  private var files: [MappedFileKey: CPythonBinary.Loaded] = [:]
   /// C libraries looked at, with the TSD layout decoded from each (nil: not decoded).
-  private var libraries: [FileKey: ThreadSpecificDataLayout?] = [:]
+  private var libraries: [MappedFileKey: ThreadSpecificDataLayout?] = [:]
   /// Code objects remembered per process.
   let codeCacheCapacity: Int
 
   public init(codeCacheCapacity: Int = 4096) { self.codeCacheCapacity = codeCacheCapacity }
 
   public func attach(pid: Int32, maps: ProcessMaps) -> RuntimeProcess? {
-    var seen: Set<FileKey> = []
+    var seen: Set<MappedFileKey> = []
     for mapping in maps.mappings where mapping.kind == .file || mapping.kind == .deletedFile {
-      let key = FileKey(device: mapping.device, inode: mapping.inode, path: mapping.path)
+      let key = MappedFileKey(mapping)
       guard seen.insert(key).inserted else { continue }
       guard case .python(let binary) = loaded(mapping, key: key, pid: pid),
         let linkStart = binary.elf.virtualAddress(ofFileOffset: mapping.fileOffset)
@@ -52,7 +45,7 @@ public final class CPythonRuntime: Runtime, @unchecked Sendable {
     for mapping in maps.mappings where mapping.kind == .file {
       let name = mapping.path.split(separator: "/").last ?? ""
       guard name.hasPrefix("libc.so") || name.hasPrefix("libc-") else { continue }
-      let key = FileKey(device: mapping.device, inode: mapping.inode, path: mapping.path)
+      let key = MappedFileKey(mapping)
       if let known = lock.withLock({ libraries[key] }) { return known }
       guard let file = FileBytes(regularFileAt: mapping.path) else { continue }
       let decoded = ThreadSpecificDataLayout.decode(libraryReadBy: file.read)
@@ -65,7 +58,7 @@ public final class CPythonRuntime: Runtime, @unchecked Sendable {
   /// How many files were examined (Python or not); for tests.
   var examinedFileCount: Int { lock.withLock { files.count } }
 
-  private func loaded(_ mapping: Mapping, key: FileKey, pid: Int32) -> CPythonBinary.Loaded {
+  private func loaded(_ mapping: Mapping, key: MappedFileKey, pid: Int32) -> CPythonBinary.Loaded {
     if let known = lock.withLock({ files[key] }) { return known }
     // A deleted or replaced file is still reachable through the process's map_files while it runs.
     let path =

@@ -7,16 +7,9 @@ import Foundation
 public final class GoRuntime: Runtime, @unchecked Sendable {
   public let name = "go"
 
-  /// Files are identified by device and inode, and by path when the inode is unknown (0).
-  struct FileKey: Hashable {
-    var device: UInt64
-    var inode: UInt64
-    var path: String
-  }
-
   private let lock = NSLock()
   /// Every file looked at, Go or not, so a process of non-Go code costs one header read per file once.
-  private var files: [FileKey: GoBinary.Loaded] = [:]
+  private var files: [MappedFileKey: GoBinary.Loaded] = [:]
   private var failureReasons: [String: String] = [:]
 
   /// Why Go binaries could not be used, by path (for summaries).
@@ -39,7 +32,7 @@ public final class GoRuntime: Runtime, @unchecked Sendable {
   public var examinedFileCount: Int { lock.withLock { files.count } }
 
   private func loaded(_ mapping: Mapping, pid: Int32) -> GoBinary.Loaded {
-    let key = FileKey(device: mapping.device, inode: mapping.inode, path: mapping.path)
+    let key = MappedFileKey(mapping)
     if let known = lock.withLock({ files[key] }) { return known }
     // A deleted or replaced file is still reachable through the process's map_files while it runs.
     let path =
